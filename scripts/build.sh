@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Configures and builds zebra into build/ (or $ZEBRA_BUILD_DIR). Extra arguments go to CMake.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build="${ZEBRA_BUILD_DIR:-$root/build}"
+cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release "$@" >/dev/null
+ninja -C "$build" "${ZEBRA_TARGETS:-all}"

@@ -1,0 +1,35 @@
+// The tokenizer interface every vocabulary format implements (SentencePiece .model, llama2.c
+// tokenizer.bin, GGUF vocabularies).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace zebra {
+
+class Tokenizer {
+ public:
+  virtual ~Tokenizer() = default;
+  // Text to ids, without BOS/EOS (callers add them).
+  virtual std::vector<std::int32_t> encode(std::string_view text) const = 0;
+  // Ids to text; decode(encode(s)) == s for valid UTF-8 s.
+  virtual std::string decode(const std::vector<std::int32_t>& ids) const = 0;
+  // The text of one token as it appears in a stream of decoded tokens (for streaming output).
+  virtual std::string piece(std::int32_t id) const = 0;
+  virtual std::int64_t vocab_size() const = 0;
+  virtual std::int32_t bos_id() const = 0;
+  virtual std::int32_t eos_id() const = 0;
+  // File name it is saved under inside a checkpoint directory ("tokenizer.model", "tokenizer.bin").
+  virtual std::string file_name() const = 0;
+  // Writes the tokenizer file to `path`.
+  virtual void save(const std::string& path) const = 0;
+};
+
+// Loads a tokenizer by file type: a SentencePiece model ("*.model") or a llama2.c "tokenizer.bin"
+// (any other name is sniffed by content). Throws naming the path and the formats tried.
+std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path);
+
+}  // namespace zebra

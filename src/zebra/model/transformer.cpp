@@ -1,0 +1,263 @@
+#include "zebra/model/transformer.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "zebra/ops/attention.hpp"
+#include "zebra/ops/cross_entropy.hpp"
+#include "zebra/ops/embedding.hpp"
+#include "zebra/ops/matmul.hpp"
+#include "zebra/ops/rmsnorm.hpp"
+#include "zebra/ops/swiglu.hpp"
+#include "zebra/util/error.hpp"
+
+namespace zebra {
+
+namespace {
+
+std::size_t sz(std::int64_t v) { return static_cast<std::size_t>(v); }
+
+ModelConfig resolved(ModelConfig c) {
+  c.resolve();
+  return c;
+}
+
+// y[n] += x[n]
+template <typename T>
+void add_inplace(T* y, const T* x, std::int64_t n) {
+#pragma omp parallel for schedule(static)
+  for (std::int64_t i = 0; i < n; ++i) y[i] += x[i];
+}
+
+}  // namespace
+
+template <typename T>
+Transformer<T>::Transformer(const ModelConfig& config, RunOptions options)
+    : Transformer(ParameterSet<T>(resolved(config)), options) {}
+
+template <typename T>
+Transformer<T>::Transformer(ParameterSet<T> params, RunOptions options)
+    : params_(std::move(params)), grads_(params_.layout.total), options_(options) {
+  params_.config.resolve();
+  grad_views_ = make_views(params_.config, params_.layout, grads_.data());
+  if (params_.config.pos_embedding == PosEmbedding::kAlibi) alibi_ = alibi_slopes(params_.config.n_heads);
+}
+
+template <typename T>
+const RopeTable<T>& Transformer<T>::rope_table(std::int64_t n_positions) {
+  if (rope_.n_positions < n_positions) {
+    const ModelConfig& c = config();
+    RopeParams p{c.head_dim, c.rope_theta, c.rope_scaling, c.rope_scaling_factor};
+    // Round up so that a sequence of slowly growing lengths does not rebuild the table each time.
+    rope_ = make_rope_table<T>(p, std::max<std::int64_t>(n_positions, 2 * rope_.n_positions));
+  }
+  return rope_;
+}
+
+template <typename T>
+void Transformer<T>::prepare(const BatchView& batch, bool need_grads) {
+  const ModelConfig& c = config();
+  ZEBRA_CHECK(batch.batch >= 1 && batch.seq_len >= 1,
+              "batch needs batch >= 1 and seq_len >= 1, got ", batch.batch, " x ", batch.seq_len);
+  ZEBRA_CHECK(batch.tokens != nullptr, "batch has no tokens");
+  if (c.pos_embedding == PosEmbedding::kLearned) {
+    ZEBRA_CHECK(batch.seq_len <= c.max_seq_len, "seq_len ", batch.seq_len
+                                                           , " exceeds the learned position table (max_seq_len "
+                                                           , c.max_seq_len, ")");
+  }
+  acts_.allocate(c, batch.batch, batch.seq_len, options_.recompute);
+  if (need_grads) scratch_.allocate(c, batch.batch, batch.seq_len);
+  for (std::int64_t b = 0; b < batch.batch; ++b)
+    for (std::int64_t t = 0; t < batch.seq_len; ++t)
+      acts_.positions[sz(b * batch.seq_len + t)] = static_cast<std::int32_t>(t);
+  if (c.pos_embedding == PosEmbedding::kRope) rope_table(batch.seq_len);
+}
+
+template <typename T>
+void Transformer<T>::layer_forward(std::int64_t l, const BatchView& batch, const T* x_in, T* x_out,
+                                   LayerActivations<T>& a) {
+  const ModelConfig& c = config();
+  const LayerWeights<T>& w = params_.views.layers[sz(l)];
+  const std::int64_t n = batch.batch * batch.seq_len, d = c.d_model, f = c.ffn_dim;
+  const std::int64_t qd = c.q_dim(), kvd = c.kv_dim(), qkv_dim = qd + 2 * kvd;
+
+  rmsnorm_forward(a.xn1.data(), a.rstd1.data(), x_in, w.attn_norm, n, d, c.norm_eps);
+  matmul_forward(a.qkv.data(), a.xn1.data(), w.wq, n, d, qkv_dim);  // [N, QKV]
+  T* q = a.qkv.data();
+  T* k = q + qd;
+  T* v = k + kvd;
+  if (c.pos_embedding == PosEmbedding::kRope) {
+    rope_forward(q, acts_.positions.data(), rope_, n, c.n_heads, qkv_dim);
+    rope_forward(k, acts_.positions.data(), rope_, n, c.n_kv_heads, qkv_dim);
+  }
+  AttentionShape shape{batch.batch, batch.seq_len, c.n_heads, c.n_kv_heads, c.head_dim, qkv_dim, qkv_dim};
+  AttentionMask mask{c.layer_window(l), batch.doc_start, alibi_.empty() ? nullptr : alibi_.data()};
+  attention_forward(a.att.data(), a.lse.data(), q, k, v, shape, mask);
+  matmul_forward(a.h.data(), a.att.data(), w.wo, n, qd, d);
+  add_inplace(a.h.data(), x_in, n * d);
+
+  rmsnorm_forward(a.xn2.data(), a.rstd2.data(), a.h.data(), w.ffn_norm, n, d, c.norm_eps);
+  matmul_forward(a.gu.data(), a.xn2.data(), w.w_gate, n, d, 2 * f);  // [N, 2F] gate | up
+  swiglu_forward(a.act.data(), a.gu.data(), n, f);
+  matmul_forward(x_out, a.act.data(), w.w_down, n, f, d);
+  add_inplace(x_out, a.h.data(), n * d);
+}
+
+// On entry scratch_.dx holds d(loss)/d(x_out); on exit d(loss)/d(x_in). Parameter gradients accumulate.
+template <typename T>
+void Transformer<T>::layer_backward(std::int64_t l, const BatchView& batch, const T* x_in, LayerActivations<T>& a) {
+  const ModelConfig& c = config();
+  const LayerWeights<T>& w = params_.views.layers[sz(l)];
+  const LayerWeights<T>& g = grad_views_.layers[sz(l)];
+  const std::int64_t n = batch.batch * batch.seq_len, d = c.d_model, f = c.ffn_dim;
+  const std::int64_t qd = c.q_dim(), kvd = c.kv_dim(), qkv_dim = qd + 2 * kvd;
+  BackwardScratch<T>& s = scratch_;
+
+  // MLP block: x_out = h + Wdown . swiglu(Wgu . rms(h))
+  matmul_backward(s.dact.data(), g.w_down, s.dx.data(), a.act.data(), w.w_down, n, f, d);
+  swiglu_backward(s.dgu.data(), s.dact.data(), a.gu.data(), n, f);
+  matmul_backward(s.dxn.data(), g.w_gate, s.dgu.data(), a.xn2.data(), w.w_gate, n, d, 2 * f);
+  rmsnorm_backward(s.dtmp.data(), g.ffn_norm, s.dxn.data(), a.h.data(), w.ffn_norm, a.rstd2.data(), n, d);
+  add_inplace(s.dx.data(), s.dtmp.data(), n * d);  // dx is now d(loss)/d(h)
+
+  // Attention block: h = x_in + Wo . attn(rope(Wq x), rope(Wk x), Wv x), x = rms(x_in)
+  matmul_backward(s.datt.data(), g.wo, s.dx.data(), a.att.data(), w.wo, n, qd, d);
+  const T* q = a.qkv.data();
+  T* dq = s.dqkv.data();
+  AttentionShape shape{batch.batch, batch.seq_len, c.n_heads, c.n_kv_heads, c.head_dim, qkv_dim, qkv_dim};
+  AttentionMask mask{c.layer_window(l), batch.doc_start, alibi_.empty() ? nullptr : alibi_.data()};
+  attention_backward(dq, dq + qd, dq + qd + kvd, s.datt.data(), a.att.data(), a.lse.data(), q, q + qd, q + qd + kvd,
+                     shape, mask);
+  if (c.pos_embedding == PosEmbedding::kRope) {
+    rope_backward(dq, acts_.positions.data(), rope_, n, c.n_heads, qkv_dim);
+    rope_backward(dq + qd, acts_.positions.data(), rope_, n, c.n_kv_heads, qkv_dim);
+  }
+  matmul_backward(s.dxn.data(), g.wq, dq, a.xn1.data(), w.wq, n, d, qkv_dim);
+  rmsnorm_backward(s.dtmp.data(), g.attn_norm, s.dxn.data(), x_in, w.attn_norm, a.rstd1.data(), n, d);
+  add_inplace(s.dx.data(), s.dtmp.data(), n * d);
+}
+
+template <typename T>
+void Transformer<T>::forward_hidden(const BatchView& batch) {
+  prepare(batch, false);
+  const ModelConfig& c = config();
+  const std::int64_t n = batch.batch * batch.seq_len, d = c.d_model;
+  T* x0 = acts_.residual[0].data();
+  embedding_forward(x0, batch.tokens, params_.views.embed, n, d, c.vocab_size);
+  if (c.pos_embedding == PosEmbedding::kLearned) {
+#pragma omp parallel for schedule(static)
+    for (std::int64_t r = 0; r < n; ++r) {
+      const T* pe = params_.views.pos_embed + static_cast<std::int64_t>(acts_.positions[sz(r)]) * d;
+      for (std::int64_t i = 0; i < d; ++i) x0[r * d + i] += pe[i];
+    }
+  }
+  for (std::int64_t l = 0; l < c.n_layers; ++l) {
+    LayerActivations<T>& a = acts_.layers[acts_.recompute ? 0 : sz(l)];
+    layer_forward(l, batch, acts_.residual[sz(l)].data(), acts_.residual[sz(l + 1)].data(), a);
+  }
+  rmsnorm_forward(acts_.xf.data(), acts_.rstd_final.data(), acts_.residual[sz(c.n_layers)].data(),
+                  params_.views.final_norm, n, d, c.norm_eps);
+}
+
+// The lm head and cross-entropy over chunks of `loss_chunk` rows; with backward, also writes
+// d(loss)/d(xf) into scratch_.dtmp and accumulates the lm-head gradient.
+template <typename T>
+LossResult Transformer<T>::lm_head_loss(const BatchView& batch, bool backward, double grad_scale,
+                                        std::int64_t mean_over) {
+  const ModelConfig& c = config();
+  const std::int64_t n = batch.batch * batch.seq_len, d = c.d_model, vocab = c.vocab_size;
+  ZEBRA_CHECK(batch.targets != nullptr, "a loss needs targets");
+  std::int64_t n_valid_total = 0;
+  for (std::int64_t r = 0; r < n; ++r) {
+    const std::int32_t t = batch.targets[r];
+    ZEBRA_CHECK(t < vocab, "target ", t, " at row ", r, " is outside the vocabulary of ", vocab);
+    n_valid_total += t >= 0 ? 1 : 0;
+  }
+  const std::int64_t denom = mean_over > 0 ? mean_over : std::max<std::int64_t>(n_valid_total, 1);
+  const T scale = static_cast<T>(grad_scale / static_cast<double>(denom));
+
+  const std::int64_t chunk = std::max<std::int64_t>(1, options_.loss_chunk);
+  logits_chunk_.resize(std::max(logits_chunk_.size(), sz(std::min(chunk, n) * vocab)));
+  LossResult result;
+  for (std::int64_t r0 = 0; r0 < n; r0 += chunk) {
+    const std::int64_t rows = std::min(chunk, n - r0);
+    const std::int32_t* targets = batch.targets + r0;
+    const bool any_valid = std::any_of(targets, targets + rows, [](std::int32_t t) { return t >= 0; });
+    if (!any_valid) {
+      if (backward) std::fill(scratch_.dtmp.data() + r0 * d, scratch_.dtmp.data() + (r0 + rows) * d, T(0));
+      continue;
+    }
+    T* logits = logits_chunk_.data();  // [rows, V]
+    const T* xf = acts_.xf.data() + r0 * d;
+    matmul_forward(logits, xf, params_.views.lm_head, rows, d, vocab);
+    result.loss_sum += cross_entropy_forward(logits, targets, rows, vocab, &result.n_valid);
+    if (backward) {
+      cross_entropy_backward(logits, logits, targets, rows, vocab, scale);
+      matmul_backward(scratch_.dtmp.data() + r0 * d, grad_views_.lm_head, logits, xf, params_.views.lm_head, rows, d,
+                      vocab);
+    }
+  }
+  return result;
+}
+
+template <typename T>
+LossResult Transformer<T>::forward_loss(const BatchView& batch) {
+  forward_hidden(batch);
+  return lm_head_loss(batch, false, 1.0, 0);
+}
+
+template <typename T>
+LossResult Transformer<T>::forward_backward(const BatchView& batch, double grad_scale, std::int64_t mean_over) {
+  forward_hidden(batch);
+  scratch_.allocate(config(), batch.batch, batch.seq_len);
+  LossResult result = lm_head_loss(batch, true, grad_scale, mean_over);
+
+  const ModelConfig& c = config();
+  const std::int64_t n = batch.batch * batch.seq_len, d = c.d_model;
+  rmsnorm_backward(scratch_.dx.data(), grad_views_.final_norm, scratch_.dtmp.data(),
+                   acts_.residual[sz(c.n_layers)].data(), params_.views.final_norm, acts_.rstd_final.data(), n, d);
+  for (std::int64_t l = c.n_layers - 1; l >= 0; --l) {
+    const T* x_in = acts_.residual[sz(l)].data();
+    LayerActivations<T>& a = acts_.layers[acts_.recompute ? 0 : sz(l)];
+    if (acts_.recompute) {
+      // Rebuild this layer's intermediates from its saved input. The output goes to a scratch
+      // buffer: residual[l + 1] is already consumed, and writing it back would be bit-identical anyway.
+      layer_forward(l, batch, x_in, scratch_.dxn.data(), a);
+    }
+    layer_backward(l, batch, x_in, a);
+  }
+  embedding_backward(grad_views_.embed, scratch_.dx.data(), batch.tokens, n, d);
+  if (c.pos_embedding == PosEmbedding::kLearned) {
+    // Serial over rows: several batch rows share a position, so a parallel scatter would race.
+    for (std::int64_t r = 0; r < n; ++r) {
+      T* dpe = grad_views_.pos_embed + static_cast<std::int64_t>(acts_.positions[sz(r)]) * d;
+      const T* dx = scratch_.dx.data() + r * d;
+      for (std::int64_t i = 0; i < d; ++i) dpe[i] += dx[i];
+    }
+  }
+  return result;
+}
+
+template <typename T>
+void Transformer<T>::logits_for_row(std::int64_t row, T* out) const {
+  const ModelConfig& c = config();
+  matmul_forward(out, acts_.xf.data() + row * c.d_model, params_.views.lm_head, 1, c.d_model, c.vocab_size);
+}
+
+template <typename T>
+std::size_t Transformer<T>::activation_bytes(const ModelConfig& c, std::int64_t batch, std::int64_t seq_len,
+                                             bool recompute) {
+  const std::size_t n = sz(batch * seq_len), d = sz(c.d_model), f = sz(c.ffn_dim);
+  const std::size_t qd = sz(c.q_dim()), qkv = qd + 2 * sz(c.kv_dim()), h = sz(c.n_heads);
+  const std::size_t per_layer = n * (2 + 3 * d + qkv + qd + h + 3 * f);
+  const std::size_t n_sets = recompute ? 1 : sz(c.n_layers);
+  const std::size_t acts = sz(c.n_layers + 1) * n * d + n_sets * per_layer + n + n * d;
+  const std::size_t scratch = n * (3 * d + qkv + qd + 3 * f);
+  const std::size_t logits = std::min<std::size_t>(n, 256) * sz(c.vocab_size);
+  return (acts + scratch + logits) * sizeof(T) + n * sizeof(std::int32_t);
+}
+
+template class Transformer<float>;
+template class Transformer<double>;
+
+}  // namespace zebra

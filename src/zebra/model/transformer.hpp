@@ -1,0 +1,77 @@
+// The Zebra decoder: forward, loss and backward over whole sequences (training and evaluation).
+// Generation with a KV cache lives in kv_cache.hpp / generator.hpp.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "zebra/model/activations.hpp"
+#include "zebra/model/batch.hpp"
+#include "zebra/model/config.hpp"
+#include "zebra/model/params.hpp"
+#include "zebra/ops/rope.hpp"
+#include "zebra/util/aligned_buffer.hpp"
+
+namespace zebra {
+
+struct RunOptions {
+  bool recompute = false;        // keep only each layer's input; recompute the layer in backward
+  std::int64_t loss_chunk = 256; // tokens per lm-head/cross-entropy chunk
+};
+
+struct LossResult {
+  double loss_sum = 0.0;     // sum of -log p over valid targets
+  std::int64_t n_valid = 0;  // number of valid targets
+  double mean() const { return n_valid > 0 ? loss_sum / static_cast<double>(n_valid) : 0.0; }
+};
+
+template <typename T>
+class Transformer {
+ public:
+  explicit Transformer(const ModelConfig& config, RunOptions options = {});
+  explicit Transformer(ParameterSet<T> params, RunOptions options = {});
+
+  const ModelConfig& config() const { return params_.config; }
+  ParameterSet<T>& params() { return params_; }
+  const ParameterSet<T>& params() const { return params_; }
+  // Gradients: same layout as params().data.
+  AlignedBuffer<T>& grads() { return grads_; }
+  const ParamViews<T>& grad_views() const { return grad_views_; }
+  void zero_grads() { grads_.zero(); }
+  RunOptions& options() { return options_; }
+
+  // Loss of a batch with targets, no gradients.
+  LossResult forward_loss(const BatchView& batch);
+  // Loss and gradients: grads += grad_scale * d(sum of losses)/d(params) / n_valid_for_mean, where
+  // the mean is taken over `mean_over` targets (0 = this batch's valid targets).
+  LossResult forward_backward(const BatchView& batch, double grad_scale = 1.0, std::int64_t mean_over = 0);
+  // Final hidden states after the final norm: valid after forward_hidden(), [B*T, D].
+  void forward_hidden(const BatchView& batch);
+  const T* final_hidden() const { return acts_.xf.data(); }
+  // Residual stream entering layer l (l = n_layers: after the last layer), [B*T, D], after a forward.
+  const T* residual(std::int64_t l) const { return acts_.residual[static_cast<std::size_t>(l)].data(); }
+  // Logits for one row of the last forward_hidden(): out[V].
+  void logits_for_row(std::int64_t row, T* out) const;
+
+  // Bytes of activations and backward scratch for a batch shape (for the memory plan).
+  static std::size_t activation_bytes(const ModelConfig& c, std::int64_t batch, std::int64_t seq_len, bool recompute);
+
+ private:
+  void prepare(const BatchView& batch, bool need_grads);
+  void layer_forward(std::int64_t l, const BatchView& batch, const T* x_in, T* x_out, LayerActivations<T>& a);
+  void layer_backward(std::int64_t l, const BatchView& batch, const T* x_in, LayerActivations<T>& a);
+  LossResult lm_head_loss(const BatchView& batch, bool backward, double grad_scale, std::int64_t mean_over);
+  const RopeTable<T>& rope_table(std::int64_t n_positions);
+
+  ParameterSet<T> params_;
+  AlignedBuffer<T> grads_;
+  ParamViews<T> grad_views_;
+  RunOptions options_;
+  Activations<T> acts_;
+  BackwardScratch<T> scratch_;
+  AlignedBuffer<T> logits_chunk_;  // [chunk, V]
+  RopeTable<T> rope_;
+  std::vector<double> alibi_;
+};
+
+}  // namespace zebra

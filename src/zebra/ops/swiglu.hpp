@@ -1,0 +1,16 @@
+// SwiGLU: out = silu(gate) * up, with gate and up side by side in one buffer (one fused GEMM).
+#pragma once
+
+#include <cstdint>
+
+namespace zebra {
+
+// gate_up[N, 2F] = [gate | up] per row; out[N, F] overwritten.
+template <typename T>
+void swiglu_forward(T* out, const T* gate_up, std::int64_t n, std::int64_t f);
+
+// dgate_up[N, 2F] overwritten.
+template <typename T>
+void swiglu_backward(T* dgate_up, const T* dout, const T* gate_up, std::int64_t n, std::int64_t f);
+
+}  // namespace zebra

@@ -1,0 +1,10 @@
+#include "zebra/util/log.hpp"
+
+namespace zebra {
+
+LogLevel& log_level() {
+  static LogLevel level = LogLevel::kInfo;
+  return level;
+}
+
+}  // namespace zebra
