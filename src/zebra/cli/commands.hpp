@@ -10,5 +10,7 @@ namespace zebra {
 
 void add_info_command(CLI::App& app);
 void add_prepare_command(CLI::App& app);
+void add_train_command(CLI::App& app);
+void add_plot_command(CLI::App& app);
 
 }  // namespace zebra

@@ -1,0 +1,157 @@
+// zebra train: pretraining from a prepared dataset, continued training from a model directory
+// (LCAT: with a new layer pattern and RoPE scaling), or resuming a run.
+#include <CLI/CLI.hpp>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "zebra/cli/commands.hpp"
+#include "zebra/data/tokenizer.hpp"
+#include "zebra/io/checkpoint_dir.hpp"
+#include "zebra/train/sample_text.hpp"
+#include "zebra/train/trainer.hpp"
+#include "zebra/util/error.hpp"
+#include "zebra/util/threads.hpp"
+
+namespace zebra {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct TrainArgs {
+  TrainOptions o;
+  std::string data_dir, config_path, pos, rope_scaling, batch_mode = "random";
+  std::int64_t group_size = 0, window = 0, max_seq_len = 0, vocab_size = 0;
+  double rope_factor = 1.0, beta1 = 0.9, beta2 = 0.95;
+  int threads = 0;
+  std::int64_t samples = 0, sample_tokens = 60;
+  std::string sample_prompt;
+  bool no_plot = false;
+};
+
+void run_train(TrainArgs& a) {
+  TrainOptions& o = a.o;
+  if (a.threads > 0) set_num_threads(a.threads);
+  if (!a.data_dir.empty()) {
+    if (o.train_data.empty()) o.train_data = (fs::path(a.data_dir) / "train.bin").string();
+    if (o.valid_data.empty() && fs::exists(fs::path(a.data_dir) / "valid.bin")) {
+      o.valid_data = (fs::path(a.data_dir) / "valid.bin").string();
+    }
+    if (o.tokenizer_file.empty()) o.tokenizer_file = find_tokenizer_file(a.data_dir);
+  }
+  ZEBRA_CHECK(!o.train_data.empty(), "train: give --data DIR (from zebra prepare) or --train-data FILE");
+  const int sources = !a.config_path.empty() + !o.init_from.empty() + !o.resume_from.empty();
+  ZEBRA_CHECK(sources >= 1, "train: give one of --config FILE (a new model), --init DIR (continue a model) or --resume DIR");
+  ZEBRA_CHECK(!(o.init_from.size() && o.resume_from.size()), "train: --init and --resume exclude each other");
+  const bool overrides = a.group_size > 0 || a.window > 0 || !a.pos.empty() || !a.rope_scaling.empty() ||
+                         a.max_seq_len > 0 || a.vocab_size > 0;
+  ZEBRA_CHECK(!(overrides && !o.resume_from.empty()), "train: architecture options cannot change a resumed run");
+  if (!a.config_path.empty() || (!o.init_from.empty() && overrides)) {
+    ModelConfig c = !a.config_path.empty() ? load_config(a.config_path) : load_model_dir_config(o.init_from);
+    if (a.vocab_size > 0) c.vocab_size = a.vocab_size;
+    if (a.max_seq_len > 0) c.max_seq_len = a.max_seq_len;
+    if (!a.pos.empty()) c.pos_embedding = parse_pos_embedding(a.pos);
+    if (!a.rope_scaling.empty()) {
+      c.rope_scaling = a.rope_scaling == "linear" ? RopeScaling::kLinear
+                       : a.rope_scaling == "ntk"  ? RopeScaling::kNtk
+                                                  : RopeScaling::kNone;
+      c.rope_scaling_factor = a.rope_factor;
+    }
+    if (a.group_size > 0 || a.window > 0) {
+      c = c.with_pattern(a.group_size > 0 ? a.group_size : c.group_size, a.window > 0 ? a.window : c.window);
+    }
+    c.resolve();
+    o.config = c;
+  }
+  o.batch_mode = a.batch_mode == "sequential" ? BatchMode::kSequential
+                 : a.batch_mode == "document" ? BatchMode::kDocument
+                                              : BatchMode::kRandom;
+  o.optimizer.adamw.beta1 = a.beta1;
+  o.optimizer.adamw.beta2 = a.beta2;
+  o.plot = !a.no_plot;
+  install_stop_signal_handler();
+  TrainResult r = run_training(o);
+  std::printf("trained %lld steps (%lld tokens) at %.0f tokens/s; final train loss %.4f\n",
+              static_cast<long long>(r.steps), static_cast<long long>(r.tokens), r.tokens_per_s, r.last_train_loss);
+  if (!std::isnan(r.first_eval_loss)) {
+    std::printf("held-out loss: %.4f before, %.4f after (nats/token)\n", r.first_eval_loss, r.last_eval_loss);
+  }
+  std::printf("checkpoint: %s\n", r.final_checkpoint.c_str());
+  if (a.samples > 0 && !o.tokenizer_file.empty()) {
+    std::unique_ptr<Tokenizer> tok = load_tokenizer(o.tokenizer_file);
+    Transformer<float> model(load_model_dir(r.final_checkpoint));
+    SamplerOptions so;
+    so.temperature = 0.8;
+    so.top_k = 40;
+    so.top_p = 0.95;
+    so.seed = o.seed;
+    Sampler sampler(so);
+    std::printf("samples (temperature 0.8, top-k 40, top-p 0.95):\n");
+    for (std::int64_t i = 0; i < a.samples; ++i) {
+      std::string text = sample_text_uncached(model, *tok, a.sample_prompt, a.sample_tokens, o.seq_len, sampler, true);
+      std::printf("  %s%s\n", a.sample_prompt.c_str(), text.c_str());
+    }
+  }
+}
+
+}  // namespace
+
+void add_train_command(CLI::App& app) {
+  auto a = std::make_shared<TrainArgs>();
+  TrainOptions& o = a->o;
+  CLI::App* cmd = app.add_subcommand("train", "Pretrain, continue training (LCAT) or resume a Zebra model");
+  cmd->add_option("--data", a->data_dir, "directory written by zebra prepare (train.bin, valid.bin, tokenizer)");
+  cmd->add_option("--train-data", o.train_data, "token dataset to train on");
+  cmd->add_option("--valid-data", o.valid_data, "token dataset for held-out loss");
+  cmd->add_option("--tokenizer", o.tokenizer_file, "tokenizer file copied into checkpoints");
+  cmd->add_option("--config", a->config_path, "model config (config.json) for a new model");
+  cmd->add_option("--init", o.init_from, "model directory to continue training from (LCAT)");
+  cmd->add_option("--resume", o.resume_from, "checkpoint or run directory to resume");
+  cmd->add_option("-o,--out", o.out_dir, "run directory (checkpoints, metrics.jsonl, loss.png)")->required();
+  cmd->add_option("--group-size", a->group_size, "re-lay the model with this group size L")->check(CLI::PositiveNumber);
+  cmd->add_option("--window", a->window, "local-attention window (keys i-window < j <= i)")->check(CLI::PositiveNumber);
+  cmd->add_option("--pos-embedding", a->pos, "rope, alibi, learned or none")
+      ->check(CLI::IsMember({"rope", "alibi", "learned", "none"}));
+  cmd->add_option("--rope-scaling", a->rope_scaling, "RoPE scaling for longer contexts: linear or ntk")
+      ->check(CLI::IsMember({"linear", "ntk", "none"}));
+  cmd->add_option("--rope-factor", a->rope_factor, "RoPE scaling factor")->check(CLI::Range(1.0, 1e6));
+  cmd->add_option("--max-seq-len", a->max_seq_len, "max_position_embeddings of the model")->check(CLI::PositiveNumber);
+  cmd->add_option("--vocab-size", a->vocab_size, "override the config's vocab_size")->check(CLI::PositiveNumber);
+  cmd->add_option("--steps", o.steps, "optimizer steps")->check(CLI::PositiveNumber);
+  cmd->add_option("--batch-size,-b", o.batch_size, "sequences per micro-batch")->check(CLI::PositiveNumber);
+  cmd->add_option("--seq-len,-T", o.seq_len, "tokens per sequence")->check(CLI::PositiveNumber);
+  cmd->add_option("--grad-accum", o.grad_accum, "micro-batches per step")->check(CLI::PositiveNumber);
+  cmd->add_option("--batch-mode", a->batch_mode, "random (windows at random offsets), document (windows aligned to document starts: long documents drawn whole) or sequential")
+      ->check(CLI::IsMember({"random", "document", "sequential"}));
+  cmd->add_flag("--doc-mask", o.doc_mask, "mask attention across document boundaries");
+  cmd->add_option("--lr", o.lr.max_lr, "peak learning rate")->check(CLI::PositiveNumber);
+  cmd->add_option("--min-lr", o.lr.min_lr, "final learning rate of the cosine")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--warmup", o.lr.warmup_steps, "linear warmup steps")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--weight-decay", o.optimizer.adamw.weight_decay, "decoupled weight decay")->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--decay-norms", o.optimizer.decay_norms, "also decay norm gains");
+  cmd->add_flag("--decay-embeddings", o.optimizer.decay_embeddings, "also decay embeddings");
+  cmd->add_option("--beta1", a->beta1, "AdamW beta1")->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--beta2", a->beta2, "AdamW beta2")->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--clip", o.optimizer.grad_clip, "max gradient norm (0 = off)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--init-std", o.init_std, "std of the initial weights")->check(CLI::PositiveNumber);
+  cmd->add_option("--seed", o.seed, "seed for initialisation and data order");
+  cmd->add_option("--eval-every", o.eval_every, "steps between held-out evaluations (0 = start and end)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--eval-batches", o.eval_batches, "batches per evaluation (0 = the whole validation set)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--save-every", o.save_every, "steps between checkpoints (0 = at the end)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--keep", o.keep_checkpoints, "checkpoints to keep (0 = all)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--log-every", o.log_every, "steps between progress lines")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--time-limit", o.time_limit_s, "stop and checkpoint after this many seconds")->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--recompute", o.recompute, "recompute each layer in backward (less memory)");
+  cmd->add_option("--threads", a->threads, "OpenMP threads (default: all cores)")->check(CLI::PositiveNumber);
+  cmd->add_option("--samples", a->samples, "print this many sampled lines at the end")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--sample-tokens", a->sample_tokens, "tokens per sampled line")->check(CLI::PositiveNumber);
+  cmd->add_option("--sample-prompt", a->sample_prompt, "prompt for the samples");
+  cmd->add_flag("--no-plot", a->no_plot, "do not render loss.png");
+  cmd->callback([a] { run_train(*a); });
+}
+
+}  // namespace zebra

@@ -1,0 +1,286 @@
+#include "zebra/train/trainer.hpp"
+
+#include <unistd.h>
+
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <limits>
+
+#include "zebra/data/token_dataset.hpp"
+#include "zebra/io/checkpoint_dir.hpp"
+#include "zebra/model/flops.hpp"
+#include "zebra/train/checkpoint.hpp"
+#include "zebra/train/metrics.hpp"
+#include "zebra/util/error.hpp"
+#include "zebra/util/log.hpp"
+#include "zebra/util/memory.hpp"
+#include "zebra/util/threads.hpp"
+#include "zebra/util/timer.hpp"
+
+namespace zebra {
+
+namespace fs = std::filesystem;
+
+std::atomic<bool>& training_stop_requested() {
+  static std::atomic<bool> flag{false};
+  return flag;
+}
+
+namespace {
+
+void on_stop_signal(int) { training_stop_requested().store(true); }
+
+BatchView view_of(const Batch& b, bool doc_mask) {
+  return BatchView{b.batch_size, b.seq_len, b.tokens.data(), b.targets.data(), doc_mask ? b.doc_start.data() : nullptr};
+}
+
+std::string format_duration(double s) {
+  if (!std::isfinite(s) || s < 0) return "?";
+  char buf[32];
+  const long long t = static_cast<long long>(s);
+  std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", t / 3600, (t / 60) % 60, t % 60);
+  return buf;
+}
+
+nlohmann::json run_record(const TrainOptions& o, const ModelConfig& c) {
+  return nlohmann::json{{"train_data", o.train_data},     {"valid_data", o.valid_data},
+                        {"steps", o.steps},               {"batch_size", o.batch_size},
+                        {"seq_len", o.seq_len},           {"grad_accum", o.grad_accum},
+                        {"doc_mask", o.doc_mask},         {"max_lr", o.lr.max_lr},
+                        {"min_lr", o.lr.min_lr},          {"warmup_steps", o.lr.warmup_steps},
+                        {"weight_decay", o.optimizer.adamw.weight_decay},
+                        {"grad_clip", o.optimizer.grad_clip}, {"seed", o.seed},
+                        {"pattern", c.pattern_string()},  {"window", c.window},
+                        {"batch_mode", o.batch_mode == BatchMode::kRandom ? "random" : o.batch_mode == BatchMode::kDocument ? "document" : "sequential"}};
+}
+
+}  // namespace
+
+void install_stop_signal_handler() {
+  std::signal(SIGINT, on_stop_signal);
+  std::signal(SIGTERM, on_stop_signal);
+}
+
+LossResult evaluate_loss(Transformer<float>& model, const TokenDataset& data, std::int64_t batch_size,
+                         std::int64_t seq_len, std::int64_t n_batches, bool doc_mask) {
+  Batcher batcher(data, batch_size, seq_len, BatchMode::kSequential);
+  const std::int64_t whole = (batcher.n_windows() + batch_size - 1) / batch_size;
+  const std::int64_t count = n_batches > 0 ? std::min(n_batches, whole) : whole;
+  LossResult total;
+  Batch b;
+  for (std::int64_t i = 0; i < count; ++i) {
+    batcher.next(b);
+    LossResult r = model.forward_loss(view_of(b, doc_mask));
+    total.loss_sum += r.loss_sum;
+    total.n_valid += r.n_valid;
+  }
+  return total;
+}
+
+TrainResult run_training(const TrainOptions& o) {
+  ZEBRA_CHECK(!o.out_dir.empty(), "train: an output directory is required");
+  ZEBRA_CHECK(o.steps >= 1, "train: steps must be >= 1, got ", o.steps);
+  ZEBRA_CHECK(o.batch_size >= 1 && o.seq_len >= 1 && o.grad_accum >= 1, "train: batch_size, seq_len and grad_accum must be >= 1");
+  fs::create_directories(o.out_dir);
+
+  TokenDataset train = TokenDataset::open(o.train_data);
+  std::optional<TokenDataset> valid;
+  if (!o.valid_data.empty()) valid = TokenDataset::open(o.valid_data);
+  ZEBRA_CHECK(train.n_tokens() > o.seq_len, "train: '", o.train_data, "' holds ", train.n_tokens(),
+              " tokens, fewer than seq_len + 1 = ", o.seq_len + 1);
+
+  // Model, optimizer state and data position: from a checkpoint, a model directory, or fresh.
+  std::optional<Checkpoint> ck;
+  ParameterSet<float> params;
+  if (!o.resume_from.empty()) {
+    const std::string dir = resolve_checkpoint(o.resume_from);
+    log_info("resuming from ", dir);
+    ck = load_checkpoint(dir);
+    params = std::move(ck->params);
+  } else if (!o.init_from.empty()) {
+    params = load_model_dir(o.init_from);
+    if (o.config) {
+      // LCAT: the same weights re-laid with the requested pattern / positions / RoPE scaling.
+      ModelConfig c = *o.config;
+      ZEBRA_CHECK(make_param_layout(c).total == params.layout.total,
+                  "train: --init model and the requested config have different parameter layouts");
+      ParameterSet<float> relaid(c);
+      relaid.data = params.data;
+      relaid.views = make_views(relaid.config, relaid.layout, relaid.data.data());
+      params = std::move(relaid);
+    }
+  } else {
+    ZEBRA_CHECK(o.config.has_value(), "train: give a model config, --init or --resume");
+    params = ParameterSet<float>(*o.config);
+    init_parameters(params, o.seed, o.init_std);
+  }
+  ModelConfig config = params.config;
+  config.resolve();
+  ZEBRA_CHECK(config.vocab_size >= train.vocab_size(), "train: the model's vocab_size ", config.vocab_size,
+              " is smaller than the dataset's ", train.vocab_size());
+
+  Transformer<float> model(std::move(params), RunOptions{o.recompute, 256});
+  Optimizer optimizer(model.params().layout, o.optimizer);
+  Batcher batcher(train, o.batch_size, o.seq_len, o.batch_mode, o.seed);
+  TrainerState state;
+  state.run = run_record(o, config);
+  if (ck) {
+    ZEBRA_CHECK(ck->m.size() == model.params().layout.total, "checkpoint moments do not match the model");
+    optimizer.m() = ck->m;
+    optimizer.v() = ck->v;
+    optimizer.set_steps_taken(ck->state.step);
+    batcher.set_state(ck->state.batcher);
+    state.step = ck->state.step;
+    state.tokens_seen = ck->state.tokens_seen;
+  }
+  LrSchedule schedule = o.lr;
+  if (schedule.total_steps <= 0) schedule.total_steps = o.steps;
+
+  const std::int64_t tokens_per_step = o.batch_size * o.seq_len * o.grad_accum;
+  const FlopCount flops = forward_flops(config, o.seq_len);
+  log_info("model: ", parameter_count(config), " parameters, pattern ", config.pattern_string(), " (window ",
+           config.window, "), ", to_string(config.pos_embedding), " positions; ", num_threads(), " threads");
+  log_info("training: ", o.steps, " steps of ", tokens_per_step, " tokens (", o.batch_size, " x ", o.seq_len, " x ",
+           o.grad_accum, "), ", flops.training() * static_cast<double>(tokens_per_step) / 1e9, " GFLOP per step");
+  {
+    // The memory plan: parameters, gradients and two AdamW moments (4 float buffers), activations
+    // and backward scratch for one micro-batch. Refused up front when it cannot fit.
+    const double mib = 1 << 20;
+    const auto state_bytes = static_cast<std::int64_t>(16 * model.params().layout.total);
+    const auto act_bytes = static_cast<std::int64_t>(
+        Transformer<float>::activation_bytes(config, o.batch_size, o.seq_len, o.recompute));
+    const std::int64_t need = state_bytes + act_bytes;
+    const std::int64_t available = available_memory_bytes();
+    log_info("memory plan: parameters, gradients and AdamW moments ", static_cast<double>(state_bytes) / mib,
+             " MiB; activations ", static_cast<double>(act_bytes) / mib, " MiB", o.recompute ? " (recompute)" : "",
+             "; total ", static_cast<double>(need) / mib, " MiB of ", static_cast<double>(available) / mib,
+             " MiB available");
+    if (available > 0 && need > available) {
+      std::string hint;
+      if (!o.recompute) {
+        const auto with_recompute = static_cast<std::int64_t>(
+            Transformer<float>::activation_bytes(config, o.batch_size, o.seq_len, true));
+        hint = str_cat(" --recompute would need ", static_cast<double>(state_bytes + with_recompute) / mib, " MiB;");
+      }
+      fail("train: a step needs ", static_cast<double>(need) / mib, " MiB but only ", static_cast<double>(available) / mib,
+           " MiB are available;", hint, " or lower --batch-size (", o.batch_size,
+           ") and raise --grad-accum to keep the tokens per step");
+    }
+  }
+
+  MetricsWriter metrics((fs::path(o.out_dir) / "metrics.jsonl").string(), ck ? state.step : 0);
+  TrainResult result;
+  result.first_eval_loss = std::numeric_limits<double>::quiet_NaN();
+  result.last_eval_loss = result.first_eval_loss;
+  auto run_eval = [&]() {
+    if (!valid) return;
+    LossResult r = evaluate_loss(model, *valid, o.batch_size, o.seq_len, o.eval_batches, o.doc_mask);
+    const double loss = r.mean();
+    if (std::isnan(result.first_eval_loss)) result.first_eval_loss = loss;
+    result.last_eval_loss = loss;
+    metrics.write({{"step", state.step}, {"tokens", state.tokens_seen}, {"eval_loss", loss}, {"eval_tokens", r.n_valid}});
+    log_info("step ", state.step, ": held-out loss ", loss, " nats/token (", r.n_valid, " tokens)");
+  };
+  std::string last_checkpoint;
+  auto save = [&]() {
+    TrainerState s = state;
+    s.batcher = batcher.state();
+    const std::string dir = (fs::path(o.out_dir) / checkpoint_name(state.step)).string();
+    save_checkpoint(dir, model.params(), optimizer.m(), optimizer.v(), s, o.tokenizer_file);
+    prune_checkpoints(o.out_dir, o.keep_checkpoints);
+    last_checkpoint = dir;
+  };
+
+  if (!ck) run_eval();
+  training_stop_requested().store(false);
+  const bool tty = isatty(STDERR_FILENO) != 0;
+  Timer timer;
+  const std::int64_t start_step = state.step;
+  Batch batch;
+  double window_loss = 0;
+  std::int64_t window_count = 0;
+  while (state.step < o.steps) {
+    model.zero_grads();
+    LossResult step_loss;
+    for (std::int64_t micro = 0; micro < o.grad_accum; ++micro) {
+      batcher.next(batch);
+      // grad_scale 1 / grad_accum: the step's gradient is the mean over all micro-batches' tokens.
+      LossResult r = model.forward_backward(view_of(batch, o.doc_mask), 1.0 / static_cast<double>(o.grad_accum));
+      step_loss.loss_sum += r.loss_sum;
+      step_loss.n_valid += r.n_valid;
+    }
+    const double loss = step_loss.mean();
+    if (!std::isfinite(loss)) {
+      if (tty) std::fputc('\n', stderr);
+      fail("training stopped: the loss became ", loss, " at step ", state.step + 1,
+           last_checkpoint.empty() ? std::string(" (no checkpoint written in this run)")
+                                   : " (the last good checkpoint, " + last_checkpoint + ", is intact)",
+           "; lower the learning rate or check the data");
+    }
+    const double lr = schedule.at(state.step + 1);
+    const double grad_norm = optimizer.step(model.params(), model.grads(), lr);
+    ++state.step;
+    state.tokens_seen += tokens_per_step;
+    result.last_train_loss = loss;
+    window_loss += loss;
+    ++window_count;
+
+    const double elapsed = timer.seconds();
+    const double tok_s = static_cast<double>((state.step - start_step) * tokens_per_step) / elapsed;
+    metrics.write({{"step", state.step}, {"tokens", state.tokens_seen}, {"loss", loss}, {"lr", lr},
+                   {"grad_norm", grad_norm}, {"tokens_per_s", tok_s}, {"elapsed_s", elapsed}});
+    const bool log_now = o.log_every > 0 && (state.step % o.log_every == 0 || state.step == o.steps);
+    if (tty || log_now) {
+      const double eta = elapsed / static_cast<double>(state.step - start_step) * static_cast<double>(o.steps - state.step);
+      char line[256];
+      std::snprintf(line, sizeof line, "step %6lld/%lld  loss %.4f  lr %.2e  |g| %.3f  %.0f tok/s  %.2f TFLOP/s  ETA %s",
+                    static_cast<long long>(state.step), static_cast<long long>(o.steps),
+                    window_loss / static_cast<double>(window_count), lr, grad_norm, tok_s,
+                    tok_s * flops.training() / 1e12, format_duration(eta).c_str());
+      if (tty) {
+        std::fprintf(stderr, "\r%s\033[K", line);
+        if (log_now) std::fputc('\n', stderr);
+      } else {
+        std::fprintf(stderr, "%s\n", line);
+      }
+      if (log_now) {
+        window_loss = 0;
+        window_count = 0;
+      }
+    }
+    const bool stop = training_stop_requested().load() || (o.time_limit_s > 0 && elapsed >= o.time_limit_s);
+    if (o.eval_every > 0 && state.step % o.eval_every == 0 && state.step < o.steps && !stop) {
+      if (tty) std::fputc('\n', stderr);
+      run_eval();
+    }
+    if (o.save_every > 0 && state.step % o.save_every == 0 && state.step < o.steps && !stop) save();
+    if (stop) {
+      if (tty) std::fputc('\n', stderr);
+      result.interrupted = training_stop_requested().load();
+      log_info(result.interrupted ? "interrupted" : "time limit reached", " at step ", state.step, ": saving a checkpoint");
+      break;
+    }
+  }
+  const double elapsed = timer.seconds();
+  result.steps = state.step;
+  result.tokens = state.tokens_seen;
+  result.tokens_per_s = static_cast<double>((state.step - start_step) * tokens_per_step) / std::max(elapsed, 1e-9);
+  run_eval();
+  save();
+  log_info("peak resident memory ", static_cast<double>(peak_rss_bytes()) / (1 << 20), " MiB");
+  result.final_checkpoint = last_checkpoint;
+  if (o.plot && gnuplot_available()) {
+    const std::string png = (fs::path(o.out_dir) / "loss.png").string();
+    try {
+      plot_loss_curves({metrics.path()}, {"zebra"}, png, "loss: " + o.out_dir);
+      log_info("loss curve: ", png);
+    } catch (const Error& e) {
+      log_warn("could not plot: ", e.what());
+    }
+  }
+  return result;
+}
+
+}  // namespace zebra

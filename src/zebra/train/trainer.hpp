@@ -1,0 +1,71 @@
+// The training loop: pretraining and continued training (LCAT) on token datasets.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "zebra/data/batcher.hpp"
+#include "zebra/model/config.hpp"
+#include "zebra/model/transformer.hpp"
+#include "zebra/train/lr_schedule.hpp"
+#include "zebra/train/optimizer.hpp"
+
+namespace zebra {
+
+struct TrainOptions {
+  // Data: token datasets written by `zebra prepare`; the tokenizer file is copied into checkpoints.
+  std::string train_data;
+  std::string valid_data;      // optional
+  std::string tokenizer_file;  // optional
+  // Model: a fresh config, or a model directory to continue from (LCAT), or a checkpoint to resume.
+  std::optional<ModelConfig> config;
+  std::string init_from;       // model directory
+  std::string resume_from;     // checkpoint directory or run directory
+  std::uint64_t seed = 1;
+  double init_std = 0.02;
+
+  std::string out_dir;
+  std::int64_t steps = 1000;
+  std::int64_t batch_size = 8;      // sequences per micro-batch
+  std::int64_t seq_len = 256;
+  std::int64_t grad_accum = 1;      // micro-batches per optimizer step
+  BatchMode batch_mode = BatchMode::kRandom;
+  bool doc_mask = false;            // mask attention across document boundaries
+  LrSchedule lr{3e-4, 3e-5, 100, 0};  // total_steps 0: set to `steps`
+  OptimizerOptions optimizer;
+  bool recompute = false;
+
+  std::int64_t eval_every = 100;    // 0 = only at start and end
+  std::int64_t eval_batches = 8;
+  std::int64_t save_every = 0;      // 0 = only at the end
+  std::int64_t keep_checkpoints = 2;
+  std::int64_t log_every = 10;
+  double time_limit_s = 0;          // > 0: stop (and checkpoint) after this many seconds
+  bool plot = true;                 // render loss.png with gnuplot at the end, when available
+};
+
+struct TrainResult {
+  std::int64_t steps = 0;
+  std::int64_t tokens = 0;
+  double first_eval_loss = 0;  // NaN when there is no validation data
+  double last_eval_loss = 0;
+  double last_train_loss = 0;
+  double tokens_per_s = 0;
+  bool interrupted = false;
+  std::string final_checkpoint;
+};
+
+// Set from a signal handler (Ctrl-C): the loop checkpoints and returns.
+std::atomic<bool>& training_stop_requested();
+void install_stop_signal_handler();
+
+TrainResult run_training(const TrainOptions& options);
+
+// Mean loss per token over `n_batches` sequential batches from the start of `data` (n_batches <= 0:
+// the whole dataset).
+LossResult evaluate_loss(Transformer<float>& model, const TokenDataset& data, std::int64_t batch_size,
+                         std::int64_t seq_len, std::int64_t n_batches, bool doc_mask);
+
+}  // namespace zebra

@@ -1,0 +1,223 @@
+#include <gtest/gtest.h>
+#include <sentencepiece_trainer.h>
+
+#include <filesystem>
+
+#include "data/temp_dir.hpp"
+#include "zebra/data/corpus.hpp"
+#include "zebra/data/sentencepiece_tokenizer.hpp"
+#include "zebra/util/atomic_file.hpp"
+#include "zebra/util/error.hpp"
+#include "zebra/util/rng.hpp"
+
+namespace zebra {
+namespace {
+
+using test::TempDir;
+using test::write_bytes;
+
+// A deterministic pseudo-English corpus: documents of lines of words, with digits and punctuation.
+std::vector<std::string> make_corpus(int n_docs, std::uint64_t seed) {
+  static const char* words[] = {"the",   "quick", "brown", "fox",    "jumps", "over",  "lazy",   "dog",
+                                "and",   "then",  "sat",   "beside", "river", "under", "stars",  "while",
+                                "night", "fell",  "upon",  "quiet",  "town",  "where", "people", "slept"};
+  Rng rng(seed);
+  std::vector<std::string> docs;
+  for (int d = 0; d < n_docs; ++d) {
+    std::string doc;
+    int lines = 5 + static_cast<int>(rng.below(20));
+    for (int l = 0; l < lines; ++l) {
+      int n = 3 + static_cast<int>(rng.below(12));
+      for (int w = 0; w < n; ++w) {
+        if (w > 0) doc += ' ';
+        doc += words[rng.below(24)];
+        if (rng.below(10) == 0) doc += std::to_string(rng.below(2000));
+      }
+      doc += rng.below(3) == 0 ? ".\n\n" : ",\n";
+    }
+    docs.push_back(doc);
+  }
+  return docs;
+}
+
+SentencePieceTrainOptions small_options(const std::string& type) {
+  SentencePieceTrainOptions o;
+  o.vocab_size = 320;
+  o.model_type = type;
+  o.character_coverage = 1.0;
+  return o;
+}
+
+class SentencePieceTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(SentencePieceTest, TrainingIsDeterministicAndRoundTrips) {
+  TempDir dir;
+  auto docs = make_corpus(60, 1);
+  auto stats = train_sentencepiece(docs, small_options(GetParam()), dir / "a.model");
+  train_sentencepiece(docs, small_options(GetParam()), dir / "b.model");
+  EXPECT_EQ(stats.documents, 60);
+  EXPECT_GT(stats.sentences_used, 500);
+  const std::string a = read_file(dir / "a.model");
+  ASSERT_FALSE(a.empty());
+  EXPECT_EQ(a, read_file(dir / "b.model")) << "training twice gave different model files";
+
+  auto tok = SentencePieceTokenizer::load(dir / "a.model");
+  EXPECT_EQ(tok->vocab_size(), 320);
+  EXPECT_EQ(tok->unk_id(), 0);
+  EXPECT_EQ(tok->bos_id(), 1);
+  EXPECT_EQ(tok->eos_id(), 2);
+  EXPECT_EQ(tok->file_name(), "tokenizer.model");
+  EXPECT_FALSE(tok->add_dummy_prefix());
+  EXPECT_TRUE(tok->newline_is_boundary());
+  EXPECT_EQ(tok->raw_piece(3), "<0x00>");
+  EXPECT_EQ(tok->piece(3 + 'A'), "A");
+  EXPECT_EQ(tok->piece(1), "");
+
+  const std::vector<std::string> texts = {
+      docs[0],
+      "the quick brown fox",
+      "  leading and trailing spaces  \n\n\n  and   runs   of spaces ",
+      "digits 1234567890 and 42",
+      "characters never seen: \xE6\x97\xA5\xE6\x9C\xAC\xE8\xAA\x9E \xC3\xBC \xE2\x98\x83 \xF0\x9F\x98\x80 "
+      "~|{}",
+      "\ttabs\tand\r\nCRLF\r\n",
+      "",
+      "\n",
+  };
+  for (const auto& s : texts) {
+    auto ids = tok->encode(s);
+    EXPECT_EQ(tok->decode(ids), s);
+    std::string streamed;
+    for (auto id : ids) streamed += tok->piece(id);
+    EXPECT_EQ(streamed, s);  // no dummy prefix: pieces concatenate to the text
+    for (auto id : ids) {
+      EXPECT_GE(id, 0);
+      EXPECT_LT(id, 320);
+      EXPECT_NE(id, tok->unk_id());  // byte fallback, never <unk>
+    }
+  }
+  // split_digits: no piece holds two digits.
+  for (std::int32_t id = 0; id < 320; ++id) {
+    const std::string p = tok->piece(id);
+    int digits = 0;
+    for (char c : p) digits += c >= '0' && c <= '9';
+    EXPECT_LE(digits, 1) << p;
+  }
+  // Unseen characters use byte pieces: 日 is E6 97 A5 -> ids 3 + byte.
+  EXPECT_EQ(tok->encode("\xE6\x97\xA5"), (std::vector<std::int32_t>{3 + 0xE6, 3 + 0x97, 3 + 0xA5}));
+  // Invalid UTF-8 is sanitised before encoding.
+  const std::string bad = "fox \xFF\xC3 dog";
+  EXPECT_EQ(tok->decode(tok->encode(bad)), sanitize_utf8(bad));
+  // BOS/EOS vanish in decoding; ids out of range are errors.
+  EXPECT_EQ(tok->decode({1, 3 + 'h', 3 + 'i', 2}), "hi");
+  EXPECT_THROW(tok->decode({320}), Error);
+  EXPECT_THROW(tok->piece(-1), Error);
+}
+
+TEST_P(SentencePieceTest, SegmentedEncodingEqualsWholeText) {
+  TempDir dir;
+  auto docs = make_corpus(40, 2);
+  train_sentencepiece(docs, small_options(GetParam()), dir / "m.model");
+  auto tok = SentencePieceTokenizer::load(dir / "m.model");
+  std::string text;
+  for (const auto& d : make_corpus(30, 3)) text += d + "  \n \n";
+  text += "\xE2\x98\x83 end";
+  auto whole = tok->encode_segment(text, true);  // one SentencePiece call
+  for (std::size_t target : {1ul, 7ul, 100ul, 4096ul}) {
+    std::vector<std::int32_t> parts;
+    bool first = true;
+    for (auto seg : tok->segment(text, target)) {
+      auto ids = tok->encode_segment(seg, first);
+      parts.insert(parts.end(), ids.begin(), ids.end());
+      first = false;
+    }
+    EXPECT_EQ(parts, whole) << "target " << target;
+  }
+  EXPECT_EQ(tok->encode(text), whole);
+}
+
+INSTANTIATE_TEST_SUITE_P(ModelTypes, SentencePieceTest, ::testing::Values("bpe", "unigram"));
+
+TEST(SentencePiece, DummyPrefixModelsSegmentCorrectly) {
+  // A model trained outside zebra with SentencePiece's default dummy prefix: segments after the
+  // first must not gain a "▁".
+  TempDir dir;
+  std::string corpus;
+  for (const auto& d : make_corpus(40, 4)) corpus += d;
+  write_bytes(dir / "corpus.txt", corpus);
+  auto status = sentencepiece::SentencePieceTrainer::Train(
+      std::unordered_map<std::string, std::string>{{"input", dir / "corpus.txt"},
+                                                   {"model_prefix", dir / "dp"},
+                                                   {"vocab_size", "300"},
+                                                   {"byte_fallback", "true"},
+                                                   {"model_type", "bpe"},
+                                                   {"num_threads", "1"},
+                                                   {"minloglevel", "1"},
+                                                   {"remove_extra_whitespaces", "false"},
+                                                   {"normalization_rule_name", "identity"}});
+  ASSERT_TRUE(status.ok()) << status.ToString();
+  auto tok = SentencePieceTokenizer::load(dir / "dp.model");
+  EXPECT_TRUE(tok->add_dummy_prefix());
+  ASSERT_TRUE(tok->newline_is_boundary());
+  std::string text = corpus.substr(0, 6000) + "\n  indented\n\n";
+  auto whole = tok->encode_segment(text, true);
+  EXPECT_EQ(tok->encode(text), whole);
+  EXPECT_EQ(tok->decode(whole), text);
+  // Streaming: pieces concatenate to the text plus the dummy prefix's leading space.
+  std::string streamed;
+  for (auto id : whole) streamed += tok->piece(id);
+  EXPECT_EQ(streamed, " " + text);
+}
+
+TEST(SentencePiece, SentenceSamplerSplitsAndSubsamples) {
+  SentencePieceTrainOptions o;
+  o.max_sentence_length = 64;
+  o.input_sentence_size = 10;
+  SentencePieceSentenceSampler s(o);
+  std::string long_line;
+  for (int i = 0; i < 50; ++i) long_line += "word" + std::to_string(i) + " ";
+  s.add_document("short line\n\n" + long_line + "\n\xE2\x98\x83");
+  for (const auto& sent : s.sentences()) {
+    EXPECT_LE(sent.size(), 64u);
+    EXPECT_FALSE(find_invalid_utf8(sent).has_value());
+  }
+  EXPECT_EQ(s.stats().long_lines_split, 1);
+  EXPECT_GT(s.stats().sentences_seen, 5);
+  for (int i = 0; i < 100; ++i) s.add_document("line " + std::to_string(i));
+  EXPECT_EQ(s.sentences().size(), 10u);
+  SentencePieceSentenceSampler t(o);
+  t.add_document("short line\n\n" + long_line + "\n\xE2\x98\x83");
+  for (int i = 0; i < 100; ++i) t.add_document("line " + std::to_string(i));
+  EXPECT_EQ(s.sentences(), t.sentences());
+}
+
+TEST(SentencePiece, Errors) {
+  TempDir dir;
+  auto docs = make_corpus(5, 5);
+  auto o = small_options("bpe");
+  o.model_type = "word";
+  EXPECT_THROW(train_sentencepiece(docs, o, dir / "x.model"), Error);
+  o = small_options("bpe");
+  o.vocab_size = 100;  // below 3 + 256 byte pieces
+  EXPECT_THROW(train_sentencepiece(docs, o, dir / "x.model"), Error);
+  EXPECT_THROW(
+      train_sentencepiece(std::vector<std::string>{"", "\n\n"}, small_options("bpe"), dir / "x.model"),
+      Error);
+  EXPECT_FALSE(std::filesystem::exists(dir / "x.model"));
+  // Truncated and garbage model files are refused with the file's name.
+  train_sentencepiece(docs, small_options("bpe"), dir / "ok.model");
+  std::string bytes = read_file(dir / "ok.model");
+  write_bytes(dir / "cut.model", bytes.substr(0, bytes.size() / 2));
+  try {
+    SentencePieceTokenizer::load(dir / "cut.model");
+    ADD_FAILURE() << "truncated model loaded";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("cut.model"), std::string::npos) << e.what();
+  }
+  write_bytes(dir / "junk.model", "this is not a model");
+  EXPECT_THROW(SentencePieceTokenizer::load(dir / "junk.model"), Error);
+  EXPECT_THROW(SentencePieceTokenizer::load(dir / "missing.model"), Error);
+}
+
+}  // namespace
+}  // namespace zebra
