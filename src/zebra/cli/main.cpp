@@ -37,6 +37,10 @@ int main(int argc, char** argv) {
   zebra::add_prepare_command(app);
   zebra::add_train_command(app);
   zebra::add_plot_command(app);
+  zebra::add_generate_command(app);
+  zebra::add_chat_command(app);
+  zebra::add_eval_command(app);
+  zebra::add_convert_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,256 @@
+// zebra generate MODEL [--prompt TEXT | --file F | stdin] [-n N] [sampling] [--chunk N] [--stop STR]...
+//   [--group-size L --window W] [--tokenizer F] [--max-context N]
+// Streams the continuation of a prompt to stdout; prefill / decode speed and KV-cache memory go to stderr.
+// For measurements without a trained model: --random-init CONFIG (a randomly initialised model, no
+// tokenizer needed) with --random-prompt N (N random token ids).
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "zebra/cli/commands.hpp"
+#include "zebra/data/sentencepiece_tokenizer.hpp"
+#include "zebra/data/tokenizer.hpp"
+#include "zebra/io/model_loader.hpp"
+#include "zebra/model/generator.hpp"
+#include "zebra/util/error.hpp"
+#include "zebra/util/rng.hpp"
+#include "zebra/util/threads.hpp"
+#include "zebra/util/timer.hpp"
+
+namespace zebra {
+namespace {
+
+struct GenerateArgs {
+  std::string model, prompt, prompt_file, tokenizer, random_init;
+  bool prompt_given = false;
+  std::int64_t n = 256, chunk = 512, max_context = 0, group_size = 0, window = 0, random_prompt = 0, fill_context = 0;
+  SamplerOptions sampling;
+  std::vector<std::string> stops;
+  bool no_bos = false, ignore_eos = false, quiet = false, no_echo = false;
+  std::uint64_t init_seed = 1;
+  int threads = 0;
+};
+
+std::string human_bytes(double b) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (b >= 1024.0 && u < 4) {
+    b /= 1024.0;
+    ++u;
+  }
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.2f %s", b, units[u]);
+  return buf;
+}
+
+std::string read_all(std::istream& in) { return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()}; }
+
+// The text of generated ids for streaming: the concatenation of Tokenizer::piece(), which is prefix-stable
+// (unlike decode(), whose handling of incomplete byte runs changes as tokens arrive). The first piece loses
+// its leading space when it opens the text (nothing but BOS before it) and the tokenizer adds a dummy
+// prefix, as decode() does.
+class StreamText {
+ public:
+  StreamText(const Tokenizer* tok, bool at_start) : tok_(tok) {
+    strip_first_ = at_start;
+    if (const auto* sp = dynamic_cast<const SentencePieceTokenizer*>(tok)) strip_first_ = at_start && sp->add_dummy_prefix();
+  }
+  const std::string& operator()(const std::vector<std::int32_t>& ids) {
+    for (; done_ < ids.size(); ++done_) {
+      std::string p = tok_ != nullptr ? tok_->piece(ids[done_]) : " " + std::to_string(ids[done_]);
+      if (done_ == 0 && strip_first_ && !p.empty() && p[0] == ' ') p.erase(0, 1);
+      text_ += p;
+    }
+    return text_;
+  }
+
+ private:
+  const Tokenizer* tok_;
+  bool strip_first_ = false;
+  std::size_t done_ = 0;
+  std::string text_;
+};
+
+void run_generate(const GenerateArgs& a) {
+  if (a.threads > 0) set_num_threads(a.threads);
+  // The model: loaded, or randomly initialised from a config.
+  LoadedModel m;
+  if (!a.random_init.empty()) {
+    ZEBRA_CHECK(a.model.empty(), "generate: give either MODEL or --random-init CONFIG, not both");
+    ModelConfig c = load_config(a.random_init);
+    c.resolve();
+    c = apply_pattern(c, pattern_from_flags(c, a.group_size, a.window));
+    c.resolve();
+    m.params = ParameterSet<float>(c);
+    init_parameters(m.params, a.init_seed);
+    m.path = a.random_init + " (random init, seed " + std::to_string(a.init_seed) + ")";
+    m.tokenizer_path = a.tokenizer;
+  } else {
+    ZEBRA_CHECK(!a.model.empty(), "generate: give a MODEL (model directory or llama2.c .bin) or --random-init CONFIG");
+    m = load_any_model(a.model, pattern_from_flags(peek_model_config(a.model), a.group_size, a.window), a.tokenizer);
+  }
+  const ModelConfig& c = m.params.config;
+  std::unique_ptr<Tokenizer> tok;
+  if (!m.tokenizer_path.empty() || a.random_init.empty()) tok = load_model_tokenizer(m);
+  const std::int32_t bos = tok ? tok->bos_id() : c.bos_token_id;
+  const std::int32_t eos = tok ? tok->eos_id() : c.eos_token_id;
+
+  // The prompt.
+  std::vector<std::int32_t> ids;
+  if (!a.no_bos) ids.push_back(bos);
+  std::string prompt_text;
+  if (a.random_prompt > 0) {
+    ZEBRA_CHECK(!a.prompt_given && a.prompt_file.empty(), "generate: --random-prompt excludes --prompt and --file");
+    Rng rng(a.sampling.seed + 12345);
+    // Ids from 3 up: 0..2 are <unk>, BOS, EOS in both tokenizer families.
+    const std::uint64_t lo = c.vocab_size > 3 ? 3 : 0;
+    for (std::int64_t i = 0; i < a.random_prompt; ++i)
+      ids.push_back(static_cast<std::int32_t>(lo + rng.below(static_cast<std::uint64_t>(c.vocab_size) - lo)));
+  } else {
+    ZEBRA_CHECK(!(a.prompt_given && !a.prompt_file.empty()), "generate: --prompt and --file exclude each other");
+    if (a.prompt_given) {
+      prompt_text = a.prompt;
+    } else if (!a.prompt_file.empty()) {
+      std::ifstream in(a.prompt_file, std::ios::binary);
+      ZEBRA_CHECK(in.good(), "generate: cannot read prompt file '", a.prompt_file, "'");
+      prompt_text = read_all(in);
+    } else if (!::isatty(STDIN_FILENO)) {
+      prompt_text = read_all(std::cin);
+    }
+    if (!prompt_text.empty()) {
+      ZEBRA_CHECK(tok != nullptr, "generate: a text prompt needs a tokenizer (--tokenizer FILE), or use --random-prompt N");
+      const std::vector<std::int32_t> p = tok->encode(prompt_text);
+      ids.insert(ids.end(), p.begin(), p.end());
+    }
+  }
+  ZEBRA_CHECK(!ids.empty(), "generate: the prompt is empty and --no-bos leaves no token to start from");
+
+  SessionOptions so;
+  so.chunk_size = a.chunk;
+  so.max_context = a.max_context;
+  InferenceSession<float> session(m.params, so);
+  const std::int64_t limit = session.options().max_context;
+  const std::int64_t n_prompt = static_cast<std::int64_t>(ids.size());
+  ZEBRA_CHECK(limit == 0 || n_prompt <= limit, "generate: the prompt has ", n_prompt,
+              " tokens, more than the maximum context of ", limit);
+  std::int64_t n_new = a.n;
+  if (limit > 0 && a.fill_context + n_prompt + n_new - 1 > limit) {
+    n_new = std::max<std::int64_t>(1, limit - a.fill_context - n_prompt + 1);  // the last sampled token is not run through the model
+    std::fprintf(stderr, "note: generating at most %lld tokens: the context holds %lld positions\n",
+                 static_cast<long long>(n_new), static_cast<long long>(limit));
+  }
+
+  std::fprintf(stderr, "model: %s (%s), %lld layers %s, window %lld, %s positions\n", m.path.c_str(),
+               a.random_init.empty() ? to_string(m.format) : "config", static_cast<long long>(c.n_layers),
+               c.pattern_string().c_str(), static_cast<long long>(c.window), to_string(c.pos_embedding));
+  if (!a.quiet && !a.no_echo) {
+    std::fputs(prompt_text.c_str(), stdout);
+    std::fflush(stdout);
+  }
+
+  if (a.fill_context > 0) {
+    ZEBRA_CHECK(limit == 0 || a.fill_context + n_prompt <= limit, "generate: --fill-context ", a.fill_context, " + ",
+                n_prompt, " prompt tokens exceed the maximum context of ", limit);
+    Timer fill_timer;
+    session.fill_synthetic(a.fill_context, c.vocab_size > 3 ? 3 : 0, a.sampling.seed);
+    std::fprintf(stderr, "filled the KV cache with %lld synthetic positions (random keys/values, %.2f s): speed "
+                         "figures below are at that context; the text is meaningless\n",
+                 static_cast<long long>(a.fill_context), fill_timer.seconds());
+  }
+  Timer prefill_timer;
+  const std::span<const float> logits = session.prefill(ids, a.chunk);
+  const double prefill_s = prefill_timer.seconds();
+
+  Sampler sampler(a.sampling);
+  GenerateOptions go;
+  go.max_new_tokens = n_new;
+  if (!a.ignore_eos) go.stop_tokens = {eos, bos};  // llama2.c models mark a new story with BOS
+  go.stop_strings = a.stops;
+  StreamText stream(tok.get(), prompt_text.empty());
+  GenerateResult r = generate_text(
+      session, sampler, logits, go, [&](const std::vector<std::int32_t>& g) { return stream(g); },
+      [&](const std::string& piece) {
+        if (a.quiet) return;
+        std::fwrite(piece.data(), 1, piece.size(), stdout);
+        std::fflush(stdout);
+      });
+  if (!a.quiet) std::fputs("\n", stdout);
+  std::fflush(stdout);
+
+  const KvCache<float>& cache = session.cache();
+  std::fprintf(stderr, "\nprefill: %lld tokens in %.3f s = %.1f tok/s (chunk %lld, after %lld cached positions)\n",
+               static_cast<long long>(n_prompt), prefill_s, static_cast<double>(n_prompt) / prefill_s,
+               static_cast<long long>(a.chunk), static_cast<long long>(a.fill_context));
+  std::fprintf(stderr, "decode:  %lld tokens in %.3f s = %.1f tok/s (%lld sampled, stop: %s)\n",
+               static_cast<long long>(r.n_decoded), r.decode_seconds,
+               r.n_decoded > 0 ? static_cast<double>(r.n_decoded) / r.decode_seconds : 0.0,
+               static_cast<long long>(r.tokens.size()), r.stop_reason.c_str());
+  const double full = static_cast<double>(cache.full_attention_bytes(session.n_past()));
+  std::fprintf(stderr,
+               "kv cache: %s used, %s allocated at %lld positions (%lld bytes used); a full-attention cache: %s "
+               "(%.0f bytes), ratio %.4f\n",
+               human_bytes(static_cast<double>(cache.bytes_used())).c_str(),
+               human_bytes(static_cast<double>(cache.bytes_allocated())).c_str(),
+               static_cast<long long>(session.n_past()), static_cast<long long>(cache.bytes_used()),
+               human_bytes(full).c_str(), full, full > 0 ? static_cast<double>(cache.bytes_used()) / full : 0.0);
+}
+
+}  // namespace
+
+void add_generate_command(CLI::App& app) {
+  auto a = std::make_shared<GenerateArgs>();
+  a->sampling.seed = 1;
+  CLI::App* cmd = app.add_subcommand("generate", "Generate text with the KV cache (prints prefill/decode speed and cache memory)");
+  cmd->add_option("model", a->model, "model directory (config.json + safetensors) or llama2.c .bin checkpoint");
+  auto* prompt = cmd->add_option("-p,--prompt", a->prompt, "prompt text (default: --file, else stdin when it is not a terminal)");
+  cmd->add_option("-f,--file", a->prompt_file, "read the prompt from a file")->check(CLI::ExistingFile);
+  cmd->add_option("-n,--n-tokens", a->n, "tokens to generate")->check(CLI::PositiveNumber);
+  cmd->add_option("--temperature,--temp", a->sampling.temperature, "sampling temperature (0 = greedy)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--top-k", a->sampling.top_k, "keep the k most likely tokens (0 = off)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--top-p", a->sampling.top_p, "nucleus sampling mass (1 = off)")->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--min-p", a->sampling.min_p, "drop tokens below min-p times the top probability (0 = off)")
+      ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--repeat-penalty", a->sampling.repetition_penalty, "repetition penalty (1 = off)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--repeat-last-n", a->sampling.repeat_last_n, "tokens of history the penalty looks at")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--seed", a->sampling.seed, "sampling seed (default 1)");
+  cmd->add_option("--chunk", a->chunk, "prefill chunk size in tokens")->check(CLI::PositiveNumber);
+  cmd->add_option("--stop", a->stops, "stop when the output contains this string (repeatable)");
+  cmd->add_option("--group-size", a->group_size, "run the model re-laid as Zebra with this group size L")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--window", a->window, "local-attention window for --group-size")->check(CLI::PositiveNumber);
+  cmd->add_option("--tokenizer", a->tokenizer, "tokenizer file (default: the one in or beside the model)")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--max-context", a->max_context, "most positions the KV cache may hold (0 = unlimited)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--no-bos", a->no_bos, "do not start the prompt with BOS");
+  cmd->add_flag("--ignore-eos", a->ignore_eos, "keep generating past end-of-sequence (for measurements)");
+  cmd->add_flag("--no-echo", a->no_echo, "do not print the prompt before the continuation");
+  cmd->add_flag("-q,--quiet", a->quiet, "print only the statistics (stderr)");
+  cmd->add_option("--random-init", a->random_init, "instead of MODEL: a randomly initialised model of this config.json")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--init-seed", a->init_seed, "seed of --random-init");
+  cmd->add_option("--random-prompt", a->random_prompt, "instead of a text prompt: this many random token ids")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--fill-context", a->fill_context,
+                  "for speed measurements: put this many synthetic positions (random keys/values) in the KV cache "
+                  "before the prompt")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--threads", a->threads, "OpenMP threads (default: all cores)")->check(CLI::PositiveNumber);
+  cmd->callback([a, prompt] {
+    a->prompt_given = prompt->count() > 0;
+    run_generate(*a);
+  });
+}
+
+}  // namespace zebra

@@ -1,0 +1,49 @@
+// Perplexity over a token stream in non-overlapping windows (the first version of `zebra eval ppl`).
+//
+// The stream is cut into floor(n / ctx) consecutive windows of ctx tokens (a shorter tail is not scored).
+// In each window, position j predicts token j + 1; only the predictions made at positions
+// score_from <= j < ctx - 1 are scored, so with score_from = K every scored token has at least K + 1 tokens
+// of context in its window. With bos_first, the window's first token is replaced by BOS (the window's
+// other tokens and all targets are the stream's own). This is llama.cpp's `perplexity` tool with
+// n_ctx = ctx and its scoring start `first` = score_from (it uses ctx / 2 and BOS replacement): with
+// ctx 512, score_from 256 the scored tokens are 257..511 of each window, 255 per window.
+// The mean is over all scored tokens of all windows; ppl = exp(mean).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <vector>
+
+#include "zebra/model/transformer.hpp"
+
+namespace zebra {
+
+struct PerplexityOptions {
+  std::int64_t ctx = 512;         // window length in tokens
+  std::int64_t score_from = 0;    // first window position whose prediction is scored
+  bool bos_first = false;         // replace each window's first token by BOS
+  std::int32_t bos_id = 1;
+  std::int64_t max_tokens = 0;    // use only the first max_tokens tokens of the stream (0 = all)
+};
+
+struct PerplexityResult {
+  double loss_sum = 0.0;          // sum of -ln p over scored tokens (nats)
+  std::int64_t n_scored = 0;      // scored tokens
+  std::int64_t n_windows = 0;
+  std::int64_t n_tokens = 0;      // stream tokens covered by the windows (n_windows * ctx)
+  double seconds = 0.0;
+  std::vector<double> window_loss;  // mean loss of each window (for a standard error)
+  double mean_loss() const { return n_scored > 0 ? loss_sum / static_cast<double>(n_scored) : 0.0; }
+  double ppl() const;
+  // Standard error of mean_loss() estimated from the spread of the window means (windows are independent
+  // samples of equal size).
+  double mean_loss_stderr() const;
+};
+
+// Scores `tokens` with `model`. progress(done_windows, total_windows) is called after each window when given.
+PerplexityResult evaluate_perplexity(Transformer<float>& model, std::span<const std::int32_t> tokens,
+                                     const PerplexityOptions& options,
+                                     const std::function<void(std::int64_t, std::int64_t)>& progress = {});
+
+}  // namespace zebra

@@ -1,0 +1,48 @@
+// Loads a model for inference from whatever a user points at:
+//   - a Hugging Face / zebra model directory (config.json + safetensors; a training checkpoint directory is
+//     one too), through io/checkpoint_dir.hpp; its tokenizer is the directory's tokenizer file;
+//   - a llama2.c checkpoint (a `.bin` file, or any regular file not a directory), through io/llama2c.hpp;
+//     its tokenizer is `tokenizer.bin` beside it, or else the only `tok*.bin` beside it.
+// An explicit tokenizer path overrides the search. A PatternOverride re-lays the model as Zebra (group size,
+// window) at load time: the parameters do not depend on the pattern.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "zebra/data/tokenizer.hpp"
+#include "zebra/io/checkpoint_dir.hpp"
+#include "zebra/model/params.hpp"
+
+namespace zebra {
+
+enum class ModelFormat { kModelDir, kLlama2c };
+const char* to_string(ModelFormat f);
+
+struct LoadedModel {
+  ParameterSet<float> params;   // config resolved (layer pattern filled in)
+  ModelFormat format = ModelFormat::kModelDir;
+  std::string path;             // what was loaded
+  std::string tokenizer_path;   // "" when none was found
+};
+
+// Throws with the path and what was expected when the path is missing or not a loadable model.
+LoadedModel load_any_model(const std::string& path, const std::optional<PatternOverride>& pattern = std::nullopt,
+                           const std::string& tokenizer_override = "");
+
+// The config a model path would load with, without reading the weights.
+ModelConfig peek_model_config(const std::string& path);
+
+// Command-line pattern flags to an override: group_size / window of 0 keep the model's own value (a
+// model re-laid with only --window keeps its group size). None when both are 0.
+std::optional<PatternOverride> pattern_from_flags(const ModelConfig& model, std::int64_t group_size,
+                                                  std::int64_t window);
+
+// Which tokenizer file goes with a model path (the search above); "" when none.
+std::string find_model_tokenizer(const std::string& model_path);
+
+// Loads the model's tokenizer; throws naming the model when it has none.
+std::unique_ptr<Tokenizer> load_model_tokenizer(const LoadedModel& model);
+
+}  // namespace zebra

@@ -1,0 +1,160 @@
+// zebra generate / chat / eval ppl / convert from the command line, on the real stories260K checkpoint
+// (skipped when ../shared is absent) and on a randomly initialised config (always available).
+// Everything runs with --threads 1: the models are tiny, and the test machine is shared.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+
+#include "cli/cli_util.hpp"
+#include "test_paths.hpp"
+
+namespace zebra {
+namespace {
+
+namespace fs = std::filesystem;
+using test::run_zebra;
+
+std::string stories_dir() { return test::shared_dir() + "/models/stories260K"; }
+std::string stories_bin() { return stories_dir() + "/stories260K.bin"; }
+
+class GenerateCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("zebra_generate_cli_" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  fs::path dir_;
+};
+
+// The continuation printed after the prompt (stdout and stderr are mixed: cut at the statistics).
+std::string text_part(const std::string& output) {
+  const std::size_t stats = output.find("\nprefill:");
+  std::string s = output.substr(0, stats);
+  const std::size_t model_line = s.find("model: ");
+  if (model_line != std::string::npos) s.erase(model_line, s.find('\n', model_line) - model_line + 1);
+  return s;
+}
+
+TEST_F(GenerateCli, GreedyStoriesPrintsTextAndStatistics) {
+  if (!test::shared_available()) GTEST_SKIP() << "../shared not present";
+  const auto r = run_zebra("generate " + stories_bin() + " --prompt 'Once upon a time' -n 40 --temperature 0 --threads 1");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string text = text_part(r.output);
+  EXPECT_NE(text.find("Once upon a time"), std::string::npos) << r.output;
+  EXPECT_GT(text.size(), std::string("Once upon a time").size() + 40) << r.output;  // ~40 tokens of story
+  EXPECT_NE(r.output.find("decode:"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("tok/s"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("kv cache:"), std::string::npos) << r.output;
+
+  // Greedy decoding is deterministic, and the chunk size does not change the arithmetic's outcome.
+  const auto again = run_zebra("generate " + stories_bin() + " --prompt 'Once upon a time' -n 40 --temperature 0 "
+                               "--threads 1 --chunk 2");
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_EQ(text_part(again.output), text);
+}
+
+TEST_F(GenerateCli, ZebraPatternPromptFromStdinAndStopString) {
+  if (!test::shared_available()) GTEST_SKIP() << "../shared not present";
+  std::ofstream(path("prompt.txt")) << "Lily and Ben went to the park.";
+  const auto r = run_zebra("generate " + stories_bin() + " --group-size 2 --window 16 -n 60 --seed 3 --threads 1 "
+                           "--stop . < " + path("prompt.txt"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("GLGLG"), std::string::npos) << r.output;  // re-laid (the checkpoint is GGGGG)
+  // The stop string ends the continuation (unless 60 tokens pass without a '.').
+  const std::string cont = text_part(r.output).substr(std::string("Lily and Ben went to the park.").size());
+  EXPECT_EQ(cont.find('.'), std::string::npos) << r.output;
+}
+
+TEST_F(GenerateCli, BadInputGivesAClearErrorAndNonZeroExit) {
+  auto r = run_zebra("generate " + path("missing.bin") + " -n 3");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("does not exist"), std::string::npos) << r.output;
+
+  r = run_zebra("generate --random-init " + test::source_dir() + "/recipes/configs/demo.json --bogus-flag");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("--bogus-flag"), std::string::npos) << r.output;
+
+  std::ofstream(path("not_a_model.bin")) << "this is not a llama2.c checkpoint";
+  r = run_zebra("generate " + path("not_a_model.bin") + " -n 3");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("error"), std::string::npos) << r.output;
+
+  r = run_zebra("generate");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("MODEL"), std::string::npos) << r.output;
+}
+
+TEST_F(GenerateCli, RandomInitConfigMeasuresWithoutATokenizer) {
+  const auto r = run_zebra("generate --random-init " + test::source_dir() +
+                           "/recipes/configs/demo.json --random-prompt 100 -n 5 --ignore-eos --chunk 32 -q --threads 1");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("prefill: 101 tokens"), std::string::npos) << r.output;  // BOS + 100
+  EXPECT_NE(r.output.find("decode:  4 tokens"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("a full-attention cache"), std::string::npos) << r.output;
+}
+
+TEST_F(GenerateCli, ConvertThenGenerateGivesTheSameText) {
+  if (!test::shared_available()) GTEST_SKIP() << "../shared not present";
+  auto r = run_zebra("convert " + stories_bin() + " " + path("stories_dir"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(fs::exists(path("stories_dir/config.json")));
+  EXPECT_TRUE(fs::exists(path("stories_dir/tokenizer.bin")));
+  const std::string args = " --prompt 'The cat' -n 30 --temperature 0 --threads 1";
+  const auto a = run_zebra("generate " + stories_bin() + args);
+  const auto b = run_zebra("generate " + path("stories_dir") + args);
+  ASSERT_EQ(a.exit_code, 0) << a.output;
+  ASSERT_EQ(b.exit_code, 0) << b.output;
+  EXPECT_EQ(text_part(a.output), text_part(b.output));
+
+  r = run_zebra("convert " + stories_bin() + " " + path("zebra_bf16") + " --group-size 4 --window 64 --dtype bf16");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  nlohmann::json config = nlohmann::json::parse(std::ifstream(path("zebra_bf16/config.json")));
+  EXPECT_EQ(config.at("sliding_window").get<int>(), 64);
+  r = run_zebra("convert " + stories_bin() + " " + path("x") + " --dtype q4");
+  EXPECT_NE(r.exit_code, 0);
+}
+
+TEST_F(GenerateCli, EvalPplWritesJson) {
+  if (!test::shared_available()) GTEST_SKIP() << "../shared not present";
+  const auto r = run_zebra("eval ppl " + stories_bin() + " " + stories_dir() + "/tinystories_val.txt --ctx 128 "
+                           "--score-from 64 --bos-first --max-tokens 1024 --threads 1 --json " + path("ppl.json"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const nlohmann::json j = nlohmann::json::parse(std::ifstream(path("ppl.json")));
+  EXPECT_EQ(j.at("windows").get<int>(), 8);
+  EXPECT_EQ(j.at("scored_tokens").get<int>(), 8 * 63);
+  const double ppl = j.at("ppl").get<double>();
+  EXPECT_GT(ppl, 2.0);  // a trained model: far below the vocabulary's 512, above a perfect 1
+  EXPECT_LT(ppl, 20.0);
+
+  const auto bad = run_zebra("eval ppl " + stories_bin() + " " + stories_dir() + "/tinystories_val.txt --ctx 128 "
+                             "--score-from 200");
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.output.find("score_from"), std::string::npos) << bad.output;
+  EXPECT_NE(run_zebra("eval").exit_code, 0);  // a sub-subcommand is required
+}
+
+TEST_F(GenerateCli, ChatKeepsTheConversation) {
+  if (!test::shared_available()) GTEST_SKIP() << "../shared not present";
+  std::ofstream(path("turns.txt")) << "Tell me a story.\nWhat happened next?\n/reset\nHi\n/exit\n";
+  const auto r = run_zebra("chat " + stories_bin() + " -n 24 --threads 1 --temperature 0 < " + path("turns.txt"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("(conversation reset)"), std::string::npos) << r.output;
+  // Three turns; the second one's cache extends the first's.
+  std::size_t turns = 0;
+  for (std::size_t at = r.output.find("[turn:"); at != std::string::npos; at = r.output.find("[turn:", at + 1)) ++turns;
+  EXPECT_EQ(turns, 3u) << r.output;
+}
+
+}  // namespace
+}  // namespace zebra
