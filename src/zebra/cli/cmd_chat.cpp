@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "zebra/cli/commands.hpp"
+#include "zebra/cli/sampling_options.hpp"
 #include "zebra/data/sentencepiece_tokenizer.hpp"
 #include "zebra/data/tokenizer.hpp"
 #include "zebra/io/model_loader.hpp"
@@ -187,15 +188,7 @@ void add_chat_command(CLI::App& app) {
       ->check(CLI::IsMember({"plain", "llama2"}));
   cmd->add_option("--system", a->system, "system prompt");
   cmd->add_option("-n,--n-tokens", a->n, "most tokens per reply")->check(CLI::PositiveNumber);
-  cmd->add_option("--temperature,--temp", a->sampling.temperature, "sampling temperature (0 = greedy)")
-      ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--top-k", a->sampling.top_k, "keep the k most likely tokens (0 = off)")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--top-p", a->sampling.top_p, "nucleus sampling mass (1 = off)")->check(CLI::Range(0.0, 1.0));
-  cmd->add_option("--min-p", a->sampling.min_p, "drop tokens below min-p times the top probability (0 = off)")
-      ->check(CLI::Range(0.0, 1.0));
-  cmd->add_option("--repeat-penalty", a->sampling.repetition_penalty, "repetition penalty (1 = off)")
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--seed", a->sampling.seed, "sampling seed (default 1)");
+  add_sampling_options(cmd, a->sampling);
   cmd->add_option("--chunk", a->chunk, "prefill chunk size in tokens")->check(CLI::PositiveNumber);
   cmd->add_option("--group-size", a->group_size, "run the model re-laid as Zebra with this group size L")
       ->check(CLI::PositiveNumber);

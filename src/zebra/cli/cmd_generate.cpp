@@ -16,6 +16,8 @@
 #include <vector>
 
 #include "zebra/cli/commands.hpp"
+#include "zebra/util/format.hpp"
+#include "zebra/cli/sampling_options.hpp"
 #include "zebra/data/sentencepiece_tokenizer.hpp"
 #include "zebra/data/tokenizer.hpp"
 #include "zebra/io/model_loader.hpp"
@@ -38,18 +40,6 @@ struct GenerateArgs {
   std::uint64_t init_seed = 1;
   int threads = 0;
 };
-
-std::string human_bytes(double b) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (b >= 1024.0 && u < 4) {
-    b /= 1024.0;
-    ++u;
-  }
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.2f %s", b, units[u]);
-  return buf;
-}
 
 std::string read_all(std::istream& in) { return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()}; }
 
@@ -213,17 +203,7 @@ void add_generate_command(CLI::App& app) {
   auto* prompt = cmd->add_option("-p,--prompt", a->prompt, "prompt text (default: --file, else stdin when it is not a terminal)");
   cmd->add_option("-f,--file", a->prompt_file, "read the prompt from a file")->check(CLI::ExistingFile);
   cmd->add_option("-n,--n-tokens", a->n, "tokens to generate")->check(CLI::PositiveNumber);
-  cmd->add_option("--temperature,--temp", a->sampling.temperature, "sampling temperature (0 = greedy)")
-      ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--top-k", a->sampling.top_k, "keep the k most likely tokens (0 = off)")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--top-p", a->sampling.top_p, "nucleus sampling mass (1 = off)")->check(CLI::Range(0.0, 1.0));
-  cmd->add_option("--min-p", a->sampling.min_p, "drop tokens below min-p times the top probability (0 = off)")
-      ->check(CLI::Range(0.0, 1.0));
-  cmd->add_option("--repeat-penalty", a->sampling.repetition_penalty, "repetition penalty (1 = off)")
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--repeat-last-n", a->sampling.repeat_last_n, "tokens of history the penalty looks at")
-      ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--seed", a->sampling.seed, "sampling seed (default 1)");
+  add_sampling_options(cmd, a->sampling);
   cmd->add_option("--chunk", a->chunk, "prefill chunk size in tokens")->check(CLI::PositiveNumber);
   cmd->add_option("--stop", a->stops, "stop when the output contains this string (repeatable)");
   cmd->add_option("--group-size", a->group_size, "run the model re-laid as Zebra with this group size L")

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "zebra/cli/commands.hpp"
+#include "zebra/util/format.hpp"
 #include "zebra/model/config.hpp"
 #include "zebra/model/flops.hpp"
 #include "zebra/model/transformer.hpp"
@@ -24,18 +25,6 @@ struct InfoArgs {
   bool step = false;  // also initialise the model and run one forward/backward step
   std::uint64_t seed = 1;
 };
-
-std::string human_bytes(double b) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (b >= 1024.0 && u < 4) {
-    b /= 1024.0;
-    ++u;
-  }
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.2f %s", b, units[u]);
-  return buf;
-}
 
 // Initialises the model and runs one forward/backward pass on random tokens: a freshly initialised
 // model predicts nearly uniformly, so the loss must come out close to ln(vocab).
