@@ -4,4 +4,6 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${ZEBRA_BUILD_DIR:-$root/build}"
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release "$@" >/dev/null
-ninja -C "$build" "${ZEBRA_TARGETS:-all}"
+# ZEBRA_TARGETS: space-separated ninja targets (default all).
+read -r -a targets <<< "${ZEBRA_TARGETS:-all}"
+ninja -C "$build" "${targets[@]}"

@@ -100,6 +100,13 @@ TEST_F(TrainCli, BadInputGetsAClearError) {
                 " -o " + (dir_ / "run2").string());
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.output.find("nope"), std::string::npos) << r.output;
+  // A step that cannot fit in RAM is refused before training, with the memory it needs and what would help.
+  r = run_zebra("train --data " + (dir_ / "data").string() + " --config " + (dir_ / "config.json").string() + " -o " +
+                (dir_ / "run4").string() + " --steps 1 -T 32 -b 200000 --no-plot --threads 1");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("MiB are available"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("--recompute would need"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir_ / "run4" / "metrics.jsonl"));
   // A resume from a truncated checkpoint is refused, naming the file.
   ASSERT_EQ(run_zebra(train_args("run3", 2)).exit_code, 0);
   const std::string ck = list_checkpoints((dir_ / "run3").string()).back();

@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "zebra/ops/attention.hpp"
+#include "zebra/ops/cpu_features.hpp"
 #include "zebra/ops/mask.hpp"
 #include "zebra/ops/ref/attention_ref.hpp"
 #include "zebra/util/rng.hpp"
@@ -598,6 +599,128 @@ TEST(Attention, RejectsBadArguments) {
   EXPECT_THROW(attention_forward(buf.data(), buf.data(), buf.data(), buf.data(), buf.data(), shape,
                                  AttentionMask{kGlobalWindow, bad_doc}),
                std::exception);
+}
+
+// ---- every kernel variant against the reference ----------------------------------------------------------------
+// The tests above run the default variant (the widest this CPU has). These run each variant the CPU can execute:
+// scalar, AVX2, AVX-512 (skipped without AVX-512 F/BW/VL/DQ), and the AVX-512 layout compiled for AVX2, which
+// exercises the 16-lane padding and 12 x 2 blocking of the AVX-512 kernels where AVX-512 itself is missing. The
+// tolerances are the float ones above: every variant computes the same sums (in other orders, with or without
+// fused multiply-adds), so the same error analysis holds.
+}  // namespace
+
+// For test names and messages (gtest finds it next to the type).
+void PrintTo(const AttentionKernel& k, std::ostream* os) { *os << to_string(k); }
+
+namespace {
+
+class AttentionKernelTest : public ::testing::TestWithParam<AttentionKernel> {
+ protected:
+  void SetUp() override {
+    const AttentionKernel k = GetParam();
+    if (k == AttentionKernel::kAvx512 && !simd_path_supported(SimdPath::kAvx512)) {
+      GTEST_SKIP() << "this CPU lacks AVX-512 (F/BW/VL/DQ): the AVX-512 kernels cannot run here; their tiling and "
+                      "blocking are covered by the avx512-layout-on-avx2 variant";
+    }
+    if ((k == AttentionKernel::kAvx2 || k == AttentionKernel::kAvx512OnAvx2) &&
+        !simd_path_supported(SimdPath::kAvx2)) {
+      GTEST_SKIP() << "this CPU lacks AVX2/FMA";
+    }
+    set_attention_kernel(k);
+    ASSERT_EQ(attention_kernel(), k);
+  }
+  void TearDown() override { set_attention_kernel(AttentionKernel::kDefault); }
+};
+
+TEST_P(AttentionKernelTest, MatchesReferenceOnAwkwardSizes) {
+  const std::int64_t seq_lens[] = {1, 7, 17, 64, 65, 130, 200};
+  const std::int64_t kv_heads[] = {4, 2, 1};
+  const std::int64_t head_dims[] = {32, 64, 128, 24};  // 24: not a multiple of the 16 AVX-512 lanes
+  double worst = 0.0;
+  int index = 0;
+  for (std::int64_t t : seq_lens) {
+    for (std::int64_t w : {std::int64_t{1}, std::int64_t{3}, std::int64_t{64}, std::int64_t{100}, kGlobalWindow}) {
+      Case c;
+      c.seq_len = t;
+      c.window = w;
+      c.n_kv_heads = kv_heads[index % 3];
+      c.alibi = index % 2 == 1;
+      c.doc = (index / 2) % 2 == 1;
+      c.fused = (index / 4) % 2 == 1;
+      c.head_dim = head_dims[(index / 5) % 4];
+      ++index;
+      SCOPED_TRACE(c.name());
+      const Inputs in(c, 500 + static_cast<std::uint64_t>(index));
+      worst = std::max(worst, expect_result_near(in, run_kernel<float>(in), run_ref(in), kFloatAtol, kFloatRtol));
+    }
+  }
+  std::printf("%s: worst error/tolerance %.3g\n", to_string(GetParam()), worst);
+}
+
+// One sequence over one KV head: the backward pass splits the query tiles into chunks whose dK/dV partials are
+// added afterwards (fewer (batch, kv head) pairs than backward tasks wanted). Results must match the reference
+// and be bit-identical for 1 and 2 threads.
+TEST_P(AttentionKernelTest, ChunkedBackwardMatchesReferenceForAnyThreadCount) {
+  for (std::int64_t w : {std::int64_t{70}, kGlobalWindow}) {
+    Case c;
+    c.batch = 1;
+    c.seq_len = 333;  // 6 query tiles, the last one partial
+    c.n_heads = 3;
+    c.n_kv_heads = 1;
+    c.head_dim = 64;
+    c.window = w;
+    c.alibi = true;
+    c.doc = true;
+    c.fused = true;
+    SCOPED_TRACE(c.name());
+    const Inputs in(c, 77);
+    const int saved = omp_get_max_threads();
+    omp_set_num_threads(1);
+    const Result<float> one = run_kernel<float>(in);
+    omp_set_num_threads(std::max(2, saved));
+    const Result<float> two = run_kernel<float>(in);
+    omp_set_num_threads(saved);
+    expect_result_near(in, two, run_ref(in), kFloatAtol, kFloatRtol);
+    EXPECT_EQ(one.out, two.out);
+    EXPECT_EQ(one.lse, two.lse);
+    EXPECT_EQ(one.grad, two.grad);
+  }
+}
+
+// A long local layer: many tiles whose window edge cuts through a tile (window not a multiple of the tile).
+TEST_P(AttentionKernelTest, LongLocalLayerMatchesReference) {
+  Case c;
+  c.batch = 1;
+  c.seq_len = 700;
+  c.n_heads = 2;
+  c.n_kv_heads = 2;
+  c.head_dim = 32;
+  c.window = 150;
+  const Inputs in(c, 123);
+  expect_result_near(in, run_kernel<float>(in), run_ref(in), kFloatAtol, kFloatRtol);
+}
+
+std::string kernel_name(const ::testing::TestParamInfo<AttentionKernel>& info) {
+  std::string s = to_string(info.param);
+  for (char& ch : s) {
+    if (ch == '-') ch = '_';
+  }
+  return s;
+}
+
+INSTANTIATE_TEST_SUITE_P(Variants, AttentionKernelTest,
+                         ::testing::Values(AttentionKernel::kScalar, AttentionKernel::kAvx2, AttentionKernel::kAvx512,
+                                           AttentionKernel::kAvx512OnAvx2),
+                         kernel_name);
+
+// The workspace estimate covers what a call allocates: it grows with T and is positive.
+TEST(Attention, WorkspaceBytesGrowWithLength) {
+  const AttentionShape a{1, 1000, 8, 4, 64, 0, 0}, b{1, 4000, 8, 4, 64, 0, 0};
+  const AttentionMask global{kGlobalWindow};
+  const std::size_t wa = attention_workspace_bytes(a, global), wb = attention_workspace_bytes(b, global);
+  // At least packed K, V, dK, dV (4 x T x kv_dim) and Q^T, dO^T (2 x T x q_dim) floats.
+  EXPECT_GE(wa, static_cast<std::size_t>(4 * 1000 * 256 + 2 * 1000 * 512) * sizeof(float));
+  EXPECT_GT(wb, 3 * wa);
 }
 
 }  // namespace

@@ -146,6 +146,8 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--log-every", o.log_every, "steps between progress lines")->check(CLI::NonNegativeNumber);
   cmd->add_option("--time-limit", o.time_limit_s, "stop and checkpoint after this many seconds")->check(CLI::NonNegativeNumber);
   cmd->add_flag("--recompute", o.recompute, "recompute each layer in backward (less memory)");
+  cmd->add_flag("--bf16", o.bf16_matmul,
+                "matrix products on bfloat16-rounded inputs with fp32 accumulation (docs/performance.md)");
   cmd->add_option("--threads", a->threads, "OpenMP threads (default: all cores)")->check(CLI::PositiveNumber);
   cmd->add_option("--samples", a->samples, "print this many sampled lines at the end")->check(CLI::NonNegativeNumber);
   cmd->add_option("--sample-tokens", a->sample_tokens, "tokens per sampled line")->check(CLI::PositiveNumber);

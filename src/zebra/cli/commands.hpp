@@ -12,6 +12,8 @@ void add_info_command(CLI::App& app);
 void add_prepare_command(CLI::App& app);
 void add_train_command(CLI::App& app);
 void add_plot_command(CLI::App& app);
+// `zebra bench gemm|attention|train|bf16`: speed measurements (train/bench.hpp, docs/performance.md).
+void add_bench_command(CLI::App& app);
 // `zebra generate MODEL`: text generation with the KV cache (model/generator.hpp).
 void add_generate_command(CLI::App& app);
 // `zebra chat MODEL`: interactive chat keeping the KV cache between turns.

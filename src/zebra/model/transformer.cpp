@@ -2,11 +2,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "zebra/ops/attention.hpp"
 #include "zebra/ops/cross_entropy.hpp"
 #include "zebra/ops/embedding.hpp"
+#include "zebra/ops/mask.hpp"
 #include "zebra/ops/matmul.hpp"
+#include "zebra/ops/parallel.hpp"
 #include "zebra/ops/rmsnorm.hpp"
 #include "zebra/ops/swiglu.hpp"
 #include "zebra/util/error.hpp"
@@ -25,7 +28,7 @@ ModelConfig resolved(ModelConfig c) {
 // y[n] += x[n]
 template <typename T>
 void add_inplace(T* y, const T* x, std::int64_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static) if (worth_parallel(n))
   for (std::int64_t i = 0; i < n; ++i) y[i] += x[i];
 }
 
@@ -81,8 +84,9 @@ void Transformer<T>::layer_forward(std::int64_t l, const BatchView& batch, const
   const std::int64_t n = batch.batch * batch.seq_len, d = c.d_model, f = c.ffn_dim;
   const std::int64_t qd = c.q_dim(), kvd = c.kv_dim(), qkv_dim = qd + 2 * kvd;
 
+  const MatmulOptions mo{options_.bf16_matmul};
   rmsnorm_forward(a.xn1.data(), a.rstd1.data(), x_in, w.attn_norm, n, d, c.norm_eps);
-  matmul_forward(a.qkv.data(), a.xn1.data(), w.wq, n, d, qkv_dim);  // [N, QKV]
+  matmul_forward(a.qkv.data(), a.xn1.data(), w.wq, n, d, qkv_dim, mo);  // [N, QKV]
   T* q = a.qkv.data();
   T* k = q + qd;
   T* v = k + kvd;
@@ -93,13 +97,13 @@ void Transformer<T>::layer_forward(std::int64_t l, const BatchView& batch, const
   AttentionShape shape{batch.batch, batch.seq_len, c.n_heads, c.n_kv_heads, c.head_dim, qkv_dim, qkv_dim};
   AttentionMask mask{c.layer_window(l), batch.doc_start, alibi_.empty() ? nullptr : alibi_.data()};
   attention_forward(a.att.data(), a.lse.data(), q, k, v, shape, mask);
-  matmul_forward(a.h.data(), a.att.data(), w.wo, n, qd, d);
+  matmul_forward(a.h.data(), a.att.data(), w.wo, n, qd, d, mo);
   add_inplace(a.h.data(), x_in, n * d);
 
   rmsnorm_forward(a.xn2.data(), a.rstd2.data(), a.h.data(), w.ffn_norm, n, d, c.norm_eps);
-  matmul_forward(a.gu.data(), a.xn2.data(), w.w_gate, n, d, 2 * f);  // [N, 2F] gate | up
+  matmul_forward(a.gu.data(), a.xn2.data(), w.w_gate, n, d, 2 * f, mo);  // [N, 2F] gate | up
   swiglu_forward(a.act.data(), a.gu.data(), n, f);
-  matmul_forward(x_out, a.act.data(), w.w_down, n, f, d);
+  matmul_forward(x_out, a.act.data(), w.w_down, n, f, d, mo);
   add_inplace(x_out, a.h.data(), n * d);
 }
 
@@ -112,16 +116,17 @@ void Transformer<T>::layer_backward(std::int64_t l, const BatchView& batch, cons
   const std::int64_t n = batch.batch * batch.seq_len, d = c.d_model, f = c.ffn_dim;
   const std::int64_t qd = c.q_dim(), kvd = c.kv_dim(), qkv_dim = qd + 2 * kvd;
   BackwardScratch<T>& s = scratch_;
+  const MatmulOptions mo{options_.bf16_matmul};
 
   // MLP block: x_out = h + Wdown . swiglu(Wgu . rms(h))
-  matmul_backward(s.dact.data(), g.w_down, s.dx.data(), a.act.data(), w.w_down, n, f, d);
+  matmul_backward(s.dact.data(), g.w_down, s.dx.data(), a.act.data(), w.w_down, n, f, d, mo);
   swiglu_backward(s.dgu.data(), s.dact.data(), a.gu.data(), n, f);
-  matmul_backward(s.dxn.data(), g.w_gate, s.dgu.data(), a.xn2.data(), w.w_gate, n, d, 2 * f);
+  matmul_backward(s.dxn.data(), g.w_gate, s.dgu.data(), a.xn2.data(), w.w_gate, n, d, 2 * f, mo);
   rmsnorm_backward(s.dtmp.data(), g.ffn_norm, s.dxn.data(), a.h.data(), w.ffn_norm, a.rstd2.data(), n, d);
   add_inplace(s.dx.data(), s.dtmp.data(), n * d);  // dx is now d(loss)/d(h)
 
   // Attention block: h = x_in + Wo . attn(rope(Wq x), rope(Wk x), Wv x), x = rms(x_in)
-  matmul_backward(s.datt.data(), g.wo, s.dx.data(), a.att.data(), w.wo, n, qd, d);
+  matmul_backward(s.datt.data(), g.wo, s.dx.data(), a.att.data(), w.wo, n, qd, d, mo);
   const T* q = a.qkv.data();
   T* dq = s.dqkv.data();
   AttentionShape shape{batch.batch, batch.seq_len, c.n_heads, c.n_kv_heads, c.head_dim, qkv_dim, qkv_dim};
@@ -132,7 +137,7 @@ void Transformer<T>::layer_backward(std::int64_t l, const BatchView& batch, cons
     rope_backward(dq, acts_.positions.data(), rope_, n, c.n_heads, qkv_dim);
     rope_backward(dq + qd, acts_.positions.data(), rope_, n, c.n_kv_heads, qkv_dim);
   }
-  matmul_backward(s.dxn.data(), g.wq, dq, a.xn1.data(), w.wq, n, d, qkv_dim);
+  matmul_backward(s.dxn.data(), g.wq, dq, a.xn1.data(), w.wq, n, d, qkv_dim, mo);
   rmsnorm_backward(s.dtmp.data(), g.attn_norm, s.dxn.data(), x_in, w.attn_norm, a.rstd1.data(), n, d);
   add_inplace(s.dx.data(), s.dtmp.data(), n * d);
 }
@@ -145,7 +150,7 @@ void Transformer<T>::forward_hidden(const BatchView& batch) {
   T* x0 = acts_.residual[0].data();
   embedding_forward(x0, batch.tokens, params_.views.embed, n, d, c.vocab_size);
   if (c.pos_embedding == PosEmbedding::kLearned) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_parallel(n * d))
     for (std::int64_t r = 0; r < n; ++r) {
       const T* pe = params_.views.pos_embed + static_cast<std::int64_t>(acts_.positions[sz(r)]) * d;
       for (std::int64_t i = 0; i < d; ++i) x0[r * d + i] += pe[i];
@@ -189,12 +194,13 @@ LossResult Transformer<T>::lm_head_loss(const BatchView& batch, bool backward, d
     }
     T* logits = logits_chunk_.data();  // [rows, V]
     const T* xf = acts_.xf.data() + r0 * d;
-    matmul_forward(logits, xf, params_.views.lm_head, rows, d, vocab);
+    const MatmulOptions mo{options_.bf16_matmul};
+    matmul_forward(logits, xf, params_.views.lm_head, rows, d, vocab, mo);
     result.loss_sum += cross_entropy_forward(logits, targets, rows, vocab, &result.n_valid);
     if (backward) {
       cross_entropy_backward(logits, logits, targets, rows, vocab, scale);
       matmul_backward(scratch_.dtmp.data() + r0 * d, grad_views_.lm_head, logits, xf, params_.views.lm_head, rows, d,
-                      vocab);
+                      vocab, mo);
     }
   }
   return result;
@@ -247,14 +253,42 @@ void Transformer<T>::logits_for_row(std::int64_t row, T* out) const {
 template <typename T>
 std::size_t Transformer<T>::activation_bytes(const ModelConfig& c, std::int64_t batch, std::int64_t seq_len,
                                              bool recompute) {
+  RunOptions o;
+  o.recompute = recompute;
+  return activation_bytes(c, batch, seq_len, o);
+}
+
+template <typename T>
+std::size_t Transformer<T>::activation_bytes(const ModelConfig& c, std::int64_t batch, std::int64_t seq_len,
+                                             const RunOptions& options) {
   const std::size_t n = sz(batch * seq_len), d = sz(c.d_model), f = sz(c.ffn_dim);
   const std::size_t qd = sz(c.q_dim()), qkv = qd + 2 * sz(c.kv_dim()), h = sz(c.n_heads);
   const std::size_t per_layer = n * (2 + 3 * d + qkv + qd + h + 3 * f);
-  const std::size_t n_sets = recompute ? 1 : sz(c.n_layers);
+  const std::size_t n_sets = options.recompute ? 1 : sz(c.n_layers);
   const std::size_t acts = sz(c.n_layers + 1) * n * d + n_sets * per_layer + n + n * d;
   const std::size_t scratch = n * (3 * d + qkv + qd + 3 * f);
-  const std::size_t logits = std::min<std::size_t>(n, 256) * sz(c.vocab_size);
-  return (acts + scratch + logits) * sizeof(T) + n * sizeof(std::int32_t);
+  const std::size_t logits = std::min<std::size_t>(n, sz(std::max<std::int64_t>(1, options.loss_chunk))) *
+                             sz(c.vocab_size);
+  // RoPE table: cos and sin for [seq_len, head_dim / 2] (built for at least seq_len positions).
+  const std::size_t rope = c.pos_embedding == PosEmbedding::kRope ? 2 * sz(seq_len) * sz(c.head_dim / 2) : 0;
+  // The attention kernels' per-thread workspace, sized by the largest call (a global layer's backward).
+  const AttentionShape shape{batch, seq_len, c.n_heads, c.n_kv_heads, c.head_dim, 0, 0};
+  const std::size_t attention =
+      attention_workspace_bytes(shape, AttentionMask{kGlobalWindow, nullptr, nullptr}) / sizeof(float);
+  // BF16 products: rounded copies of a weight and of a chunk of rows (the largest product's).
+  std::size_t bf16 = 0;
+  if (options.bf16_matmul && std::is_same_v<T, float>) {
+    const std::int64_t N = batch * seq_len;
+    const std::int64_t shapes[][2] = {{c.d_model, c.q_dim() + 2 * c.kv_dim()},
+                                      {c.q_dim(), c.d_model},
+                                      {c.d_model, 2 * c.ffn_dim},
+                                      {c.ffn_dim, c.d_model},
+                                      {c.d_model, c.vocab_size}};
+    for (const auto& io : shapes) {
+      bf16 = std::max(bf16, sz(bf16_scratch_bytes(N, io[0], io[1])) / sizeof(float));
+    }
+  }
+  return (acts + scratch + logits + rope + attention + bf16) * sizeof(T) + n * sizeof(std::int32_t);
 }
 
 template class Transformer<float>;

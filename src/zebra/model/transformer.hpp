@@ -17,6 +17,9 @@ namespace zebra {
 struct RunOptions {
   bool recompute = false;        // keep only each layer's input; recompute the layer in backward
   std::int64_t loss_chunk = 256; // tokens per lm-head/cross-entropy chunk
+  // Matrix products with bfloat16 inputs and fp32 accumulation (MatmulOptions::bf16; float models only).
+  // Attention, norms and everything elementwise stay fp32. Effect on the loss: docs/performance.md.
+  bool bf16_matmul = false;
 };
 
 struct LossResult {
@@ -53,8 +56,12 @@ class Transformer {
   // Logits for one row of the last forward_hidden(): out[V].
   void logits_for_row(std::int64_t row, T* out) const;
 
-  // Bytes of activations and backward scratch for a batch shape (for the memory plan).
+  // Bytes of activations and backward scratch for a batch shape (for the memory plan): saved activations, the
+  // backward's gradient buffers, one lm-head chunk of logits, the RoPE table, the attention kernels' workspace
+  // and, with bf16_matmul, the rounding scratch. Parameters, gradients and optimizer moments are not included.
   static std::size_t activation_bytes(const ModelConfig& c, std::int64_t batch, std::int64_t seq_len, bool recompute);
+  static std::size_t activation_bytes(const ModelConfig& c, std::int64_t batch, std::int64_t seq_len,
+                                      const RunOptions& options);
 
  private:
   void prepare(const BatchView& batch, bool need_grads);

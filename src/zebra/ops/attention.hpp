@@ -13,6 +13,7 @@
 // with ALiBi, -slope[h] * (i - j).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -62,6 +63,23 @@ void attention_forward(T* out, T* lse, const T* q, const T* k, const T* v, const
 template <typename T>
 void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* out, const T* lse, const T* q, const T* k,
                         const T* v, const AttentionShape& shape, const AttentionMask& mask, AttentionStats* stats);
+
+// Kernel variants. kDefault follows active_simd_path() (ops/cpu_features.hpp); the others are for tests and
+// benchmarks. kAvx512OnAvx2 runs the AVX-512 kernels' exact tiling and blocking (16 lanes, 12 x 2 vectors)
+// with AVX2 instructions, so that machines without AVX-512 can test that logic. Double precision always uses
+// the scalar kernels.
+enum class AttentionKernel { kDefault, kScalar, kAvx2, kAvx512, kAvx512OnAvx2 };
+// Sets the variant for calls made from this thread; throws when the CPU cannot run it.
+void set_attention_kernel(AttentionKernel kernel);
+// The variant the next call from this thread will use (never kDefault).
+AttentionKernel attention_kernel();
+const char* to_string(AttentionKernel kernel);
+
+// The kernels pack their inputs (K, V per kv head; Q, dO transposed per query tile) and accumulate dK, dV in a
+// workspace that belongs to the calling thread and only grows, so that repeated calls allocate nothing: it keeps
+// the size of the largest call. This is its size for attention_backward<float> of a shape (the forward pass
+// needs less), for memory planning.
+std::size_t attention_workspace_bytes(const AttentionShape& shape, const AttentionMask& mask);
 
 // ALiBi slopes for n_heads heads (Press et al.; the interpolation for non-powers of two as in BLOOM).
 std::vector<double> alibi_slopes(std::int64_t n_heads);

@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
+#include "zebra/ops/parallel.hpp"
+#include "zebra/ops/simd/elementwise.hpp"
 #include "zebra/util/error.hpp"
 
 namespace zebra {
@@ -17,18 +20,22 @@ double cross_entropy_forward(T* logits, const std::int32_t* targets, std::int64_
   for (std::int64_t i = 0; i < rows; ++i) {
     ZEBRA_CHECK(targets[i] < vocab, "cross_entropy: target ", targets[i], " at row ", i, " outside [0, ", vocab, ")");
   }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_parallel(rows * vocab))
   for (std::int64_t i = 0; i < rows; ++i) {
     T* z = logits + i * vocab;
-    T max_z = z[0];
-    for (std::int64_t k = 1; k < vocab; ++k) max_z = std::max(max_z, z[k]);
-    T sum = 0;
-    for (std::int64_t k = 0; k < vocab; ++k) {
-      z[k] = std::exp(z[k] - max_z);
-      sum += z[k];
+    if constexpr (std::is_same_v<T, float>) {
+      simd::elementwise().softmax(z, vocab);
+    } else {
+      T max_z = z[0];
+      for (std::int64_t k = 1; k < vocab; ++k) max_z = std::max(max_z, z[k]);
+      T sum = 0;
+      for (std::int64_t k = 0; k < vocab; ++k) {
+        z[k] = std::exp(z[k] - max_z);
+        sum += z[k];
+      }
+      T inv = T(1) / sum;
+      for (std::int64_t k = 0; k < vocab; ++k) z[k] *= inv;
     }
-    T inv = T(1) / sum;
-    for (std::int64_t k = 0; k < vocab; ++k) z[k] *= inv;
     if (targets[i] >= 0) {
       // -log p computed from the normalised probability; clamp keeps an underflowed p finite.
       row_loss[static_cast<std::size_t>(i)] = -std::log(std::max(static_cast<double>(z[targets[i]]), 1e-300));
@@ -47,7 +54,7 @@ double cross_entropy_forward(T* logits, const std::int32_t* targets, std::int64_
 template <typename T>
 void cross_entropy_backward(T* dlogits, const T* probs, const std::int32_t* targets, std::int64_t rows,
                             std::int64_t vocab, T scale) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_parallel(rows * vocab))
   for (std::int64_t i = 0; i < rows; ++i) {
     T* dz = dlogits + i * vocab;
     const T* p = probs + i * vocab;

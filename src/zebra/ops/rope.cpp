@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "zebra/ops/parallel.hpp"
 #include "zebra/util/error.hpp"
 
 namespace zebra {
@@ -44,7 +45,7 @@ void rotate(T* x, const std::int32_t* positions, const RopeTable<T>& table, std:
     ZEBRA_CHECK(positions[i] >= 0 && positions[i] < table.n_positions, "rope: position ", positions[i],
                 " outside the table [0, ", table.n_positions, ")");
   }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_parallel(n * n_heads * 2 * half))
   for (std::int64_t i = 0; i < n; ++i) {
     const T* c = table.cos.data() + static_cast<std::int64_t>(positions[i]) * half;
     const T* s = table.sin.data() + static_cast<std::int64_t>(positions[i]) * half;

@@ -79,6 +79,39 @@ LossResult evaluate_loss(Transformer<float>& model, const TokenDataset& data, st
   return total;
 }
 
+namespace {
+
+// The memory plan: parameters, gradients and two AdamW moments (4 float buffers), activations and backward
+// scratch for one micro-batch. Printed, and refused up front (before the optimizer allocates its moments) when
+// it cannot fit, with what --recompute would need.
+void check_memory_plan(const ModelConfig& config, std::int64_t n_params, const TrainOptions& o) {
+  const double mib = 1 << 20;
+  const RunOptions run{o.recompute, 256, o.bf16_matmul};
+  const auto state_bytes = static_cast<std::int64_t>(16 * n_params);
+  const auto act_bytes =
+      static_cast<std::int64_t>(Transformer<float>::activation_bytes(config, o.batch_size, o.seq_len, run));
+  const std::int64_t need = state_bytes + act_bytes;
+  const std::int64_t available = available_memory_bytes();
+  log_info("memory plan: parameters, gradients and AdamW moments ", static_cast<double>(state_bytes) / mib,
+           " MiB; activations ", static_cast<double>(act_bytes) / mib, " MiB", o.recompute ? " (recompute)" : "",
+           "; total ", static_cast<double>(need) / mib, " MiB of ", static_cast<double>(available) / mib,
+           " MiB available");
+  if (available <= 0 || need <= available) return;
+  std::string hint;
+  if (!o.recompute) {
+    RunOptions with_recompute = run;
+    with_recompute.recompute = true;
+    const auto bytes = static_cast<std::int64_t>(
+        Transformer<float>::activation_bytes(config, o.batch_size, o.seq_len, with_recompute));
+    hint = str_cat(" --recompute would need ", static_cast<double>(state_bytes + bytes) / mib, " MiB;");
+  }
+  fail("train: a step needs ", static_cast<double>(need) / mib, " MiB but only ", static_cast<double>(available) / mib,
+       " MiB are available;", hint, " or lower --batch-size (", o.batch_size,
+       ") and raise --grad-accum to keep the tokens per step");
+}
+
+}  // namespace
+
 TrainResult run_training(const TrainOptions& o) {
   ZEBRA_CHECK(!o.out_dir.empty(), "train: an output directory is required");
   ZEBRA_CHECK(o.steps >= 1, "train: steps must be >= 1, got ", o.steps);
@@ -121,7 +154,8 @@ TrainResult run_training(const TrainOptions& o) {
   ZEBRA_CHECK(config.vocab_size >= train.vocab_size(), "train: the model's vocab_size ", config.vocab_size,
               " is smaller than the dataset's ", train.vocab_size());
 
-  Transformer<float> model(std::move(params), RunOptions{o.recompute, 256});
+  check_memory_plan(config, static_cast<std::int64_t>(params.layout.total), o);
+  Transformer<float> model(std::move(params), RunOptions{o.recompute, 256, o.bf16_matmul});
   Optimizer optimizer(model.params().layout, o.optimizer);
   Batcher batcher(train, o.batch_size, o.seq_len, o.batch_mode, o.seed);
   TrainerState state;
@@ -144,32 +178,6 @@ TrainResult run_training(const TrainOptions& o) {
            config.window, "), ", to_string(config.pos_embedding), " positions; ", num_threads(), " threads");
   log_info("training: ", o.steps, " steps of ", tokens_per_step, " tokens (", o.batch_size, " x ", o.seq_len, " x ",
            o.grad_accum, "), ", flops.training() * static_cast<double>(tokens_per_step) / 1e9, " GFLOP per step");
-  {
-    // The memory plan: parameters, gradients and two AdamW moments (4 float buffers), activations
-    // and backward scratch for one micro-batch. Refused up front when it cannot fit.
-    const double mib = 1 << 20;
-    const auto state_bytes = static_cast<std::int64_t>(16 * model.params().layout.total);
-    const auto act_bytes = static_cast<std::int64_t>(
-        Transformer<float>::activation_bytes(config, o.batch_size, o.seq_len, o.recompute));
-    const std::int64_t need = state_bytes + act_bytes;
-    const std::int64_t available = available_memory_bytes();
-    log_info("memory plan: parameters, gradients and AdamW moments ", static_cast<double>(state_bytes) / mib,
-             " MiB; activations ", static_cast<double>(act_bytes) / mib, " MiB", o.recompute ? " (recompute)" : "",
-             "; total ", static_cast<double>(need) / mib, " MiB of ", static_cast<double>(available) / mib,
-             " MiB available");
-    if (available > 0 && need > available) {
-      std::string hint;
-      if (!o.recompute) {
-        const auto with_recompute = static_cast<std::int64_t>(
-            Transformer<float>::activation_bytes(config, o.batch_size, o.seq_len, true));
-        hint = str_cat(" --recompute would need ", static_cast<double>(state_bytes + with_recompute) / mib, " MiB;");
-      }
-      fail("train: a step needs ", static_cast<double>(need) / mib, " MiB but only ", static_cast<double>(available) / mib,
-           " MiB are available;", hint, " or lower --batch-size (", o.batch_size,
-           ") and raise --grad-accum to keep the tokens per step");
-    }
-  }
-
   MetricsWriter metrics((fs::path(o.out_dir) / "metrics.jsonl").string(), ck ? state.step : 0);
   TrainResult result;
   result.first_eval_loss = std::numeric_limits<double>::quiet_NaN();

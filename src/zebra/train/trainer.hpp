@@ -36,6 +36,7 @@ struct TrainOptions {
   LrSchedule lr{3e-4, 3e-5, 100, 0};  // total_steps 0: set to `steps`
   OptimizerOptions optimizer;
   bool recompute = false;
+  bool bf16_matmul = false;         // RunOptions::bf16_matmul: bf16-rounded matrix products, fp32 accumulation
 
   std::int64_t eval_every = 100;    // 0 = only at start and end
   std::int64_t eval_batches = 8;

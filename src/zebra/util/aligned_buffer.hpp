@@ -24,7 +24,8 @@ class AlignedBuffer {
   AlignedBuffer(AlignedBuffer&& other) noexcept { swap(other); }
   AlignedBuffer& operator=(const AlignedBuffer& other) {
     if (this != &other) {
-      resize(other.size_);
+      // Same size: copy into the existing storage, so that pointers into it (ParameterSet views) stay valid.
+      if (size_ != other.size_) resize(other.size_);
       if (size_ != 0) std::memcpy(data_, other.data_, size_ * sizeof(T));
     }
     return *this;
