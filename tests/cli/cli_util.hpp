@@ -1,10 +1,16 @@
-// Running the zebra binary from tests.
+// Running the zebra binary from tests, in a temporary folder of their own.
 #pragma once
+
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
+#include <filesystem>
 #include <string>
-#include <sys/wait.h>
+
+#include "test_paths.hpp"
 
 namespace zebra::test {
 
@@ -25,5 +31,28 @@ inline CommandResult run_zebra(const std::string& args) {
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return r;
 }
+
+// A fixture whose tests each get a fresh folder, zebra_<suite>_<pid> under the system's temporary folder,
+// removed afterwards. Fixtures that prepare more call CliTest::SetUp() first.
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const ::testing::TestInfo* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    dir_ = std::filesystem::temp_directory_path() /
+           (std::string("zebra_") + info->test_suite_name() + "_" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  std::filesystem::path dir_;
+};
+
+// The llama2.c stories260K checkpoint in ../shared (tests using it skip without ../shared).
+inline std::string stories_dir() { return shared_dir() + "/models/stories260K"; }
+inline std::string stories_bin() { return stories_dir() + "/stories260K.bin"; }
 
 }  // namespace zebra::test

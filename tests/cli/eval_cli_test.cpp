@@ -20,24 +20,16 @@ namespace {
 namespace fs = std::filesystem;
 using test::run_zebra;
 
-std::string stories_dir() { return test::shared_dir() + "/models/stories260K"; }
-std::string stories_bin() { return stories_dir() + "/stories260K.bin"; }
+using test::stories_bin;
+using test::stories_dir;
 std::string stories_text() { return stories_dir() + "/tinystories_val.txt"; }
 
-class EvalCli : public ::testing::Test {
+class EvalCli : public test::CliTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("zebra_eval_cli_" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
   void TearDown() override {
     ::unsetenv("ZEBRA_GNUPLOT");
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
+    CliTest::TearDown();
   }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-  fs::path dir_;
 };
 
 std::int64_t line_count(const std::string& path) {

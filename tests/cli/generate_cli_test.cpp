@@ -19,23 +19,10 @@ namespace {
 namespace fs = std::filesystem;
 using test::run_zebra;
 
-std::string stories_dir() { return test::shared_dir() + "/models/stories260K"; }
-std::string stories_bin() { return stories_dir() + "/stories260K.bin"; }
+using test::stories_bin;
+using test::stories_dir;
 
-class GenerateCli : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("zebra_generate_cli_" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-  fs::path dir_;
-};
+class GenerateCli : public test::CliTest {};
 
 // The continuation printed after the prompt (stdout and stderr are mixed: cut at the statistics).
 std::string text_part(const std::string& output) {

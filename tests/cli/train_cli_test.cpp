@@ -17,12 +17,10 @@ namespace {
 namespace fs = std::filesystem;
 using test::run_zebra;
 
-class TrainCli : public ::testing::Test {
+class TrainCli : public test::CliTest {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("zebra_train_cli_" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    CliTest::SetUp();
     std::ofstream corpus(dir_ / "corpus.txt");
     for (int i = 0; i < 300; ++i) {
       corpus << "In the beginning was the word, and the word was " << (i % 7) << " times spoken.\n";
@@ -39,13 +37,11 @@ class TrainCli : public ::testing::Test {
                        " --vocab-size 300 --valid-fraction 0.1 --quiet");
     ASSERT_EQ(r.exit_code, 0) << r.output;
   }
-  void TearDown() override { fs::remove_all(dir_); }
   std::string train_args(const std::string& out, int steps) const {
     return "train --data " + (dir_ / "data").string() + " --config " + (dir_ / "config.json").string() + " -o " +
            (dir_ / out).string() + " --steps " + std::to_string(steps) +
            " -T 32 -b 2 --eval-every 5 --eval-batches 2 --log-every 5 --no-plot --threads 1";
   }
-  fs::path dir_;
 };
 
 TEST_F(TrainCli, TrainsReportsLossesAndResumes) {
