@@ -16,17 +16,6 @@
 namespace zebra {
 namespace {
 
-// Tiny models run single-threaded (an OpenMP team costs more than the arithmetic on the shared machine).
-class SingleThread {
- public:
-  SingleThread() : saved_(num_threads()) { set_num_threads(1); }
-  ~SingleThread() { set_num_threads(saved_); }
-  SingleThread(const SingleThread&) = delete;
-  SingleThread& operator=(const SingleThread&) = delete;
-
- private:
-  int saved_;
-};
 
 constexpr std::int64_t kVocab = 37;
 
@@ -56,7 +45,7 @@ std::vector<std::int32_t> random_tokens(std::int64_t n, std::uint64_t seed) {
 // A zero lm head makes every logit 0, so every scored token costs exactly ln V, at every window position, for
 // every ctx and in both schemes; the counts follow from the window arithmetic alone.
 TEST(PerplexityStrided, UniformModelCostsLnVocabEverywhere) {
-  SingleThread single_thread;
+  ScopedThreads single_thread(1);
   Transformer<float> model(small_config());
   init_parameters(model.params(), 3);
   std::fill(model.params().views.lm_head, model.params().views.lm_head + kVocab * 16, 0.0f);
@@ -95,7 +84,7 @@ TEST(PerplexityStrided, UniformModelCostsLnVocabEverywhere) {
 
 // stride == ctx scores every window's ctx - 1 predictions: the non-overlapping scheme, bit for bit.
 TEST(PerplexityStrided, StrideEqualToCtxIsNonOverlapping) {
-  SingleThread single_thread;
+  ScopedThreads single_thread(1);
   Transformer<float> model(small_config());
   init_parameters(model.params(), 9, 0.3);
   const auto tokens = random_tokens(250, 2);
@@ -117,7 +106,7 @@ TEST(PerplexityStrided, StrideEqualToCtxIsNonOverlapping) {
 // The strided scored set computed by hand: window w starts at w S; the first window scores positions 0 .. ctx-2,
 // later ones ctx-1-S .. ctx-2; log-softmax in double from the model's own logits.
 TEST(PerplexityStrided, MatchesDirectComputation) {
-  SingleThread single_thread;
+  ScopedThreads single_thread(1);
   Transformer<float> model(small_config());
   init_parameters(model.params(), 5, 0.3);
   const auto tokens = random_tokens(140, 4);
@@ -157,7 +146,7 @@ TEST(PerplexityStrided, MatchesDirectComputation) {
 // The buckets of a real (non-uniform) run: counts add up to the scored tokens, and the count-weighted mean of
 // the bucket means is the overall mean; a flat average of the bucket means would not be (unequal counts).
 TEST(PerplexityStrided, BucketsAverageBackToTheMean) {
-  SingleThread single_thread;
+  ScopedThreads single_thread(1);
   Transformer<float> model(small_config());
   init_parameters(model.params(), 7, 0.5);
   const auto tokens = random_tokens(200, 6);
@@ -207,7 +196,7 @@ TEST(PositionCurve, BucketEdges) {
 }
 
 TEST(PerplexityStrided, RefusesBadOptions) {
-  SingleThread single_thread;
+  ScopedThreads single_thread(1);
   Transformer<float> model(small_config());
   const auto tokens = random_tokens(100, 3);
   PerplexityOptions o;

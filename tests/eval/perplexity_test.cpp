@@ -20,18 +20,6 @@
 namespace zebra {
 namespace {
 
-// Tiny models: on the shared 2-core machine an OpenMP team's barriers cost more than the arithmetic (a
-// thousandfold slowdown measured under load), so these tests run single-threaded and restore the count.
-class SingleThread {
- public:
-  SingleThread() : saved_(num_threads()) { set_num_threads(1); }
-  ~SingleThread() { set_num_threads(saved_); }
-  SingleThread(const SingleThread&) = delete;
-  SingleThread& operator=(const SingleThread&) = delete;
-
- private:
-  int saved_;
-};
 
 ModelConfig small_config() {
   ModelConfig c;
@@ -59,7 +47,7 @@ std::vector<std::int32_t> random_tokens(std::int64_t n, std::int64_t vocab, std:
 // A zero lm head makes every logit 0: every prediction is uniform, each scored token costs exactly ln V, and
 // the perplexity is V. Float rounding of log(sum of V ones) is ~1e-7 relative.
 TEST(Perplexity, UniformModelHasPerplexityVocab) {
-  SingleThread single_thread;
+  ScopedThreads single_thread(1);
   Transformer<float> model(small_config());
   init_parameters(model.params(), 3);
   std::fill(model.params().views.lm_head, model.params().views.lm_head + 37 * 16, 0.0f);
@@ -87,7 +75,7 @@ TEST(Perplexity, UniformModelHasPerplexityVocab) {
 // position. Both paths run the same float forward pass; they differ only in the lm-head chunking and the
 // softmax precision (float in the op, double here): ~1e-6 relative.
 TEST(Perplexity, MatchesDirectComputation) {
-  SingleThread single_thread;
+  ScopedThreads single_thread(1);
   Transformer<float> model(small_config());
   init_parameters(model.params(), 9, 0.3);
   const auto tokens = random_tokens(300, 37, 2);
@@ -122,7 +110,7 @@ TEST(Perplexity, MatchesDirectComputation) {
 }
 
 TEST(Perplexity, RefusesBadOptions) {
-  SingleThread single_thread;
+  ScopedThreads single_thread(1);
   Transformer<float> model(small_config());
   const auto tokens = random_tokens(100, 37, 3);
   PerplexityOptions o;
@@ -150,7 +138,7 @@ std::string read_text(const std::string& path) {
 // (the start of the file is easier than its average), at 0.1%.
 TEST(Perplexity, Stories260KFirstWindows) {
   if (!test::shared_available()) GTEST_SKIP() << "../shared not present";
-  SingleThread single_thread;
+  ScopedThreads single_thread(1);
   const std::string dir = test::shared_dir() + "/models/stories260K";
   const LoadedModel m = load_any_model(dir + "/stories260K.bin");
   EXPECT_EQ(m.tokenizer_path, dir + "/tok512.bin");

@@ -44,20 +44,6 @@ struct Variant {
   }
 };
 
-// The models here are tiny (d_model 16): every op is a few hundred flops, and on a loaded 2-core machine an
-// OpenMP team's barriers cost milliseconds each (measured: 5 s for the decode test with 2 threads under
-// load, 70 ms with 1). The tests check arithmetic, not threading, so they run single-threaded and restore
-// the thread count afterwards.
-class SingleThread {
- public:
-  SingleThread() : saved_(num_threads()) { set_num_threads(1); }
-  ~SingleThread() { set_num_threads(saved_); }
-  SingleThread(const SingleThread&) = delete;
-  SingleThread& operator=(const SingleThread&) = delete;
-
- private:
-  int saved_;
-};
 
 constexpr LayerType G = LayerType::kGlobal;
 constexpr LayerType L = LayerType::kLocal;
@@ -124,7 +110,7 @@ std::vector<Variant> variants() {
 constexpr std::int64_t kT = 40;  // 13 wrap-arounds of a window-3 ring
 
 TEST(KvCache, IncrementalDecodingMatchesFullForwardAtEveryPosition) {
-  SingleThread single_thread;
+  ScopedThreads single_thread(1);
   for (const Variant& s : variants()) {
     SCOPED_TRACE(s.name());
     Transformer<double> model(make_config(s));
@@ -147,7 +133,7 @@ TEST(KvCache, IncrementalDecodingMatchesFullForwardAtEveryPosition) {
 }
 
 TEST(KvCache, ChunkedPrefillEqualsOneShotForEveryChunkSize) {
-  SingleThread single_thread;
+  ScopedThreads single_thread(1);
   for (const Variant& s : {variants()[0], variants()[3], variants()[4]}) {
     SCOPED_TRACE(s.name());
     Transformer<double> model(make_config(s));
@@ -171,7 +157,7 @@ TEST(KvCache, ChunkedPrefillEqualsOneShotForEveryChunkSize) {
 }
 
 TEST(KvCache, PromptReuseExtendsTheCache) {
-  SingleThread single_thread;
+  ScopedThreads single_thread(1);
   for (const Variant& s : {variants()[0], variants()[2], variants()[5]}) {
     SCOPED_TRACE(s.name());
     Transformer<double> model(make_config(s));
@@ -211,7 +197,7 @@ TEST(KvCache, PromptReuseExtendsTheCache) {
 // mark() / rewind(): prefill(A), mark, prefill(B), rewind, prefill(C) equals prefill(A + C), also when B
 // wrapped the rings many times over.
 TEST(KvCache, RewindForgetsLaterPositions) {
-  SingleThread single_thread;
+  ScopedThreads single_thread(1);
   // Window 3: the ring is full at the mark. Window 8 with a 3-token prefix: the ring grows from 3 to 8 rows
   // per head after the mark, and rewinding must put the old rows back into the new layout.
   for (std::int64_t window : {3, 8}) {
@@ -242,7 +228,7 @@ TEST(KvCache, RewindForgetsLaterPositions) {
 }
 
 TEST(KvCache, LocalLayersNeverHoldMoreThanTheirWindow) {
-  SingleThread single_thread;
+  ScopedThreads single_thread(1);
   const Variant s{PosEmbedding::kRope, {G, L, L, L}, 3, 4, 2};
   Transformer<double> model(make_config(s));
   init_parameters(model.params(), 1);
@@ -289,7 +275,7 @@ TEST(KvCache, LocalLayersNeverHoldMoreThanTheirWindow) {
 }
 
 TEST(KvCache, FloatSessionMatchesFloatForward) {
-  SingleThread single_thread;
+  ScopedThreads single_thread(1);
   const Variant s{PosEmbedding::kRope, {G, L, L, L}, 3, 4, 2};
   Transformer<float> model(make_config(s));
   init_parameters(model.params(), 2, 0.3);
@@ -306,7 +292,7 @@ TEST(KvCache, FloatSessionMatchesFloatForward) {
 }
 
 TEST(KvCache, RefusesWhatItCannotDo) {
-  SingleThread single_thread;
+  ScopedThreads single_thread(1);
   const Variant s{PosEmbedding::kLearned, {G, L}, 3, 2, 1};
   ModelConfig c = make_config(s);
   c.max_seq_len = 8;
