@@ -7,6 +7,7 @@
 #include <cmath>
 #include <vector>
 
+#include "eval/tiny_model.hpp"
 #include "zebra/eval/perplexity.hpp"
 #include "zebra/eval/position_curve.hpp"
 #include "zebra/util/error.hpp"
@@ -17,30 +18,9 @@ namespace zebra {
 namespace {
 
 
-constexpr std::int64_t kVocab = 37;
-
-ModelConfig small_config() {
-  ModelConfig c;
-  c.vocab_size = kVocab;
-  c.d_model = 16;
-  c.n_layers = 2;
-  c.n_heads = 2;
-  c.n_kv_heads = 1;
-  c.head_dim = 8;
-  c.ffn_dim = 24;
-  c.window = 5;
-  c.group_size = 2;
-  c.tie_embeddings = false;
-  c.resolve();
-  return c;
-}
-
-std::vector<std::int32_t> random_tokens(std::int64_t n, std::uint64_t seed) {
-  Rng rng(seed);
-  std::vector<std::int32_t> t(static_cast<std::size_t>(n));
-  for (auto& x : t) x = static_cast<std::int32_t>(rng.below(static_cast<std::uint64_t>(kVocab)));
-  return t;
-}
+constexpr std::int64_t kVocab = test::kTinyVocab;
+using test::random_tokens;
+ModelConfig small_config() { return test::tiny_eval_config(); }
 
 // A zero lm head makes every logit 0, so every scored token costs exactly ln V, at every window position, for
 // every ctx and in both schemes; the counts follow from the window arithmetic alone.
@@ -49,7 +29,7 @@ TEST(PerplexityStrided, UniformModelCostsLnVocabEverywhere) {
   Transformer<float> model(small_config());
   init_parameters(model.params(), 3);
   std::fill(model.params().views.lm_head, model.params().views.lm_head + kVocab * 16, 0.0f);
-  const auto tokens = random_tokens(300, 1);
+  const auto tokens = random_tokens(300, kVocab, 1);
   const double ln_v = std::log(static_cast<double>(kVocab));
   for (std::int64_t ctx : {std::int64_t{16}, std::int64_t{40}}) {
     for (std::int64_t stride : {std::int64_t{0}, std::int64_t{1}, std::int64_t{7}, ctx}) {
@@ -87,7 +67,7 @@ TEST(PerplexityStrided, StrideEqualToCtxIsNonOverlapping) {
   ScopedThreads single_thread(1);
   Transformer<float> model(small_config());
   init_parameters(model.params(), 9, 0.3);
-  const auto tokens = random_tokens(250, 2);
+  const auto tokens = random_tokens(250, kVocab, 2);
   PerplexityOptions o;
   o.ctx = 48;
   o.bos_first = true;
@@ -109,7 +89,7 @@ TEST(PerplexityStrided, MatchesDirectComputation) {
   ScopedThreads single_thread(1);
   Transformer<float> model(small_config());
   init_parameters(model.params(), 5, 0.3);
-  const auto tokens = random_tokens(140, 4);
+  const auto tokens = random_tokens(140, kVocab, 4);
   const std::int64_t ctx = 40, stride = 15;
   PerplexityOptions o;
   o.ctx = ctx;
@@ -149,7 +129,7 @@ TEST(PerplexityStrided, BucketsAverageBackToTheMean) {
   ScopedThreads single_thread(1);
   Transformer<float> model(small_config());
   init_parameters(model.params(), 7, 0.5);
-  const auto tokens = random_tokens(200, 6);
+  const auto tokens = random_tokens(200, kVocab, 6);
   PerplexityOptions o;
   o.ctx = 64;
   o.stride = 24;
@@ -198,7 +178,7 @@ TEST(PositionCurve, BucketEdges) {
 TEST(PerplexityStrided, RefusesBadOptions) {
   ScopedThreads single_thread(1);
   Transformer<float> model(small_config());
-  const auto tokens = random_tokens(100, 3);
+  const auto tokens = random_tokens(100, kVocab, 3);
   PerplexityOptions o;
   o.ctx = 32;
   o.stride = 33;  // a stride past the window would skip tokens

@@ -11,6 +11,7 @@
 
 #include "test_paths.hpp"
 #include "zebra/data/llama2c_tokenizer.hpp"
+#include "eval/tiny_model.hpp"
 #include "zebra/eval/perplexity.hpp"
 #include "zebra/io/model_loader.hpp"
 #include "zebra/util/error.hpp"
@@ -21,28 +22,8 @@ namespace zebra {
 namespace {
 
 
-ModelConfig small_config() {
-  ModelConfig c;
-  c.vocab_size = 37;
-  c.d_model = 16;
-  c.n_layers = 2;
-  c.n_heads = 2;
-  c.n_kv_heads = 1;
-  c.head_dim = 8;
-  c.ffn_dim = 24;
-  c.window = 5;
-  c.group_size = 2;
-  c.tie_embeddings = false;
-  c.resolve();
-  return c;
-}
-
-std::vector<std::int32_t> random_tokens(std::int64_t n, std::int64_t vocab, std::uint64_t seed) {
-  Rng rng(seed);
-  std::vector<std::int32_t> t(static_cast<std::size_t>(n));
-  for (auto& x : t) x = static_cast<std::int32_t>(rng.below(static_cast<std::uint64_t>(vocab)));
-  return t;
-}
+using test::random_tokens;
+ModelConfig small_config() { return test::tiny_eval_config(); }
 
 // A zero lm head makes every logit 0: every prediction is uniform, each scored token costs exactly ln V, and
 // the perplexity is V. Float rounding of log(sum of V ones) is ~1e-7 relative.
