@@ -65,6 +65,22 @@ struct Case {
   }
 };
 
+// The index-th combination of the parameters other than T and window: consecutive indices cycle through
+// GQA ratio (period 3: Hkv 4, 2, 1 with 4 heads), alibi (2), doc mask (4), fused layout (8) and head_dims
+// (in steps of 5), so that every value of each meets many sizes, windows and the others.
+Case cycled_case(std::int64_t seq_len, std::int64_t window, int index, const std::vector<std::int64_t>& head_dims) {
+  const std::int64_t kv_heads[] = {4, 2, 1};
+  Case c;
+  c.seq_len = seq_len;
+  c.window = window;
+  c.n_kv_heads = kv_heads[index % 3];
+  c.alibi = index % 2 == 1;
+  c.doc = (index / 2) % 2 == 1;
+  c.fused = (index / 4) % 2 == 1;
+  c.head_dim = head_dims[static_cast<std::size_t>(index / 5) % head_dims.size()];
+  return c;
+}
+
 // Document starts used when Case::doc is set: batch row 0 has documents at 0, 37, 90; row 1 at 0, 5, 61.
 std::vector<std::int32_t> make_doc_start(std::int64_t batch, std::int64_t seq_len) {
   const std::int32_t starts[2][3] = {{0, 37, 90}, {0, 5, 61}};
@@ -251,24 +267,14 @@ constexpr double kDoubleRtol = 1e-12;
 
 TEST(Attention, MatchesReferenceOnAwkwardSizes) {
   const std::int64_t seq_lens[] = {1, 7, 63, 64, 65, 130, 200};
-  const std::int64_t kv_heads[] = {4, 2, 1};  // GQA ratios 1, 2, 4 with n_heads = 4
-  const std::int64_t head_dims[] = {32, 64, 128};
+  const std::vector<std::int64_t> head_dims = {32, 64, 128};
   double worst_float = 0.0, worst_double = 0.0;
   int index = 0;
   for (std::int64_t t : seq_lens) {
     const std::int64_t windows[] = {1, 3, 64, 100, kGlobalWindow, t + 13};
     for (std::int64_t w : windows) {
-      // Each (T, window) pair gets one combination of the other parameters; consecutive indices cycle
-      // through GQA ratio (period 3), alibi (2), doc mask (4), fused layout (8) and head_dim (period 3 in
-      // steps of 5), so every value of each appears with many sizes and windows and with each other.
-      Case c;
-      c.seq_len = t;
-      c.window = w;
-      c.n_kv_heads = kv_heads[index % 3];
-      c.alibi = index % 2 == 1;
-      c.doc = (index / 2) % 2 == 1;
-      c.fused = (index / 4) % 2 == 1;
-      c.head_dim = head_dims[(index / 5) % 3];
+      // Each (T, window) pair gets one combination of the other parameters.
+      const Case c = cycled_case(t, w, index, head_dims);
       ++index;
       SCOPED_TRACE(c.name());
       const Inputs in(c, 100 + static_cast<std::uint64_t>(index));
@@ -634,20 +640,12 @@ class AttentionKernelTest : public ::testing::TestWithParam<AttentionKernel> {
 
 TEST_P(AttentionKernelTest, MatchesReferenceOnAwkwardSizes) {
   const std::int64_t seq_lens[] = {1, 7, 17, 64, 65, 130, 200};
-  const std::int64_t kv_heads[] = {4, 2, 1};
-  const std::int64_t head_dims[] = {32, 64, 128, 24};  // 24: not a multiple of the 16 AVX-512 lanes
+  const std::vector<std::int64_t> head_dims = {32, 64, 128, 24};  // 24: not a multiple of the 16 AVX-512 lanes
   double worst = 0.0;
   int index = 0;
   for (std::int64_t t : seq_lens) {
     for (std::int64_t w : {std::int64_t{1}, std::int64_t{3}, std::int64_t{64}, std::int64_t{100}, kGlobalWindow}) {
-      Case c;
-      c.seq_len = t;
-      c.window = w;
-      c.n_kv_heads = kv_heads[index % 3];
-      c.alibi = index % 2 == 1;
-      c.doc = (index / 2) % 2 == 1;
-      c.fused = (index / 4) % 2 == 1;
-      c.head_dim = head_dims[(index / 5) % 4];
+      const Case c = cycled_case(t, w, index, head_dims);
       ++index;
       SCOPED_TRACE(c.name());
       const Inputs in(c, 500 + static_cast<std::uint64_t>(index));
