@@ -11,6 +11,7 @@
 #   SEQ_LEN    training length (default 512); BATCH (default 8); JOBS parallel runs (default 2, one
 #              thread each: small models scale better over runs than over threads)
 #   EVAL_TOKENS held-out tokens per evaluation length (default 131072); ZEBRA the binary (default build/zebra)
+#   SEED       initialisation and data-order seed of every run (default 1)
 #   EVAL_THREADS threads of each evaluation (default: all cores)
 #   TRAIN_ONLY=1 trains and skips the evaluation (a later run without it skips the finished trainings)
 set -euo pipefail
@@ -86,7 +87,7 @@ train() {
     rm -rf "$run"
     "$zebra" train --data "$data" --config "$config" -o "$run" --steps "$steps" -T "$seq_len" -b "$batch" \
       --lr 3e-3 --min-lr 3e-4 --warmup "$warmup" --weight-decay 0.1 --eval-every 0 --eval-batches 16 \
-      --log-every 25 --seed 1 --threads 1 --no-plot "$@" > "$out/runs/$name.log" 2>&1 &&
+      --log-every 25 --seed "${SEED:-1}" --threads 1 --no-plot "$@" > "$out/runs/$name.log" 2>&1 &&
       touch "$run/done" && echo "[$name] trained: $(tail -1 "$out/runs/$name.log")"
   ) &
 }
