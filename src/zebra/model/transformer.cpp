@@ -84,7 +84,7 @@ void Transformer<T>::layer_forward(std::int64_t l, const BatchView& batch, const
   const std::int64_t n = batch.batch * batch.seq_len, d = c.d_model, f = c.ffn_dim;
   const std::int64_t qd = c.q_dim(), kvd = c.kv_dim(), qkv_dim = qd + 2 * kvd;
 
-  const MatmulOptions mo{options_.bf16_matmul};
+  const MatmulOptions mo = matmul_options();
   rmsnorm_forward(a.xn1.data(), a.rstd1.data(), x_in, w.attn_norm, n, d, c.norm_eps);
   matmul_forward(a.qkv.data(), a.xn1.data(), w.wq, n, d, qkv_dim, mo);  // [N, QKV]
   T* q = a.qkv.data();
@@ -116,7 +116,7 @@ void Transformer<T>::layer_backward(std::int64_t l, const BatchView& batch, cons
   const std::int64_t n = batch.batch * batch.seq_len, d = c.d_model, f = c.ffn_dim;
   const std::int64_t qd = c.q_dim(), kvd = c.kv_dim(), qkv_dim = qd + 2 * kvd;
   BackwardScratch<T>& s = scratch_;
-  const MatmulOptions mo{options_.bf16_matmul};
+  const MatmulOptions mo = matmul_options();
 
   // MLP block: x_out = h + Wdown . swiglu(Wgu . rms(h))
   matmul_backward(s.dact.data(), g.w_down, s.dx.data(), a.act.data(), w.w_down, n, f, d, mo);
@@ -194,7 +194,7 @@ LossResult Transformer<T>::lm_head_loss(const BatchView& batch, bool backward, d
     }
     T* logits = logits_chunk_.data();  // [rows, V]
     const T* xf = acts_.xf.data() + r0 * d;
-    const MatmulOptions mo{options_.bf16_matmul};
+    const MatmulOptions mo = matmul_options();
     matmul_forward(logits, xf, params_.views.lm_head, rows, d, vocab, mo);
     result.loss_sum += cross_entropy_forward(logits, targets, rows, vocab, &result.n_valid);
     if (backward) {

@@ -9,6 +9,7 @@
 #include "zebra/model/batch.hpp"
 #include "zebra/model/config.hpp"
 #include "zebra/model/params.hpp"
+#include "zebra/ops/matmul.hpp"
 #include "zebra/ops/rope.hpp"
 #include "zebra/util/aligned_buffer.hpp"
 
@@ -64,6 +65,8 @@ class Transformer {
                                       const RunOptions& options);
 
  private:
+  // How every matrix product of this model runs (RunOptions::bf16_matmul).
+  MatmulOptions matmul_options() const { return MatmulOptions{options_.bf16_matmul}; }
   void prepare(const BatchView& batch, bool need_grads);
   void layer_forward(std::int64_t l, const BatchView& batch, const T* x_in, T* x_out, LayerActivations<T>& a);
   void layer_backward(std::int64_t l, const BatchView& batch, const T* x_in, LayerActivations<T>& a);

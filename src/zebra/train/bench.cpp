@@ -9,6 +9,7 @@
 #include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <iterator>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -171,8 +172,8 @@ GemmReport run_gemm(const GemmOptions& o) {
   rep.machine = machine_info();
   rep.options = o;
   const GemmBackend saved = gemm_backend();
-  const GemmBackend backends[] = {GemmBackend::kBlasThreads, GemmBackend::kChunked, GemmBackend::kAuto};
-  constexpr int kBackends = 3;
+  constexpr GemmBackend backends[] = {GemmBackend::kBlasThreads, GemmBackend::kChunked, GemmBackend::kAuto};
+  constexpr int kBackends = static_cast<int>(std::size(backends));
   for (std::int64_t s : o.square_sizes) {
     AlignedBuffer<float> a(sz(s * s)), b(sz(s * s)), c(sz(s * s));
     fill_random(a.data(), a.size(), 1);

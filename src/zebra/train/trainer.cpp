@@ -84,9 +84,9 @@ namespace {
 // The memory plan: parameters, gradients and two AdamW moments (4 float buffers), activations and backward
 // scratch for one micro-batch. Printed, and refused up front (before the optimizer allocates its moments) when
 // it cannot fit, with what --recompute would need.
-void check_memory_plan(const ModelConfig& config, std::int64_t n_params, const TrainOptions& o) {
+void check_memory_plan(const ModelConfig& config, std::int64_t n_params, const TrainOptions& o,
+                       const RunOptions& run) {
   const double mib = 1 << 20;
-  const RunOptions run{o.recompute, 256, o.bf16_matmul};
   const auto state_bytes = static_cast<std::int64_t>(16 * n_params);
   const auto act_bytes =
       static_cast<std::int64_t>(Transformer<float>::activation_bytes(config, o.batch_size, o.seq_len, run));
@@ -154,8 +154,9 @@ TrainResult run_training(const TrainOptions& o) {
   ZEBRA_CHECK(config.vocab_size >= train.vocab_size(), "train: the model's vocab_size ", config.vocab_size,
               " is smaller than the dataset's ", train.vocab_size());
 
-  check_memory_plan(config, static_cast<std::int64_t>(params.layout.total), o);
-  Transformer<float> model(std::move(params), RunOptions{o.recompute, 256, o.bf16_matmul});
+  const RunOptions run_options{o.recompute, 256, o.bf16_matmul};
+  check_memory_plan(config, static_cast<std::int64_t>(params.layout.total), o, run_options);
+  Transformer<float> model(std::move(params), run_options);
   Optimizer optimizer(model.params().layout, o.optimizer);
   Batcher batcher(train, o.batch_size, o.seq_len, o.batch_mode, o.seed);
   TrainerState state;
