@@ -24,7 +24,8 @@ struct ConvertArgs {
 
 void run_convert(const ConvertArgs& a) {
   const DType dtype = parse_dtype(a.dtype);
-  ZEBRA_CHECK(dtype != DType::kF64, "convert: --dtype must be f32, bf16 or f16, got ", a.dtype);
+  ZEBRA_CHECK(dtype == DType::kF32 || dtype == DType::kBF16 || dtype == DType::kF16,
+              "convert: --dtype must be f32, bf16 or f16, got ", a.dtype);
   std::error_code ec;
   ZEBRA_CHECK(std::filesystem::weakly_canonical(a.in, ec) != std::filesystem::weakly_canonical(a.out, ec),
               "convert: OUT must differ from IN ('", a.in, "')");

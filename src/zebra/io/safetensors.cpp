@@ -21,96 +21,6 @@ static_assert(std::endian::native == std::endian::little, "safetensors I/O assum
 
 using json = nlohmann::json;
 
-// ---------------------------------------------------------------------------------------------
-// Dtypes and scalar conversions
-
-const char* to_string(DType d) {
-  switch (d) {
-    case DType::kF32: return "F32";
-    case DType::kF16: return "F16";
-    case DType::kBF16: return "BF16";
-    case DType::kF64: return "F64";
-  }
-  return "?";
-}
-
-DType parse_dtype(const std::string& s) {
-  if (s == "F32" || s == "f32" || s == "float32") return DType::kF32;
-  if (s == "F16" || s == "f16" || s == "float16") return DType::kF16;
-  if (s == "BF16" || s == "bf16" || s == "bfloat16") return DType::kBF16;
-  if (s == "F64" || s == "f64" || s == "float64") return DType::kF64;
-  fail("dtype: got '", s, "', allowed: F32, F16, BF16, F64");
-}
-
-std::size_t dtype_size(DType d) {
-  switch (d) {
-    case DType::kF32: return 4;
-    case DType::kF16: return 2;
-    case DType::kBF16: return 2;
-    case DType::kF64: return 8;
-  }
-  return 0;
-}
-
-std::uint16_t float_to_bf16(float x) {
-  std::uint32_t b = std::bit_cast<std::uint32_t>(x);
-  if ((b & 0x7fffffffu) > 0x7f800000u) return static_cast<std::uint16_t>((b >> 16) | 0x0040u);  // quiet NaN
-  // Adding 0x7fff plus the lowest kept bit rounds to nearest with ties to even; a carry into the
-  // exponent is correct, and the largest finite values round to infinity as they should.
-  b += 0x7fffu + ((b >> 16) & 1u);
-  return static_cast<std::uint16_t>(b >> 16);
-}
-
-std::uint16_t float_to_f16(float x) {
-  const std::uint32_t b = std::bit_cast<std::uint32_t>(x);
-  const auto sign = static_cast<std::uint16_t>((b >> 16) & 0x8000u);
-  const std::uint32_t a = b & 0x7fffffffu;
-  if (a > 0x7f800000u) return static_cast<std::uint16_t>(sign | 0x7e00u);  // NaN
-  // 65520 is halfway between 65504 (the largest half) and 65536; the tie goes to the even neighbour,
-  // which is infinity.
-  if (a >= 0x477ff000u) return static_cast<std::uint16_t>(sign | 0x7c00u);
-  if (a < 0x38800000u) {
-    // Below 2^-14: a subnormal half m * 2^-24. Scaling by 2^24 is exact; nearbyint rounds to nearest
-    // even in the default mode. m == 1024 is exactly the bit pattern of the smallest normal.
-    const float m = std::nearbyint(std::bit_cast<float>(a) * 16777216.0f);
-    return static_cast<std::uint16_t>(sign | static_cast<std::uint16_t>(m));
-  }
-  // Normal: drop 13 mantissa bits with round-to-nearest-even, then rebias the exponent (127 -> 15).
-  const std::uint32_t r = a + 0x0fffu + ((a >> 13) & 1u);
-  return static_cast<std::uint16_t>(sign | ((r >> 13) - (112u << 10)));
-}
-
-namespace {
-
-// Rounds to float "to odd" (truncate, then set the last bit when inexact). Rounding that result to a
-// format with at least two fewer mantissa bits (bf16: 8, f16: 11, float: 24) gives the correctly
-// rounded result, which plain double -> float -> half would not at ties.
-float round_to_odd_float(double x) {
-  float f = static_cast<float>(x);
-  if (std::isnan(x) || static_cast<double>(f) == x) return f;
-  if (std::fabs(static_cast<double>(f)) > std::fabs(x)) f = std::nextafter(f, 0.0f);
-  return std::bit_cast<float>(std::bit_cast<std::uint32_t>(f) | 1u);
-}
-
-}  // namespace
-
-std::uint16_t double_to_bf16(double x) { return float_to_bf16(round_to_odd_float(x)); }
-std::uint16_t double_to_f16(double x) { return float_to_f16(round_to_odd_float(x)); }
-
-float bf16_to_float(std::uint16_t h) { return std::bit_cast<float>(static_cast<std::uint32_t>(h) << 16); }
-
-float f16_to_float(std::uint16_t h) {
-  const std::uint32_t sign = static_cast<std::uint32_t>(h & 0x8000u) << 16;
-  const std::uint32_t exp = (h >> 10) & 0x1fu;
-  const std::uint32_t mant = h & 0x3ffu;
-  if (exp == 0) {
-    const float v = std::ldexp(static_cast<float>(mant), -24);  // zero or subnormal: exact
-    return std::bit_cast<float>(std::bit_cast<std::uint32_t>(v) | sign);
-  }
-  if (exp == 31) return std::bit_cast<float>(sign | 0x7f800000u | (mant << 13));
-  return std::bit_cast<float>(sign | ((exp + 112u) << 23) | (mant << 13));
-}
-
 std::string shape_string(const std::vector<std::int64_t>& shape) {
   std::string s = "[";
   for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
@@ -171,6 +81,8 @@ void convert(DType dtype, const std::uint8_t* src, T* out, std::size_t n) {
         out[i] = static_cast<T>(dtype == DType::kF16 ? f16_to_float(h) : bf16_to_float(h));
       }
       return;
+    default:
+      fail("safetensors: dtype ", to_string(dtype), " is not a safetensors floating type");
   }
 }
 
@@ -445,6 +357,8 @@ void append_converted(std::vector<std::uint8_t>& buf, const S* src, std::size_t 
         std::memcpy(dst + 2 * i, &h, 2);
         break;
       }
+      default:
+        fail("write_safetensors: dtype ", to_string(dtype), " is not a safetensors floating type");
     }
   }
 }
@@ -474,6 +388,9 @@ void write_safetensors(const std::string& path, const std::vector<TensorToWrite>
       if (__builtin_mul_overflow(numel, static_cast<std::uint64_t>(d), &numel)) fail(tw, ": shape overflows");
     }
     const DType dt = t.dtype.value_or(dtype);
+    if (dtype_is_quantized(dt)) {
+      fail(tw, ": dtype ", to_string(dt), " cannot be stored in safetensors (F32, F16, BF16, F64)");
+    }
     const std::uint64_t nbytes = numel * dtype_size(dt);
     header[t.name] = {{"dtype", to_string(dt)}, {"shape", t.shape}, {"data_offsets", {offset, offset + nbytes}}};
     offset += nbytes;

@@ -22,23 +22,10 @@
 #include <string>
 #include <vector>
 
+#include "zebra/util/dtype.hpp"
 #include "zebra/util/mapped_file.hpp"
 
 namespace zebra {
-
-enum class DType { kF32, kF16, kBF16, kF64 };
-
-const char* to_string(DType d);      // the safetensors spelling: "F32", "F16", "BF16", "F64"
-DType parse_dtype(const std::string& s);  // accepts the safetensors spelling or lower case; throws listing the allowed
-std::size_t dtype_size(DType d);     // bytes per element
-
-// Scalar conversions (round to nearest, ties to even; NaN stays NaN, overflow becomes infinity).
-std::uint16_t float_to_bf16(float x);
-std::uint16_t float_to_f16(float x);
-std::uint16_t double_to_bf16(double x);  // rounds once, directly from double (no double rounding)
-std::uint16_t double_to_f16(double x);
-float bf16_to_float(std::uint16_t h);
-float f16_to_float(std::uint16_t h);
 
 // The largest header accepted by the reader (the JSON part), in bytes.
 inline constexpr std::uint64_t kMaxSafetensorsHeader = 100u << 20;
