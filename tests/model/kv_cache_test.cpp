@@ -237,7 +237,7 @@ TEST(KvCache, LocalLayersNeverHoldMoreThanTheirWindow) {
   InferenceSession<double> session(model.params());
   for (std::int64_t t = 0; t < kT; ++t) {
     session.decode(tokens[static_cast<std::size_t>(t)]);
-    const KvCache<double>& cache = session.cache();
+    const SequenceCache<double>& cache = session.cache();
     for (std::int64_t l = 0; l < c.n_layers; ++l) {
       if (cache.is_global(l)) {
         EXPECT_GE(cache.rows(l), t + 1);
@@ -251,7 +251,7 @@ TEST(KvCache, LocalLayersNeverHoldMoreThanTheirWindow) {
     // `zebra info` reports (model/flops.hpp).
     EXPECT_EQ(cache.bytes_used(), static_cast<std::size_t>(kv_cache_bytes(c, t + 1, sizeof(double))));
   }
-  const KvCache<double>& cache = session.cache();
+  const SequenceCache<double>& cache = session.cache();
   EXPECT_EQ(cache.full_attention_bytes(kT), static_cast<std::size_t>(kv_cache_bytes(c.full_attention_twin(), kT, 8)));
   // Allocated: the global layer may have grown past n (by quarters); the three local layers hold exactly 3 rows.
   const std::size_t row_bytes = 2 * static_cast<std::size_t>(c.kv_dim()) * sizeof(double);

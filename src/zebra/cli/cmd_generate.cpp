@@ -175,7 +175,7 @@ void run_generate(const GenerateArgs& a) {
   if (!a.quiet) std::fputs("\n", stdout);
   std::fflush(stdout);
 
-  const KvCache<float>& cache = session.cache();
+  const SequenceCache<float>& cache = session.cache();
   std::fprintf(stderr, "\nprefill: %lld tokens in %.3f s = %.1f tok/s (chunk %lld, after %lld cached positions)\n",
                static_cast<long long>(n_prompt), prefill_s, static_cast<double>(n_prompt) / prefill_s,
                static_cast<long long>(a.chunk), static_cast<long long>(a.fill_context));

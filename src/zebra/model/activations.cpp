@@ -28,15 +28,15 @@ std::size_t LayerActivations<T>::bytes() const {
 }
 
 template <typename T>
-void Activations<T>::allocate(const ModelConfig& c, std::int64_t b, std::int64_t t, bool recomp) {
-  if (b == batch && t == seq_len && recomp == recompute && !residual.empty()) return;
+void Activations<T>::allocate(const ModelConfig& c, std::int64_t b, std::int64_t t, bool one) {
+  if (b == batch && t == seq_len && one == one_set && !residual.empty()) return;
   batch = b;
   seq_len = t;
-  recompute = recomp;
+  one_set = one;
   const std::int64_t n = b * t;
   residual.assign(sz(c.n_layers + 1), AlignedBuffer<T>());
   for (auto& r : residual) r.resize(sz(n * c.d_model));
-  layers.assign(recompute ? 1 : sz(c.n_layers), LayerActivations<T>());
+  layers.assign(one_set ? 1 : sz(c.n_layers), LayerActivations<T>());
   for (auto& l : layers) l.allocate(c, b, t);
   rstd_final.resize(sz(n));
   xf.resize(sz(n * c.d_model));

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "zebra/model/block.hpp"
 #include "zebra/model/config.hpp"
 #include "zebra/util/aligned_buffer.hpp"
 
@@ -25,21 +26,26 @@ struct LayerActivations {
 
   void allocate(const ModelConfig& c, std::int64_t batch, std::int64_t seq_len);
   std::size_t bytes() const;
+  BlockState<T> state() {
+    return {rstd1.data(), xn1.data(), qkv.data(), att.data(), h.data(), rstd2.data(), xn2.data(), gu.data(),
+            act.data()};
+  }
 };
 
 template <typename T>
 struct Activations {
   std::int64_t batch = 0, seq_len = 0;
-  bool recompute = false;
+  bool one_set = false;
   // Residual stream at each layer input, and after the last layer: (n_layers + 1) x [N, D].
   std::vector<AlignedBuffer<T>> residual;
-  // One set per layer, or a single scratch set when recomputing.
+  // One set per layer, or a single scratch set (recomputation in backward, or a forward pass without backward).
   std::vector<LayerActivations<T>> layers;
   AlignedBuffer<T> rstd_final;  // [N]
   AlignedBuffer<T> xf;          // [N, D] final-normed hidden states
   AlignedBuffer<std::int32_t> positions;  // [N]
 
-  void allocate(const ModelConfig& c, std::int64_t batch, std::int64_t seq_len, bool recompute);
+  void allocate(const ModelConfig& c, std::int64_t batch, std::int64_t seq_len, bool one_set);
+  LayerActivations<T>& layer(std::int64_t l) { return layers[one_set ? 0 : static_cast<std::size_t>(l)]; }
   std::size_t bytes() const;
 };
 
@@ -55,6 +61,9 @@ struct BackwardScratch {
   AlignedBuffer<T> dact;   // [N, F]
   void allocate(const ModelConfig& c, std::int64_t batch, std::int64_t seq_len);
   std::size_t bytes() const;
+  BlockGradScratch<T> views() {
+    return {dx.data(), dtmp.data(), dxn.data(), dqkv.data(), datt.data(), dgu.data(), dact.data()};
+  }
 };
 
 }  // namespace zebra

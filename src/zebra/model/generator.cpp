@@ -4,10 +4,10 @@
 #include <limits>
 #include <type_traits>
 
-#include <cblas.h>
-
 #include "zebra/ops/attention.hpp"
-#include "zebra/ops/embedding.hpp"
+#include "zebra/model/block.hpp"
+#include "zebra/ops/attention_cached.hpp"
+#include "zebra/ops/linear.hpp"
 #include "zebra/ops/mask.hpp"
 #include "zebra/ops/matmul.hpp"
 #include "zebra/ops/rmsnorm.hpp"
@@ -23,71 +23,87 @@ namespace {
 
 std::size_t sz(std::int64_t v) { return static_cast<std::size_t>(v); }
 
-// out[n, OC] = inp[n, IC] . weight[OC, IC]^T. Decoding multiplies single rows: OpenBLAS 0.3.21's GEMM packs
-// the whole weight matrix on every call even for one row (measured: 60% of a decode step in sgemm_incopy),
-// so a few rows go to GEMV, which streams the weight once per row without packing. More rows: the GEMM.
-constexpr std::int64_t kGemvMaxRows = 2;
-
-template <typename T>
-void linear(T* out, const T* inp, const T* weight, std::int64_t n, std::int64_t in_features, std::int64_t out_features) {
-  if (n > kGemvMaxRows) {
-    matmul_forward(out, inp, weight, n, in_features, out_features);
-    return;
-  }
-  for (std::int64_t r = 0; r < n; ++r) {
-    const auto oc = static_cast<blasint>(out_features), ic = static_cast<blasint>(in_features);
-    if constexpr (std::is_same_v<T, float>) {
-      cblas_sgemv(CblasRowMajor, CblasNoTrans, oc, ic, 1.0f, weight, ic, inp + r * in_features, 1, 0.0f,
-                  out + r * out_features, 1);
-    } else {
-      cblas_dgemv(CblasRowMajor, CblasNoTrans, oc, ic, 1.0, weight, ic, inp + r * in_features, 1, 0.0,
-                  out + r * out_features, 1);
-    }
-  }
-}
-
-// y[n] += x[n]
-template <typename T>
-void add_inplace(T* y, const T* x, std::int64_t n) {
-#pragma omp parallel for schedule(static) if (n >= 65536)
-  for (std::int64_t i = 0; i < n; ++i) y[i] += x[i];
-}
-
 }  // namespace
 
 template <typename T>
 InferenceSession<T>::InferenceSession(const ParameterSet<T>& params, SessionOptions options)
-    : params_(&params), options_(options) {
-  const ModelConfig& c = params.config;
+    : InferenceSession(weights_of(params), options) {}
+
+template <typename T>
+InferenceSession<T>::InferenceSession(const ModelWeights<T>& weights, SessionOptions options)
+    : weights_(weights), options_(options) {
+  const ModelConfig& c = weights_.config;
   ZEBRA_CHECK(static_cast<std::int64_t>(c.layer_types.size()) == c.n_layers,
               "InferenceSession: the model's layer pattern is not resolved");
   ZEBRA_CHECK(options.chunk_size >= 1, "InferenceSession: chunk_size must be >= 1, got ", options.chunk_size);
   ZEBRA_CHECK(options.max_context >= 0, "InferenceSession: max_context must be >= 0, got ", options.max_context);
+  ZEBRA_CHECK(options.threads >= 0, "InferenceSession: threads must be >= 0, got ", options.threads);
   if (c.pos_embedding == PosEmbedding::kLearned) {
     ZEBRA_CHECK(options.max_context <= c.max_seq_len, "InferenceSession: max_context ", options.max_context,
                 " exceeds the learned position table (max_seq_len ", c.max_seq_len, ")");
     if (options_.max_context == 0) options_.max_context = c.max_seq_len;
   }
-  cache_ = KvCache<T>(c, options_.max_context);
+  kv_ = KvCache<T>(c, options_.max_context);
   if (c.pos_embedding == PosEmbedding::kAlibi) alibi_ = alibi_slopes(c.n_heads);
-  logits_.assign(sz(c.vocab_size), T(0));
+  current_ = add_sequence();
+}
+
+template <typename T>
+SeqId InferenceSession<T>::add_sequence() {
+  const SeqId id = kv_.add_sequence();
+  states_[id].logits.assign(sz(config().vocab_size), T(0));
+  return id;
+}
+
+template <typename T>
+void InferenceSession<T>::remove_sequence(SeqId id) {
+  ZEBRA_CHECK(id != current_, "InferenceSession: sequence ", id, " is the current one; select another first");
+  kv_.remove_sequence(id);
+  states_.erase(id);
+}
+
+template <typename T>
+SeqId InferenceSession<T>::fork_sequence(SeqId from) {
+  const SeqId id = kv_.fork_sequence(from);
+  states_[id] = states_.at(from);
+  return id;
+}
+
+template <typename T>
+void InferenceSession<T>::select(SeqId id) {
+  ZEBRA_CHECK(kv_.contains(id), "InferenceSession: no sequence ", id);
+  current_ = id;
+}
+
+template <typename T>
+std::span<const T> InferenceSession<T>::logits_of(SeqId id) const {
+  auto it = states_.find(id);
+  ZEBRA_CHECK(it != states_.end(), "InferenceSession: no sequence ", id);
+  return {it->second.logits.data(), it->second.logits.size()};
 }
 
 template <typename T>
 void InferenceSession<T>::reset() {
-  cache_.reset();
-  tokens_.clear();
-  std::fill(logits_.begin(), logits_.end(), T(0));
+  kv_.sequence(current_).reset();
+  SeqState& s = states_.at(current_);
+  s.tokens.clear();
+  std::fill(s.logits.begin(), s.logits.end(), T(0));
+}
+
+template <typename T>
+typename InferenceSession<T>::Mark InferenceSession<T>::mark() const {
+  return Mark{cache().snapshot(), tokens().size(), seq().logits};
 }
 
 template <typename T>
 void InferenceSession<T>::fill_synthetic(std::int64_t n, std::int32_t token, std::uint64_t seed) {
   const ModelConfig& c = config();
+  SequenceCache<T>& cache = kv_.sequence(current_);
   ZEBRA_CHECK(n >= 0, "fill_synthetic: n must be >= 0, got ", n);
-  ZEBRA_CHECK(c.pos_embedding != PosEmbedding::kLearned || n_past() + n <= c.max_seq_len,
-              "fill_synthetic: position ", n_past() + n - 1, " is outside the learned position table (",
+  ZEBRA_CHECK(c.pos_embedding != PosEmbedding::kLearned || cache.n_past() + n <= c.max_seq_len,
+              "fill_synthetic: position ", cache.n_past() + n - 1, " is outside the learned position table (",
               c.max_seq_len, " positions)");
-  cache_.reserve(n);
+  cache.reserve(n);
   const std::int64_t kvd = c.kv_dim(), rows = 4096;
   std::vector<T> k(static_cast<std::size_t>(rows * kvd)), v(k.size());
   Rng rng(seed);
@@ -96,20 +112,22 @@ void InferenceSession<T>::fill_synthetic(std::int64_t n, std::int32_t token, std
   // Blocks of `rows` positions, all with the same random rows: the content does not matter for the cost.
   for (std::int64_t p0 = 0; p0 < n; p0 += rows) {
     const std::int64_t m = std::min(rows, n - p0);
-    for (std::int64_t l = 0; l < c.n_layers; ++l) cache_.write(l, n_past(), m, k.data(), v.data(), kvd);
-    cache_.advance(m);
+    for (std::int64_t l = 0; l < c.n_layers; ++l) cache.write(l, cache.n_past(), m, k.data(), v.data(), kvd);
+    cache.advance(m);
   }
-  tokens_.insert(tokens_.end(), static_cast<std::size_t>(n), token);
+  std::vector<std::int32_t>& toks = states_.at(current_).tokens;
+  toks.insert(toks.end(), static_cast<std::size_t>(n), token);
 }
 
 template <typename T>
 void InferenceSession<T>::rewind(const Mark& m) {
-  ZEBRA_CHECK(m.n_tokens <= tokens_.size() && static_cast<std::int64_t>(m.n_tokens) == m.cache.n_past,
-              "InferenceSession::rewind: the mark (", m.n_tokens, " tokens) is not an earlier point of this session (",
-              tokens_.size(), " tokens)");
-  cache_.restore(m.cache);
-  tokens_.resize(m.n_tokens);
-  logits_ = m.logits;
+  SeqState& s = states_.at(current_);
+  ZEBRA_CHECK(m.n_tokens <= s.tokens.size() && static_cast<std::int64_t>(m.n_tokens) == m.cache.n_past,
+              "InferenceSession::rewind: the mark (", m.n_tokens, " tokens) is not an earlier point of this sequence (",
+              s.tokens.size(), " tokens)");
+  kv_.sequence(current_).restore(m.cache);
+  s.tokens.resize(m.n_tokens);
+  s.logits = m.logits;
 }
 
 template <typename T>
@@ -130,13 +148,11 @@ void InferenceSession<T>::ensure_workspace(std::int64_t n) {
 }
 
 template <typename T>
-std::span<const T> InferenceSession<T>::prefill(std::span<const std::int32_t> tokens, std::int64_t chunk_size,
-                                                std::vector<T>* all_logits) {
+void InferenceSession<T>::check_tokens(const SequenceCache<T>& cache, std::span<const std::int32_t> tokens) const {
   const ModelConfig& c = config();
   const std::int64_t n = static_cast<std::int64_t>(tokens.size());
   ZEBRA_CHECK(n >= 1, "prefill needs at least one token");
-  const std::int64_t chunk = chunk_size > 0 ? chunk_size : options_.chunk_size;
-  const std::int64_t p_end = n_past() + n;
+  const std::int64_t p_end = cache.n_past() + n;
   ZEBRA_CHECK(p_end <= std::numeric_limits<std::int32_t>::max(), "prefill: position ", p_end,
               " does not fit the 32-bit position index");
   if (c.pos_embedding == PosEmbedding::kLearned) {
@@ -144,54 +160,89 @@ std::span<const T> InferenceSession<T>::prefill(std::span<const std::int32_t> to
                 c.max_seq_len, " positions, max_seq_len): this model cannot run past ", c.max_seq_len, " tokens");
   }
   if (options_.max_context > 0) {
-    ZEBRA_CHECK(p_end <= options_.max_context, "the context is full: ", n_past(), " positions cached + ", n,
+    ZEBRA_CHECK(p_end <= options_.max_context, "the context is full: ", cache.n_past(), " positions cached + ", n,
                 " new > the maximum context of ", options_.max_context);
   }
   for (std::int64_t i = 0; i < n; ++i) {
     ZEBRA_CHECK(tokens[sz(i)] >= 0 && tokens[sz(i)] < c.vocab_size, "prefill: token id ", tokens[sz(i)],
                 " at index ", i, " is outside the vocabulary [0, ", c.vocab_size, ")");
   }
-  if (c.pos_embedding == PosEmbedding::kRope && rope_.n_positions < p_end) {
-    RopeParams p{c.head_dim, c.rope_theta, c.rope_scaling, c.rope_scaling_factor};
-    // Doubling: a long decode does not rebuild the table at every step.
-    std::int64_t rows = std::max<std::int64_t>({p_end, 2 * rope_.n_positions, 1024});
-    if (options_.max_context > 0) rows = std::min(rows, std::max(options_.max_context, p_end));
-    rope_ = make_rope_table<T>(p, rows);
-  }
-  cache_.reserve(n);
+}
+
+template <typename T>
+void InferenceSession<T>::ensure_rope(std::int64_t p_end) {
+  const ModelConfig& c = config();
+  if (c.pos_embedding != PosEmbedding::kRope || rope_.n_positions >= p_end) return;
+  RopeParams p{c.head_dim, c.rope_theta, c.rope_scaling, c.rope_scaling_factor};
+  // Doubling: a long decode does not rebuild the table at every step.
+  std::int64_t rows = std::max<std::int64_t>({p_end, 2 * rope_.n_positions, 1024});
+  if (options_.max_context > 0) rows = std::min(rows, std::max(options_.max_context, p_end));
+  rope_ = make_rope_table<T>(p, rows);
+}
+
+template <typename T>
+std::span<const T> InferenceSession<T>::prefill(std::span<const std::int32_t> tokens, std::int64_t chunk_size,
+                                                std::vector<T>* all_logits) {
+  const ModelConfig& c = config();
+  const std::int64_t n = static_cast<std::int64_t>(tokens.size());
+  SequenceCache<T>& cache = kv_.sequence(current_);
+  check_tokens(cache, tokens);
+  const std::int64_t chunk = chunk_size > 0 ? chunk_size : options_.chunk_size;
+  ensure_rope(cache.n_past() + n);
+  cache.reserve(n);
   if (all_logits != nullptr) all_logits->assign(sz(n * c.vocab_size), T(0));
   ensure_workspace(std::min(chunk, n));
   for (std::int64_t i0 = 0; i0 < n; i0 += chunk) {
     const std::int64_t m = std::min(chunk, n - i0);
     T* out = all_logits == nullptr ? nullptr : all_logits->data() + i0 * c.vocab_size;
-    const int threads = num_threads();
-    if (threads > 1 && chunk_flops(m) < options_.single_thread_below_flops) {
-      set_num_threads(1);
-      try {
-        run_chunk(tokens.data() + i0, m, out);
-      } catch (...) {
-        set_num_threads(threads);
-        throw;
-      }
-      set_num_threads(threads);
-    } else {
-      run_chunk(tokens.data() + i0, m, out);
-    }
+    forward_rows({Segment{current_, tokens.data() + i0, m, 0, cache.n_past()}}, out);
   }
   return last_logits();
 }
 
-// Forward FLOPs of a chunk of n tokens after n_past: 2 per weight per token (projections and lm head) plus
-// 4 * head_dim * n_heads per visible (query, key) pair.
 template <typename T>
-double InferenceSession<T>::chunk_flops(std::int64_t n) const {
+std::span<const T> InferenceSession<T>::run(std::span<const SequenceInput> inputs) {
   const ModelConfig& c = config();
-  const double weights = static_cast<double>(params_->data.size());
-  double pairs = 0.0;
-  for (std::int64_t l = 0; l < c.n_layers; ++l) {
-    pairs += static_cast<double>(n) * static_cast<double>(std::min(n_past() + n, c.layer_window(l)));
+  ZEBRA_CHECK(!inputs.empty(), "InferenceSession::run: no inputs");
+  std::vector<Segment> segments;
+  std::int64_t rows = 0, p_end = 0;
+  for (const SequenceInput& in : inputs) {
+    for (const Segment& s : segments) {
+      ZEBRA_CHECK(s.seq != in.seq, "InferenceSession::run: sequence ", in.seq, " is given twice");
+    }
+    SequenceCache<T>& cache = kv_.sequence(in.seq);
+    check_tokens(cache, in.tokens);
+    const auto n = static_cast<std::int64_t>(in.tokens.size());
+    segments.push_back(Segment{in.seq, in.tokens.data(), n, rows, cache.n_past()});
+    rows += n;
+    p_end = std::max(p_end, cache.n_past() + n);
   }
-  return 2.0 * weights * static_cast<double>(n) + 4.0 * static_cast<double>(c.q_dim()) * pairs;
+  for (const Segment& s : segments) kv_.sequence(s.seq).reserve(s.n);
+  ensure_rope(p_end);
+  ensure_workspace(rows);
+  forward_rows(segments, nullptr);
+  batch_logits_.resize(sz(static_cast<std::int64_t>(segments.size()) * c.vocab_size));
+  for (std::size_t i = 0; i < segments.size(); ++i) {
+    const std::vector<T>& l = states_.at(segments[i].seq).logits;
+    std::copy(l.begin(), l.end(), batch_logits_.begin() + static_cast<std::ptrdiff_t>(i * sz(c.vocab_size)));
+  }
+  return {batch_logits_.data(), batch_logits_.size()};
+}
+
+// Forward FLOPs of a pass: 2 per weight per row (projections and lm head) plus 4 * head_dim * n_heads per
+// visible (query, key) pair.
+template <typename T>
+double InferenceSession<T>::pass_flops(const std::vector<Segment>& segments) const {
+  const ModelConfig& c = config();
+  const double weights = static_cast<double>(weights_.bytes()) / sizeof(T);
+  double pairs = 0.0, rows = 0.0;
+  for (const Segment& s : segments) {
+    rows += static_cast<double>(s.n);
+    for (std::int64_t l = 0; l < c.n_layers; ++l) {
+      pairs += static_cast<double>(s.n) * static_cast<double>(std::min(s.p0 + s.n, c.layer_window(l)));
+    }
+  }
+  return 2.0 * weights * rows + 4.0 * static_cast<double>(c.q_dim()) * pairs;
 }
 
 template <typename T>
@@ -202,77 +253,96 @@ std::span<const T> InferenceSession<T>::decode(std::int32_t token) {
 template <typename T>
 std::span<const T> InferenceSession<T>::prefill_reusing(std::span<const std::int32_t> tokens,
                                                         std::int64_t chunk_size) {
-  const bool is_prefix = !tokens_.empty() && tokens_.size() <= tokens.size() &&
-                         std::equal(tokens_.begin(), tokens_.end(), tokens.begin());
+  const std::vector<std::int32_t>& cached = seq().tokens;
+  const bool is_prefix = !cached.empty() && cached.size() <= tokens.size() &&
+                         std::equal(cached.begin(), cached.end(), tokens.begin());
   if (!is_prefix) reset();
-  const std::span<const std::int32_t> rest = tokens.subspan(tokens_.size());
+  const std::span<const std::int32_t> rest = tokens.subspan(seq().tokens.size());
   if (rest.empty()) return last_logits();
   return prefill(rest, chunk_size);
 }
 
-// One chunk of n tokens at positions [n_past, n_past + n). all_logits: [n, V] or null.
 template <typename T>
-void InferenceSession<T>::run_chunk(const std::int32_t* tokens, std::int64_t n, T* all_logits) {
+void InferenceSession<T>::forward_rows(const std::vector<Segment>& segments, T* all_logits) {
   const ModelConfig& c = config();
-  const ParamViews<T>& w = params_->views;
-  const std::int64_t d = c.d_model, p0 = n_past();
-  for (std::int64_t i = 0; i < n; ++i) positions_[sz(i)] = static_cast<std::int32_t>(p0 + i);
+  const ModelWeights<T>& w = weights_;
+  const std::int64_t d = c.d_model, qd = c.q_dim(), kvd = c.kv_dim(), qkv_dim = qd + 2 * kvd;
+  std::int64_t n = 0;
+  for (const Segment& s : segments) n += s.n;
+  ZEBRA_CHECK(all_logits == nullptr || segments.size() == 1, "InferenceSession: all logits need one sequence");
 
-  embedding_forward(x_.data(), tokens, w.embed, n, d, c.vocab_size);
+  // Threads for this call: small passes run on one thread (see SessionOptions), on this thread's data
+  // environment only.
+  int threads = options_.threads > 0 ? options_.threads : num_threads();
+  if (options_.single_thread_below_flops > 0 && pass_flops(segments) < options_.single_thread_below_flops) {
+    threads = 1;
+  }
+  const ScopedThreads scope(threads);
+
+  std::int64_t row = 0;
+  for (const Segment& s : segments) {
+    for (std::int64_t i = 0; i < s.n; ++i) positions_[sz(row + i)] = static_cast<std::int32_t>(s.p0 + i);
+    embedding_forward(x_.data() + row * d, s.tokens, w.embed, s.n);
+    row += s.n;
+  }
   if (c.pos_embedding == PosEmbedding::kLearned) {
     for (std::int64_t r = 0; r < n; ++r) {
-      const T* pe = w.pos_embed + (p0 + r) * d;
+      const T* pe = w.pos_embed + static_cast<std::int64_t>(positions_[sz(r)]) * d;
       T* x = x_.data() + r * d;
       for (std::int64_t i = 0; i < d; ++i) x[i] += pe[i];
     }
   }
-  for (std::int64_t l = 0; l < c.n_layers; ++l) layer_forward(l, n, p0);
-  cache_.advance(n);
-  tokens_.insert(tokens_.end(), tokens, tokens + n);
 
-  // Final norm and lm head: every row when asked, else only the last.
-  const std::int64_t first_row = all_logits != nullptr ? 0 : n - 1;
-  const std::int64_t rows = n - first_row;
-  rmsnorm_forward(xn_.data(), rstd_.data(), x_.data() + first_row * d, w.final_norm, rows, d, c.norm_eps);
+  const BlockContext<T> ctx{&c, positions_.data(), &rope_, MatmulOptions{}};
+  // Both norms of a layer share xn_ / rstd_: the first is dead once q, k, v are projected.
+  const BlockState<T> state{rstd_.data(), xn_.data(), qkv_.data(), att_.data(), h_.data(),
+                            rstd_.data(), xn_.data(),  gu_.data(),  act_.data()};
+  const CachedAttentionShape shape{c.n_heads, c.n_kv_heads, c.head_dim, qkv_dim, qkv_dim};
+  const double* alibi = alibi_.empty() ? nullptr : alibi_.data();
+  for (std::int64_t l = 0; l < c.n_layers; ++l) {
+    const AttentionStep<T> attention = [&](const T* qkv, T* att) {
+      for (const Segment& s : segments) {
+        SequenceCache<T>& cache = kv_.sequence(s.seq);
+        const T* q = qkv + s.row0 * qkv_dim;
+        attention_cached_forward(att + s.row0 * qd, q, q + qd, q + qd + kvd, s.n, s.p0, cache.past_source(l), shape,
+                                 c.layer_window(l), alibi);
+        // Only now may the rows enter the cache: in a local layer's ring they overwrite keys that earlier
+        // queries of this very chunk needed.
+        cache.write(l, s.p0, s.n, q + qd, q + qd + kvd, qkv_dim);
+      }
+    };
+    block_forward(ctx, w.layers[sz(l)], n, x_.data(), x_.data(), state, attention);
+  }
+  for (const Segment& s : segments) {
+    kv_.sequence(s.seq).advance(s.n);
+    std::vector<std::int32_t>& toks = states_.at(s.seq).tokens;
+    toks.insert(toks.end(), s.tokens, s.tokens + s.n);
+  }
+
+  // Final norm and lm head: every row when asked, else the last row of each sequence.
   if (all_logits != nullptr) {
-    linear(all_logits, xn_.data(), w.lm_head, rows, d, c.vocab_size);
-    std::copy(all_logits + (rows - 1) * c.vocab_size, all_logits + rows * c.vocab_size, logits_.begin());
-  } else {
-    linear(logits_.data(), xn_.data(), w.lm_head, 1, d, c.vocab_size);
+    rmsnorm_forward(xn_.data(), rstd_.data(), x_.data(), w.final_norm, n, d, c.norm_eps);
+    linear_forward(all_logits, c.vocab_size, xn_.data(), w.lm_head, n);
+    std::vector<T>& logits = states_.at(segments[0].seq).logits;
+    std::copy(all_logits + (n - 1) * c.vocab_size, all_logits + n * c.vocab_size, logits.begin());
+    return;
   }
-}
-
-// x_ [n, D] holds the layer's input on entry and its output on exit.
-template <typename T>
-void InferenceSession<T>::layer_forward(std::int64_t l, std::int64_t n, std::int64_t p0) {
-  const ModelConfig& c = config();
-  const LayerWeights<T>& w = params_->views.layers[sz(l)];
-  const std::int64_t d = c.d_model, f = c.ffn_dim;
-  const std::int64_t qd = c.q_dim(), kvd = c.kv_dim(), qkv_dim = qd + 2 * kvd;
-
-  rmsnorm_forward(xn_.data(), rstd_.data(), x_.data(), w.attn_norm, n, d, c.norm_eps);
-  linear(qkv_.data(), xn_.data(), w.wq, n, d, qkv_dim);  // [n, QKV]
-  T* q = qkv_.data();
-  T* k = q + qd;
-  T* v = k + kvd;
-  if (c.pos_embedding == PosEmbedding::kRope) {
-    rope_forward(q, positions_.data(), rope_, n, c.n_heads, qkv_dim);
-    rope_forward(k, positions_.data(), rope_, n, c.n_kv_heads, qkv_dim);
+  const auto n_seq = static_cast<std::int64_t>(segments.size());
+  for (std::int64_t i = 0; i < n_seq; ++i) {
+    const Segment& s = segments[sz(i)];
+    std::copy(x_.data() + (s.row0 + s.n - 1) * d, x_.data() + (s.row0 + s.n) * d, h_.data() + i * d);
   }
-  CachedAttentionShape shape{c.n_heads, c.n_kv_heads, c.head_dim, qkv_dim, qkv_dim};
-  attention_cached_forward(att_.data(), q, k, v, n, p0, cache_.past_source(l), shape, c.layer_window(l),
-                           alibi_.empty() ? nullptr : alibi_.data());
-  // Only now may the chunk enter the cache: in a local layer's ring it overwrites keys that earlier
-  // queries of this very chunk needed.
-  cache_.write(l, p0, n, k, v, qkv_dim);
-  linear(h_.data(), att_.data(), w.wo, n, qd, d);
-  add_inplace(h_.data(), x_.data(), n * d);
-
-  rmsnorm_forward(xn_.data(), rstd_.data(), h_.data(), w.ffn_norm, n, d, c.norm_eps);
-  linear(gu_.data(), xn_.data(), w.w_gate, n, d, 2 * f);  // [n, 2F] gate | up
-  swiglu_forward(act_.data(), gu_.data(), n, f);
-  linear(x_.data(), act_.data(), w.w_down, n, f, d);
-  add_inplace(x_.data(), h_.data(), n * d);
+  rmsnorm_forward(xn_.data(), rstd_.data(), h_.data(), w.final_norm, n_seq, d, c.norm_eps);
+  if (n_seq == 1) {
+    linear_forward(states_.at(segments[0].seq).logits.data(), c.vocab_size, xn_.data(), w.lm_head, 1);
+    return;
+  }
+  std::vector<T> logits(sz(n_seq * c.vocab_size));
+  linear_forward(logits.data(), c.vocab_size, xn_.data(), w.lm_head, n_seq);
+  for (std::int64_t i = 0; i < n_seq; ++i) {
+    std::vector<T>& out = states_.at(segments[sz(i)].seq).logits;
+    std::copy(logits.begin() + i * c.vocab_size, logits.begin() + (i + 1) * c.vocab_size, out.begin());
+  }
 }
 
 template class InferenceSession<float>;

@@ -1,22 +1,22 @@
-// Generation with a KV cache (DESIGN.md §1, §6): an InferenceSession runs new tokens through the model
-// after the positions already cached, in chunks, and keeps their keys and values for the next call.
+// Generation with a KV cache (DESIGN.md §1, §6): an InferenceSession runs new tokens of one or several sequences
+// through the model after the positions already cached, and keeps their keys and values for the next call.
 //
-// The arithmetic per chunk of n tokens at positions p0 .. p0 + n - 1 (p0 = n_past) is the training forward
-// pass of model/transformer.cpp, restricted to the new rows:
-//   x = embed(tokens) (+ pos_embed[p0 + i] for learned positions)
-//   per layer: qkv = rms(x) . [Wq; Wk; Wv]^T  [n, (H + 2 Hkv) hd]; RoPE on q and k at absolute positions
-//              att = attention_cached(q; cache of the layer + this chunk's k, v)   (ops/attention_cached.hpp)
-//              cache <- k, v of the chunk;  h = x + att . Wo^T
-//              x = h + swiglu(rms(h) . [Wgate; Wup]^T) . Wdown^T
-//   logits = rms(x) . Wlm^T  (the last row, or every row when asked)
-// Masking across chunk boundaries is exact: a chunk's queries see the cached keys and the earlier keys of
-// the same chunk through ops/mask.hpp's predicate, whatever the chunk size; prefill(A) then prefill(B)
-// equals prefill(A + B) (prompt reuse). ALiBi, learned and no positions work as RoPE does; positions are
-// absolute (n_past + i), and learned positions past the model's table are refused.
+// Each layer is model/block.hpp's block over the new rows, with this attention step: the rows' queries attend to
+// their sequence's cache plus the new keys (ops/attention_cached.hpp), then the new keys and values enter the
+// cache. Rows of several sequences (run()) go through every matrix product together and through attention
+// sequence by sequence. Masking across chunk boundaries is exact: a chunk's queries see the cached keys and the
+// earlier keys of the same chunk through ops/mask.hpp's predicate, whatever the chunk size; prefill(A) then
+// prefill(B) equals prefill(A + B) (prompt reuse). ALiBi, learned and no positions work as RoPE does; positions
+// are absolute (n_past + i), and learned positions past the model's table are refused.
+//
+// The weights are borrowed (ModelWeights, any dtype the products support): they must outlive the session.
+// Threads: options().threads for every call (0 = the OpenMP default of the calling thread); the count applies
+// to the calling thread's OpenMP data environment only, never to the process.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <span>
 #include <string>
 #include <vector>
@@ -25,14 +25,16 @@
 #include "zebra/model/kv_cache.hpp"
 #include "zebra/model/params.hpp"
 #include "zebra/model/sampler.hpp"
+#include "zebra/model/weights.hpp"
 #include "zebra/ops/rope.hpp"
 #include "zebra/util/aligned_buffer.hpp"
 
 namespace zebra {
 
 struct SessionOptions {
-  std::int64_t max_context = 0;   // most positions the session may hold (0 = no limit but memory)
+  std::int64_t max_context = 0;   // most positions one sequence may hold (0 = no limit but memory)
   std::int64_t chunk_size = 512;  // default prefill chunk (tokens per forward pass)
+  int threads = 0;                // OpenMP threads per call (0 = the calling thread's default)
   // A chunk whose estimated work is below this many FLOPs runs on one thread: a decode step of a small
   // model is a few hundred microseconds of work, less than what waking and joining the OpenMP team costs on
   // a busy machine (measured on the 2-core dev machine under load: 1.6 tok/s with 2 spinning threads, 180
@@ -43,11 +45,15 @@ struct SessionOptions {
 template <typename T>
 class InferenceSession {
  public:
-  // The parameters are borrowed: they must outlive the session and not change while it holds a cache.
+  // The weights are borrowed: they must outlive the session and not change while it holds a cache.
+  explicit InferenceSession(const ModelWeights<T>& weights, SessionOptions options = {});
+  // Dense parameters (views are taken; the parameters are borrowed likewise).
   explicit InferenceSession(const ParameterSet<T>& params, SessionOptions options = {});
 
-  const ModelConfig& config() const { return params_->config; }
+  const ModelConfig& config() const { return weights_.config; }
   const SessionOptions& options() const { return options_; }
+
+  // ---- The current sequence (sequence 0 unless select() chose another) ----
 
   // Runs `tokens` (at least one) after the cached positions, in chunks of at most chunk_size tokens
   // (0 = options().chunk_size), and caches them. Returns the logits [V] of the last token (valid until
@@ -60,7 +66,7 @@ class InferenceSession {
   // rest, returns the logits of the last call, which belong to the last cached token); otherwise resets
   // and runs all of them. Returns the logits of the last token.
   std::span<const T> prefill_reusing(std::span<const std::int32_t> tokens, std::int64_t chunk_size = 0);
-  // Forgets the cache (keeps its allocations).
+  // Forgets the current sequence's cache (keeps its allocations).
   void reset();
 
   // For speed measurements at long context without paying for the prefill: appends n positions whose keys
@@ -72,36 +78,75 @@ class InferenceSession {
   // A point in the conversation to come back to (e.g. to drop generated tokens that ran into a stop
   // string): the cache's snapshot plus the token count and logits at that point.
   struct Mark {
-    typename KvCache<T>::Snapshot cache;
+    typename SequenceCache<T>::Snapshot cache;
     std::size_t n_tokens = 0;
     std::vector<T> logits;
   };
-  Mark mark() const { return Mark{cache_.snapshot(), tokens_.size(), logits_}; }
-  // Returns to `m`, which must come from this session with no reset() since.
+  Mark mark() const;
+  // Returns to `m`, which must come from the current sequence with no reset() since.
   void rewind(const Mark& m);
 
-  std::int64_t n_past() const { return cache_.n_past(); }
-  const std::vector<std::int32_t>& tokens() const { return tokens_; }  // the cached tokens, in order
-  const KvCache<T>& cache() const { return cache_; }
-  std::span<const T> last_logits() const { return {logits_.data(), logits_.size()}; }
+  std::int64_t n_past() const { return cache().n_past(); }
+  const std::vector<std::int32_t>& tokens() const { return seq().tokens; }  // the cached tokens, in order
+  const SequenceCache<T>& cache() const { return kv_.sequence(current_); }
+  std::span<const T> last_logits() const { return {seq().logits.data(), seq().logits.size()}; }
+
+  // ---- Many sequences ----
+
+  SeqId current() const { return current_; }
+  void select(SeqId id);                 // makes `id` the current sequence
+  SeqId add_sequence();                  // a new empty sequence (not selected)
+  void remove_sequence(SeqId id);        // the current sequence cannot be removed
+  // A new sequence with the same cached positions, tokens and logits as `from` (KvCache::fork_sequence).
+  SeqId fork_sequence(SeqId from);
+  std::vector<SeqId> sequences() const { return kv_.sequences(); }
+  const KvCache<T>& kv_cache() const { return kv_; }
+
+  // New tokens of several sequences (each id at most once, each with at least one token) in ONE forward
+  // pass: their rows go through every matrix product together. Returns each input's last-token logits, in the
+  // order given: [inputs.size(), V], valid until the next call. No chunking: the caller sizes the inputs.
+  struct SequenceInput {
+    SeqId seq = 0;
+    std::span<const std::int32_t> tokens;
+  };
+  std::span<const T> run(std::span<const SequenceInput> inputs);
+  // The last logits of sequence `id` [V].
+  std::span<const T> logits_of(SeqId id) const;
 
  private:
-  void run_chunk(const std::int32_t* tokens, std::int64_t n, T* all_logits);
-  void layer_forward(std::int64_t l, std::int64_t n, std::int64_t p0);
+  struct SeqState {
+    std::vector<std::int32_t> tokens;
+    std::vector<T> logits;  // [V] of the last token
+  };
+  // The rows of one sequence within a forward pass.
+  struct Segment {
+    SeqId seq = 0;
+    const std::int32_t* tokens = nullptr;
+    std::int64_t n = 0;
+    std::int64_t row0 = 0;  // first row in the pass
+    std::int64_t p0 = 0;    // n_past of the sequence before the pass
+  };
+  const SeqState& seq() const { return states_.at(current_); }
+  void check_tokens(const SequenceCache<T>& cache, std::span<const std::int32_t> tokens) const;
+  void ensure_rope(std::int64_t p_end);
+  // One forward pass over the segments' rows; all_logits: [rows, V] of every row of a single segment, or null.
+  void forward_rows(const std::vector<Segment>& segments, T* all_logits);
   void ensure_workspace(std::int64_t n);
-  double chunk_flops(std::int64_t n) const;
+  double pass_flops(const std::vector<Segment>& segments) const;
 
-  const ParameterSet<T>* params_;
+  ModelWeights<T> weights_;
   SessionOptions options_;
-  KvCache<T> cache_;
-  std::vector<std::int32_t> tokens_;
+  KvCache<T> kv_;
+  std::map<SeqId, SeqState> states_;
+  SeqId current_ = 0;
   RopeTable<T> rope_;
   std::vector<double> alibi_;
-  std::vector<std::int32_t> positions_;  // [n] absolute positions of the chunk
-  // Workspace for a chunk of up to ws_rows_ rows.
+  std::vector<std::int32_t> positions_;  // [n] absolute positions of the pass's rows
+  // Workspace for a pass of up to ws_rows_ rows.
   std::int64_t ws_rows_ = 0;
-  AlignedBuffer<T> x_, xn_, rstd_, qkv_, att_, h_, gu_, act_;  // [n, D] [n, D] [n] [n, QKV] [n, Hhd] [n, D] [n, 2F] [n, F]
-  std::vector<T> logits_;  // [V] of the last token
+  // [n, D] [n, D] [n] [n, QKV] [n, Hhd] [n, D] [n, 2F] [n, F]; the two norms of a layer share xn_ and rstd_.
+  AlignedBuffer<T> x_, xn_, rstd_, qkv_, att_, h_, gu_, act_;
+  std::vector<T> batch_logits_;  // [inputs, V] of the last run()
 };
 
 // Stop strings over streamed text: holds back text that could still turn into a stop string (and an

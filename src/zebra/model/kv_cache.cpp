@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <set>
 
 #include "zebra/util/error.hpp"
 
@@ -12,37 +13,37 @@ std::size_t sz(std::int64_t v) { return static_cast<std::size_t>(v); }
 }  // namespace
 
 template <typename T>
-KvCache<T>::KvCache(const ModelConfig& config, std::int64_t max_positions)
+SequenceCache<T>::SequenceCache(const ModelConfig& config, std::int64_t max_positions)
     : n_kv_heads_(config.n_kv_heads), head_dim_(config.head_dim), kv_dim_(config.kv_dim()),
       max_positions_(max_positions) {
   ZEBRA_CHECK(static_cast<std::int64_t>(config.layer_types.size()) == config.n_layers,
-              "KvCache: the config's layer pattern is not resolved (", config.layer_types.size(), " layer types for ",
+              "SequenceCache: the config's layer pattern is not resolved (", config.layer_types.size(), " layer types for ",
               config.n_layers, " layers)");
-  ZEBRA_CHECK(max_positions >= 0, "KvCache: max_positions must be >= 0, got ", max_positions);
+  ZEBRA_CHECK(max_positions >= 0, "SequenceCache: max_positions must be >= 0, got ", max_positions);
   layers_.resize(sz(config.n_layers));
   for (std::int64_t l = 0; l < config.n_layers; ++l) layers_[sz(l)].window = config.layer_window(l);
 }
 
 template <typename T>
-const typename KvCache<T>::Layer& KvCache<T>::layer(std::int64_t l) const {
-  ZEBRA_CHECK(l >= 0 && l < n_layers(), "KvCache: layer ", l, " outside [0, ", n_layers(), ")");
+const typename SequenceCache<T>::Layer& SequenceCache<T>::layer(std::int64_t l) const {
+  ZEBRA_CHECK(l >= 0 && l < n_layers(), "SequenceCache: layer ", l, " outside [0, ", n_layers(), ")");
   return layers_[sz(l)];
 }
 
 template <typename T>
-std::int64_t KvCache<T>::first_held(std::int64_t l) const {
+std::int64_t SequenceCache<T>::first_held(std::int64_t l) const {
   const Layer& a = layer(l);
   return a.window == kGlobalWindow ? 0 : std::max<std::int64_t>(0, n_past_ - a.window);
 }
 
 template <typename T>
-std::int64_t KvCache<T>::row_of(const Layer& a, std::int64_t p) const {
+std::int64_t SequenceCache<T>::row_of(const Layer& a, std::int64_t p) const {
   return a.window == kGlobalWindow ? p : p % a.window;
 }
 
 // Copies rows [0, n) of every head between head-major buffers of dst_rows and src_rows rows per head.
 template <typename T>
-void KvCache<T>::copy_rows(T* dst, std::int64_t dst_rows, const T* src, std::int64_t src_rows, std::int64_t n) const {
+void SequenceCache<T>::copy_rows(T* dst, std::int64_t dst_rows, const T* src, std::int64_t src_rows, std::int64_t n) const {
   if (n <= 0) return;
   for (std::int64_t g = 0; g < n_kv_heads_; ++g) {
     std::memcpy(dst + g * dst_rows * head_dim_, src + g * src_rows * head_dim_, sz(n * head_dim_) * sizeof(T));
@@ -52,19 +53,48 @@ void KvCache<T>::copy_rows(T* dst, std::int64_t dst_rows, const T* src, std::int
 // Reallocates to `rows` rows per head, keeping rows [0, old rows). Ring slots stay valid: a local layer only
 // grows while no position has reached its window yet, so every live position p sits in row p either way.
 template <typename T>
-void KvCache<T>::grow(Layer& a, std::int64_t rows) {
+void SequenceCache<T>::grow(Layer& a, std::int64_t rows) {
   if (rows <= a.rows) return;
-  AlignedBuffer<T> k(sz(rows * kv_dim_)), v(sz(rows * kv_dim_));
-  copy_rows(k.data(), rows, a.k.data(), a.rows, a.rows);
-  copy_rows(v.data(), rows, a.v.data(), a.rows, a.rows);
-  a.k.swap(k);
-  a.v.swap(v);
+  auto k = std::make_shared<AlignedBuffer<T>>(sz(rows * kv_dim_));
+  auto v = std::make_shared<AlignedBuffer<T>>(sz(rows * kv_dim_));
+  if (a.rows > 0) {
+    // Only live rows matter: a global layer's rows past n_past may belong to another sharer of the buffer.
+    const std::int64_t live = a.window == kGlobalWindow ? std::min(a.rows, n_past_) : a.rows;
+    copy_rows(k->data(), rows, a.k->data(), a.rows, live);
+    copy_rows(v->data(), rows, a.v->data(), a.rows, live);
+  }
+  a.k = std::move(k);
+  a.v = std::move(v);
   a.rows = rows;
 }
 
+// Copy on extend: a global buffer shared with a fork is copied (its live rows) before this sequence writes into it.
 template <typename T>
-void KvCache<T>::reserve(std::int64_t n) {
-  ZEBRA_CHECK(n >= 0, "KvCache::reserve: n must be >= 0, got ", n);
+void SequenceCache<T>::make_private(Layer& a) {
+  if (a.k == nullptr || (a.k.use_count() == 1 && a.v.use_count() == 1)) return;
+  const std::int64_t live = std::min(a.rows, n_past_);
+  auto k = std::make_shared<AlignedBuffer<T>>(a.k->size());
+  auto v = std::make_shared<AlignedBuffer<T>>(a.v->size());
+  copy_rows(k->data(), a.rows, a.k->data(), a.rows, live);
+  copy_rows(v->data(), a.rows, a.v->data(), a.rows, live);
+  a.k = std::move(k);
+  a.v = std::move(v);
+}
+
+template <typename T>
+SequenceCache<T> SequenceCache<T>::fork() const {
+  SequenceCache<T> f = *this;  // shares every buffer
+  for (Layer& a : f.layers_) {
+    if (a.window == kGlobalWindow || a.k == nullptr) continue;
+    a.k = std::make_shared<AlignedBuffer<T>>(*a.k);  // rings: private copies
+    a.v = std::make_shared<AlignedBuffer<T>>(*a.v);
+  }
+  return f;
+}
+
+template <typename T>
+void SequenceCache<T>::reserve(std::int64_t n) {
+  ZEBRA_CHECK(n >= 0, "SequenceCache::reserve: n must be >= 0, got ", n);
   const std::int64_t need = n_past_ + n;
   if (max_positions_ > 0) {
     ZEBRA_CHECK(need <= max_positions_, "the context is full: ", n_past_, " positions cached + ", n,
@@ -72,7 +102,10 @@ void KvCache<T>::reserve(std::int64_t n) {
   }
   for (Layer& a : layers_) {
     if (a.window == kGlobalWindow) {
-      if (need <= a.rows) continue;
+      if (need <= a.rows) {
+        if (n > 0) make_private(a);
+        continue;
+      }
       // Growing by a quarter keeps the copying amortised O(1) per position (each row is copied about 4 times
       // over the cache's life) while wasting at most a fifth of the buffer; rounding to 256 rows keeps a
       // token-by-token decode from reallocating often at small sizes. The limit caps it.
@@ -90,35 +123,38 @@ void KvCache<T>::reserve(std::int64_t n) {
 }
 
 template <typename T>
-void KvCache<T>::write(std::int64_t l, std::int64_t p0, std::int64_t n, const T* k, const T* v,
+void SequenceCache<T>::write(std::int64_t l, std::int64_t p0, std::int64_t n, const T* k, const T* v,
                        std::int64_t stride) {
-  ZEBRA_CHECK(p0 == n_past_, "KvCache::write: positions must be written in order: p0 ", p0, " but n_past ",
+  ZEBRA_CHECK(p0 == n_past_, "SequenceCache::write: positions must be written in order: p0 ", p0, " but n_past ",
               n_past_);
   layer(l);  // range check
   Layer& a = layers_[sz(l)];
   ZEBRA_CHECK(n >= 0 && std::min(p0 + n, a.window) <= a.rows,
-              "KvCache::write: no room for positions [", p0, ", ", p0 + n, ") in layer ", l, " (", a.rows,
+              "SequenceCache::write: no room for positions [", p0, ", ", p0 + n, ") in layer ", l, " (", a.rows,
               " rows; call reserve first)");
   // A local layer keeps only the last `window` of the new positions.
   const std::int64_t first = a.window == kGlobalWindow ? p0 : std::max(p0, p0 + n - a.window);
+  if (n > 0) make_private(a);
   const std::size_t width = sz(head_dim_) * sizeof(T);
+  T* kd = a.k->data();
+  T* vd = a.v->data();
   for (std::int64_t p = first; p < p0 + n; ++p) {
     const std::int64_t row = row_of(a, p);
     for (std::int64_t g = 0; g < n_kv_heads_; ++g) {
-      std::memcpy(a.k.data() + (g * a.rows + row) * head_dim_, k + (p - p0) * stride + g * head_dim_, width);
-      std::memcpy(a.v.data() + (g * a.rows + row) * head_dim_, v + (p - p0) * stride + g * head_dim_, width);
+      std::memcpy(kd + (g * a.rows + row) * head_dim_, k + (p - p0) * stride + g * head_dim_, width);
+      std::memcpy(vd + (g * a.rows + row) * head_dim_, v + (p - p0) * stride + g * head_dim_, width);
     }
   }
 }
 
 template <typename T>
-void KvCache<T>::advance(std::int64_t n) {
-  ZEBRA_CHECK(n >= 0, "KvCache::advance: n must be >= 0, got ", n);
+void SequenceCache<T>::advance(std::int64_t n) {
+  ZEBRA_CHECK(n >= 0, "SequenceCache::advance: n must be >= 0, got ", n);
   n_past_ += n;
 }
 
 template <typename T>
-typename KvCache<T>::Snapshot KvCache<T>::snapshot() const {
+typename SequenceCache<T>::Snapshot SequenceCache<T>::snapshot() const {
   Snapshot s;
   s.n_past = n_past_;
   s.rows.assign(layers_.size(), 0);
@@ -126,19 +162,19 @@ typename KvCache<T>::Snapshot KvCache<T>::snapshot() const {
   s.v.resize(layers_.size());
   for (std::size_t l = 0; l < layers_.size(); ++l) {
     const Layer& a = layers_[l];
-    if (a.window == kGlobalWindow) continue;
+    if (a.window == kGlobalWindow || a.k == nullptr) continue;
     s.rows[l] = a.rows;
-    s.k[l].assign(a.k.begin(), a.k.end());
-    s.v[l].assign(a.v.begin(), a.v.end());
+    s.k[l].assign(a.k->begin(), a.k->end());
+    s.v[l].assign(a.v->begin(), a.v->end());
   }
   return s;
 }
 
 template <typename T>
-void KvCache<T>::restore(const Snapshot& s) {
+void SequenceCache<T>::restore(const Snapshot& s) {
   ZEBRA_CHECK(s.n_past <= n_past_ && s.k.size() == layers_.size() && s.v.size() == layers_.size() &&
                   s.rows.size() == layers_.size(),
-              "KvCache::restore: the snapshot (n_past ", s.n_past, ", ", s.k.size(),
+              "SequenceCache::restore: the snapshot (n_past ", s.n_past, ", ", s.k.size(),
               " layers) was not taken from this cache at an earlier point (n_past ", n_past_, ", ", layers_.size(),
               " layers)");
   for (std::size_t l = 0; l < layers_.size(); ++l) {
@@ -147,19 +183,20 @@ void KvCache<T>::restore(const Snapshot& s) {
     // The ring may have grown since (it grows only below its window, where row = position): the old rows
     // go back to the same rows of each head.
     ZEBRA_CHECK(s.rows[l] <= a.rows && s.k[l].size() == sz(s.rows[l] * kv_dim_) && s.v[l].size() == s.k[l].size(),
-                "KvCache::restore: the snapshot's ring of layer ", l, " does not fit the cache's");
-    copy_rows(a.k.data(), a.rows, s.k[l].data(), s.rows[l], s.rows[l]);
-    copy_rows(a.v.data(), a.rows, s.v[l].data(), s.rows[l], s.rows[l]);
+                "SequenceCache::restore: the snapshot's ring of layer ", l, " does not fit the cache's");
+    if (s.rows[l] == 0) continue;
+    copy_rows(a.k->data(), a.rows, s.k[l].data(), s.rows[l], s.rows[l]);
+    copy_rows(a.v->data(), a.rows, s.v[l].data(), s.rows[l], s.rows[l]);
   }
   n_past_ = s.n_past;
 }
 
 template <typename T>
-KvSource<T> KvCache<T>::past_source(std::int64_t l) const {
+KvSource<T> SequenceCache<T>::past_source(std::int64_t l) const {
   const Layer& a = layer(l);
   KvSource<T> s;
-  s.k = a.k.data();
-  s.v = a.v.data();
+  s.k = a.k == nullptr ? nullptr : a.k->data();
+  s.v = a.v == nullptr ? nullptr : a.v->data();
   s.stride = head_dim_;
   s.head_stride = a.rows * head_dim_;
   s.ring = a.window == kGlobalWindow ? 0 : a.window;
@@ -168,43 +205,102 @@ KvSource<T> KvCache<T>::past_source(std::int64_t l) const {
 }
 
 template <typename T>
-std::int64_t KvCache<T>::offset_of(std::int64_t l, std::int64_t p, std::int64_t g) const {
+std::int64_t SequenceCache<T>::offset_of(std::int64_t l, std::int64_t p, std::int64_t g) const {
   const Layer& a = layer(l);
-  ZEBRA_CHECK(p >= first_held(l) && p < n_past_, "KvCache: position ", p, " is not held by layer ", l, " (holds [",
+  ZEBRA_CHECK(p >= first_held(l) && p < n_past_, "SequenceCache: position ", p, " is not held by layer ", l, " (holds [",
               first_held(l), ", ", n_past_, "))");
-  ZEBRA_CHECK(g >= 0 && g < n_kv_heads_, "KvCache: kv head ", g, " outside [0, ", n_kv_heads_, ")");
+  ZEBRA_CHECK(g >= 0 && g < n_kv_heads_, "SequenceCache: kv head ", g, " outside [0, ", n_kv_heads_, ")");
   return (g * a.rows + row_of(a, p)) * head_dim_;
 }
 
 template <typename T>
-const T* KvCache<T>::key(std::int64_t l, std::int64_t p, std::int64_t g) const {
-  return layers_[sz(l)].k.data() + offset_of(l, p, g);
+const T* SequenceCache<T>::key(std::int64_t l, std::int64_t p, std::int64_t g) const {
+  const std::int64_t off = offset_of(l, p, g);
+  return layers_[sz(l)].k->data() + off;
 }
 
 template <typename T>
-const T* KvCache<T>::value(std::int64_t l, std::int64_t p, std::int64_t g) const {
-  return layers_[sz(l)].v.data() + offset_of(l, p, g);
+const T* SequenceCache<T>::value(std::int64_t l, std::int64_t p, std::int64_t g) const {
+  const std::int64_t off = offset_of(l, p, g);
+  return layers_[sz(l)].v->data() + off;
 }
 
 template <typename T>
-std::size_t KvCache<T>::bytes_allocated() const {
+std::size_t SequenceCache<T>::bytes_allocated() const {
   std::size_t rows = 0;
   for (const Layer& a : layers_) rows += sz(a.rows);
   return rows * 2 * sz(kv_dim_) * sizeof(T);
 }
 
 template <typename T>
-std::size_t KvCache<T>::bytes_used() const {
+std::size_t SequenceCache<T>::bytes_used() const {
   std::size_t rows = 0;
   for (const Layer& a : layers_) rows += sz(std::min(n_past_, a.window));
   return rows * 2 * sz(kv_dim_) * sizeof(T);
 }
 
 template <typename T>
-std::size_t KvCache<T>::full_attention_bytes(std::int64_t n_positions) const {
+std::size_t SequenceCache<T>::full_attention_bytes(std::int64_t n_positions) const {
   return layers_.size() * sz(n_positions) * 2 * sz(kv_dim_) * sizeof(T);
 }
 
+template <typename T>
+SeqId KvCache<T>::add_sequence() {
+  const SeqId id = next_id_++;
+  seqs_.emplace(id, SequenceCache<T>(config_, max_positions_));
+  return id;
+}
+
+template <typename T>
+void KvCache<T>::remove_sequence(SeqId id) {
+  ZEBRA_CHECK(seqs_.erase(id) == 1, "KvCache: no sequence ", id);
+}
+
+template <typename T>
+SeqId KvCache<T>::fork_sequence(SeqId from) {
+  SequenceCache<T> f = sequence(from).fork();
+  const SeqId id = next_id_++;
+  seqs_.emplace(id, std::move(f));
+  return id;
+}
+
+template <typename T>
+std::vector<SeqId> KvCache<T>::sequences() const {
+  std::vector<SeqId> ids;
+  for (const auto& [id, s] : seqs_) ids.push_back(id);
+  return ids;
+}
+
+template <typename T>
+SequenceCache<T>& KvCache<T>::sequence(SeqId id) {
+  auto it = seqs_.find(id);
+  ZEBRA_CHECK(it != seqs_.end(), "KvCache: no sequence ", id);
+  return it->second;
+}
+
+template <typename T>
+const SequenceCache<T>& KvCache<T>::sequence(SeqId id) const {
+  auto it = seqs_.find(id);
+  ZEBRA_CHECK(it != seqs_.end(), "KvCache: no sequence ", id);
+  return it->second;
+}
+
+template <typename T>
+std::size_t KvCache<T>::bytes_allocated() const {
+  std::set<const void*> seen;
+  std::size_t bytes = 0;
+  for (const auto& [id, s] : seqs_) {
+    s.for_each_buffer([&](const AlignedBuffer<T>* k, const AlignedBuffer<T>* v, std::int64_t) {
+      for (const AlignedBuffer<T>* b : {k, v}) {
+        if (b != nullptr && seen.insert(b).second) bytes += b->size() * sizeof(T);
+      }
+    });
+  }
+  return bytes;
+}
+
+template class SequenceCache<float>;
+template class SequenceCache<double>;
 template class KvCache<float>;
 template class KvCache<double>;
 

@@ -1,4 +1,5 @@
-// The KV cache for generation: per layer, the post-RoPE keys and the values of past positions.
+// The KV cache for generation: for each sequence, per layer, the post-RoPE keys and the values of its past
+// positions. SequenceCache is one sequence's store; KvCache holds many sequences by id (add, remove, fork).
 //
 // - A global layer keeps every position: position p lives in row p. Its buffer grows (a quarter at a time, up
 //   to an optional capacity limit) as positions arrive.
@@ -15,10 +16,17 @@
 //
 // The cache tracks n_past (positions written so far). The attention kernel reads a layer through
 // past_source(l) (ops/attention_cached.hpp); new positions are written with write() after the kernel ran.
+//
+// Forks: a forked sequence starts with the same positions as its source. Local rings are copied (window rows);
+// global layers share their buffers until one of the sharers extends — it then copies the buffer first (copy on
+// extend), so a fork of a long prompt costs nothing until it diverges and the prompt is copied at most once per
+// branch that grows.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <vector>
 
 #include "zebra/model/config.hpp"
@@ -29,11 +37,13 @@
 namespace zebra {
 
 template <typename T>
-class KvCache {
+class SequenceCache {
  public:
-  KvCache() = default;
+  SequenceCache() = default;
   // max_positions: the most positions a global layer may hold (0 = no limit but memory).
-  explicit KvCache(const ModelConfig& config, std::int64_t max_positions = 0);
+  explicit SequenceCache(const ModelConfig& config, std::int64_t max_positions = 0);
+  // A fork: same positions; rings copied, global buffers shared until either side extends.
+  SequenceCache fork() const;
 
   std::int64_t n_layers() const { return static_cast<std::int64_t>(layers_.size()); }
   std::int64_t n_past() const { return n_past_; }
@@ -76,21 +86,29 @@ class KvCache {
   const T* key(std::int64_t l, std::int64_t p, std::int64_t g) const;
   const T* value(std::int64_t l, std::int64_t p, std::int64_t g) const;
 
-  // Bytes of the key and value buffers allocated, and of the rows holding live positions.
+  // Bytes of the key and value buffers allocated (shared global buffers counted in full), and of the rows
+  // holding live positions.
   std::size_t bytes_allocated() const;
   std::size_t bytes_used() const;
   // Bytes a full-attention cache (every layer global) of the same model needs for n positions.
   std::size_t full_attention_bytes(std::int64_t n_positions) const;
 
+  // Calls f(k buffer, v buffer) for each layer's buffers (KvCache counts shared ones once).
+  template <typename F>
+  void for_each_buffer(F&& f) const {
+    for (const Layer& a : layers_) f(a.k.get(), a.v.get(), a.rows);
+  }
+
  private:
   struct Layer {
     std::int64_t window = kGlobalWindow;
-    std::int64_t rows = 0;   // allocated rows
-    AlignedBuffer<T> k, v;   // [n_kv_heads, rows, head_dim]
+    std::int64_t rows = 0;                    // allocated rows
+    std::shared_ptr<AlignedBuffer<T>> k, v;   // [n_kv_heads, rows, head_dim]; shared between forks (global layers)
   };
   const Layer& layer(std::int64_t l) const;
   std::int64_t row_of(const Layer& layer, std::int64_t p) const;
   void grow(Layer& layer, std::int64_t rows);
+  void make_private(Layer& layer);
   void copy_rows(T* dst, std::int64_t dst_rows, const T* src, std::int64_t src_rows, std::int64_t n) const;
   std::int64_t offset_of(std::int64_t l, std::int64_t p, std::int64_t g) const;
 
@@ -100,6 +118,35 @@ class KvCache {
   std::int64_t kv_dim_ = 0;
   std::int64_t max_positions_ = 0;
   std::int64_t n_past_ = 0;
+};
+
+// Many sequences, each a SequenceCache, by id. Ids are never reused within a cache.
+using SeqId = std::int64_t;
+
+template <typename T>
+class KvCache {
+ public:
+  KvCache() = default;
+  explicit KvCache(const ModelConfig& config, std::int64_t max_positions = 0)
+      : config_(config), max_positions_(max_positions) {}
+
+  SeqId add_sequence();
+  void remove_sequence(SeqId id);
+  // A new sequence holding the same positions as `from` (see SequenceCache::fork).
+  SeqId fork_sequence(SeqId from);
+  bool contains(SeqId id) const { return seqs_.count(id) != 0; }
+  std::vector<SeqId> sequences() const;
+  SequenceCache<T>& sequence(SeqId id);
+  const SequenceCache<T>& sequence(SeqId id) const;
+
+  // Bytes allocated over all sequences, a buffer shared by forks counted once.
+  std::size_t bytes_allocated() const;
+
+ private:
+  ModelConfig config_;
+  std::int64_t max_positions_ = 0;
+  SeqId next_id_ = 0;
+  std::map<SeqId, SequenceCache<T>> seqs_;
 };
 
 }  // namespace zebra

@@ -7,6 +7,7 @@
 #include "zebra/ops/attention.hpp"
 #include "zebra/ops/cross_entropy.hpp"
 #include "zebra/ops/embedding.hpp"
+#include "zebra/ops/linear.hpp"
 #include "zebra/ops/mask.hpp"
 #include "zebra/ops/matmul.hpp"
 #include "zebra/ops/parallel.hpp"
@@ -25,13 +26,6 @@ ModelConfig resolved(ModelConfig c) {
   return c;
 }
 
-// y[n] += x[n]
-template <typename T>
-void add_inplace(T* y, const T* x, std::int64_t n) {
-#pragma omp parallel for simd schedule(static) if (worth_parallel(n))
-  for (std::int64_t i = 0; i < n; ++i) y[i] += x[i];
-}
-
 }  // namespace
 
 template <typename T>
@@ -40,10 +34,46 @@ Transformer<T>::Transformer(const ModelConfig& config, RunOptions options)
 
 template <typename T>
 Transformer<T>::Transformer(ParameterSet<T> params, RunOptions options)
-    : params_(std::move(params)), grads_(params_.layout.total), options_(options) {
-  params_.config.resolve();
-  grad_views_ = make_views(params_.config, params_.layout, grads_.data());
-  if (params_.config.pos_embedding == PosEmbedding::kAlibi) alibi_ = alibi_slopes(params_.config.n_heads);
+    : params_(std::make_unique<ParameterSet<T>>(std::move(params))), options_(options) {
+  params_->config.resolve();
+  weights_ = weights_of(*params_);
+  if (config().pos_embedding == PosEmbedding::kAlibi) alibi_ = alibi_slopes(config().n_heads);
+}
+
+template <typename T>
+Transformer<T>::Transformer(const ModelWeights<T>& weights, RunOptions options) : weights_(weights), options_(options) {
+  ZEBRA_CHECK(static_cast<std::int64_t>(weights_.config.layer_types.size()) == weights_.config.n_layers,
+              "Transformer: the weights' layer pattern is not resolved");
+  if (config().pos_embedding == PosEmbedding::kAlibi) alibi_ = alibi_slopes(config().n_heads);
+}
+
+template <typename T>
+ParameterSet<T>& Transformer<T>::params() {
+  ZEBRA_CHECK(params_ != nullptr, "Transformer: this model runs over borrowed weights and has no parameters to train");
+  return *params_;
+}
+
+template <typename T>
+const ParameterSet<T>& Transformer<T>::params() const {
+  ZEBRA_CHECK(params_ != nullptr, "Transformer: this model runs over borrowed weights and has no parameters to train");
+  return *params_;
+}
+
+template <typename T>
+AlignedBuffer<T>& Transformer<T>::grads() {
+  ParameterSet<T>& p = params();
+  if (grads_.size() != p.layout.total) {
+    grads_ = AlignedBuffer<T>(p.layout.total);
+    grads_.zero();
+    grad_views_ = make_views(p.config, p.layout, grads_.data());
+  }
+  return grads_;
+}
+
+template <typename T>
+const ParamViews<T>& Transformer<T>::grad_views() {
+  grads();
+  return grad_views_;
 }
 
 template <typename T>
@@ -58,18 +88,18 @@ const RopeTable<T>& Transformer<T>::rope_table(std::int64_t n_positions) {
 }
 
 template <typename T>
-void Transformer<T>::prepare(const BatchView& batch, bool need_grads) {
+void Transformer<T>::prepare(const BatchView& batch, bool for_backward) {
   const ModelConfig& c = config();
   ZEBRA_CHECK(batch.batch >= 1 && batch.seq_len >= 1,
               "batch needs batch >= 1 and seq_len >= 1, got ", batch.batch, " x ", batch.seq_len);
   ZEBRA_CHECK(batch.tokens != nullptr, "batch has no tokens");
   if (c.pos_embedding == PosEmbedding::kLearned) {
-    ZEBRA_CHECK(batch.seq_len <= c.max_seq_len, "seq_len ", batch.seq_len
-                                                           , " exceeds the learned position table (max_seq_len "
-                                                           , c.max_seq_len, ")");
+    ZEBRA_CHECK(batch.seq_len <= c.max_seq_len, "seq_len ", batch.seq_len,
+                " exceeds the learned position table (max_seq_len ", c.max_seq_len, ")");
   }
-  acts_.allocate(c, batch.batch, batch.seq_len, options_.recompute);
-  if (need_grads) scratch_.allocate(c, batch.batch, batch.seq_len);
+  // Without backward (or with recomputation) one set of layer intermediates serves every layer.
+  acts_.allocate(c, batch.batch, batch.seq_len, !for_backward || options_.recompute);
+  if (for_backward) scratch_.allocate(c, batch.batch, batch.seq_len);
   for (std::int64_t b = 0; b < batch.batch; ++b)
     for (std::int64_t t = 0; t < batch.seq_len; ++t)
       acts_.positions[sz(b * batch.seq_len + t)] = static_cast<std::int32_t>(t);
@@ -77,91 +107,59 @@ void Transformer<T>::prepare(const BatchView& batch, bool need_grads) {
 }
 
 template <typename T>
+BlockContext<T> Transformer<T>::block_context() const {
+  return BlockContext<T>{&config(), acts_.positions.data(), &rope_, matmul_options()};
+}
+
+template <typename T>
 void Transformer<T>::layer_forward(std::int64_t l, const BatchView& batch, const T* x_in, T* x_out,
                                    LayerActivations<T>& a) {
   const ModelConfig& c = config();
-  const LayerWeights<T>& w = params_.views.layers[sz(l)];
-  const std::int64_t n = batch.batch * batch.seq_len, d = c.d_model, f = c.ffn_dim;
   const std::int64_t qd = c.q_dim(), kvd = c.kv_dim(), qkv_dim = qd + 2 * kvd;
-
-  const MatmulOptions mo = matmul_options();
-  rmsnorm_forward(a.xn1.data(), a.rstd1.data(), x_in, w.attn_norm, n, d, c.norm_eps);
-  matmul_forward(a.qkv.data(), a.xn1.data(), w.wq, n, d, qkv_dim, mo);  // [N, QKV]
-  T* q = a.qkv.data();
-  T* k = q + qd;
-  T* v = k + kvd;
-  if (c.pos_embedding == PosEmbedding::kRope) {
-    rope_forward(q, acts_.positions.data(), rope_, n, c.n_heads, qkv_dim);
-    rope_forward(k, acts_.positions.data(), rope_, n, c.n_kv_heads, qkv_dim);
-  }
-  AttentionShape shape{batch.batch, batch.seq_len, c.n_heads, c.n_kv_heads, c.head_dim, qkv_dim, qkv_dim};
-  AttentionMask mask{c.layer_window(l), batch.doc_start, alibi_.empty() ? nullptr : alibi_.data()};
-  attention_forward(a.att.data(), a.lse.data(), q, k, v, shape, mask);
-  matmul_forward(a.h.data(), a.att.data(), w.wo, n, qd, d, mo);
-  add_inplace(a.h.data(), x_in, n * d);
-
-  rmsnorm_forward(a.xn2.data(), a.rstd2.data(), a.h.data(), w.ffn_norm, n, d, c.norm_eps);
-  matmul_forward(a.gu.data(), a.xn2.data(), w.w_gate, n, d, 2 * f, mo);  // [N, 2F] gate | up
-  swiglu_forward(a.act.data(), a.gu.data(), n, f);
-  matmul_forward(x_out, a.act.data(), w.w_down, n, f, d, mo);
-  add_inplace(x_out, a.h.data(), n * d);
+  const AttentionShape shape{batch.batch, batch.seq_len, c.n_heads, c.n_kv_heads, c.head_dim, qkv_dim, qkv_dim};
+  const AttentionMask mask{c.layer_window(l), batch.doc_start, alibi_.empty() ? nullptr : alibi_.data()};
+  T* lse = a.lse.data();
+  const AttentionStep<T> attention = [&](const T* qkv, T* att) {
+    attention_forward(att, lse, qkv, qkv + qd, qkv + qd + kvd, shape, mask);
+  };
+  block_forward(block_context(), weights_.layers[sz(l)], batch.batch * batch.seq_len, x_in, x_out, a.state(),
+                attention);
 }
 
 // On entry scratch_.dx holds d(loss)/d(x_out); on exit d(loss)/d(x_in). Parameter gradients accumulate.
 template <typename T>
 void Transformer<T>::layer_backward(std::int64_t l, const BatchView& batch, const T* x_in, LayerActivations<T>& a) {
   const ModelConfig& c = config();
-  const LayerWeights<T>& w = params_.views.layers[sz(l)];
-  const LayerWeights<T>& g = grad_views_.layers[sz(l)];
-  const std::int64_t n = batch.batch * batch.seq_len, d = c.d_model, f = c.ffn_dim;
   const std::int64_t qd = c.q_dim(), kvd = c.kv_dim(), qkv_dim = qd + 2 * kvd;
-  BackwardScratch<T>& s = scratch_;
-  const MatmulOptions mo = matmul_options();
-
-  // MLP block: x_out = h + Wdown . swiglu(Wgu . rms(h))
-  matmul_backward(s.dact.data(), g.w_down, s.dx.data(), a.act.data(), w.w_down, n, f, d, mo);
-  swiglu_backward(s.dgu.data(), s.dact.data(), a.gu.data(), n, f);
-  matmul_backward(s.dxn.data(), g.w_gate, s.dgu.data(), a.xn2.data(), w.w_gate, n, d, 2 * f, mo);
-  rmsnorm_backward(s.dtmp.data(), g.ffn_norm, s.dxn.data(), a.h.data(), w.ffn_norm, a.rstd2.data(), n, d);
-  add_inplace(s.dx.data(), s.dtmp.data(), n * d);  // dx is now d(loss)/d(h)
-
-  // Attention block: h = x_in + Wo . attn(rope(Wq x), rope(Wk x), Wv x), x = rms(x_in)
-  matmul_backward(s.datt.data(), g.wo, s.dx.data(), a.att.data(), w.wo, n, qd, d, mo);
-  const T* q = a.qkv.data();
-  T* dq = s.dqkv.data();
-  AttentionShape shape{batch.batch, batch.seq_len, c.n_heads, c.n_kv_heads, c.head_dim, qkv_dim, qkv_dim};
-  AttentionMask mask{c.layer_window(l), batch.doc_start, alibi_.empty() ? nullptr : alibi_.data()};
-  attention_backward(dq, dq + qd, dq + qd + kvd, s.datt.data(), a.att.data(), a.lse.data(), q, q + qd, q + qd + kvd,
-                     shape, mask);
-  if (c.pos_embedding == PosEmbedding::kRope) {
-    rope_backward(dq, acts_.positions.data(), rope_, n, c.n_heads, qkv_dim);
-    rope_backward(dq + qd, acts_.positions.data(), rope_, n, c.n_kv_heads, qkv_dim);
-  }
-  matmul_backward(s.dxn.data(), g.wq, dq, a.xn1.data(), w.wq, n, d, qkv_dim, mo);
-  rmsnorm_backward(s.dtmp.data(), g.attn_norm, s.dxn.data(), x_in, w.attn_norm, a.rstd1.data(), n, d);
-  add_inplace(s.dx.data(), s.dtmp.data(), n * d);
+  const AttentionShape shape{batch.batch, batch.seq_len, c.n_heads, c.n_kv_heads, c.head_dim, qkv_dim, qkv_dim};
+  const AttentionMask mask{c.layer_window(l), batch.doc_start, alibi_.empty() ? nullptr : alibi_.data()};
+  const T* lse = a.lse.data();
+  const AttentionBackwardStep<T> attention = [&](const T* datt, const T* qkv, const T* att, T* dqkv) {
+    attention_backward(dqkv, dqkv + qd, dqkv + qd + kvd, datt, att, lse, qkv, qkv + qd, qkv + qd + kvd, shape, mask);
+  };
+  block_backward(block_context(), weights_.layers[sz(l)], grad_views_.layers[sz(l)], batch.batch * batch.seq_len,
+                 x_in, a.state(), scratch_.views(), attention);
 }
 
 template <typename T>
-void Transformer<T>::forward_hidden(const BatchView& batch) {
-  prepare(batch, false);
+void Transformer<T>::forward_hidden(const BatchView& batch, bool for_backward) {
+  prepare(batch, for_backward);
   const ModelConfig& c = config();
   const std::int64_t n = batch.batch * batch.seq_len, d = c.d_model;
   T* x0 = acts_.residual[0].data();
-  embedding_forward(x0, batch.tokens, params_.views.embed, n, d, c.vocab_size);
+  embedding_forward(x0, batch.tokens, weights_.embed, n);
   if (c.pos_embedding == PosEmbedding::kLearned) {
 #pragma omp parallel for schedule(static) if (worth_parallel(n * d))
     for (std::int64_t r = 0; r < n; ++r) {
-      const T* pe = params_.views.pos_embed + static_cast<std::int64_t>(acts_.positions[sz(r)]) * d;
+      const T* pe = weights_.pos_embed + static_cast<std::int64_t>(acts_.positions[sz(r)]) * d;
       for (std::int64_t i = 0; i < d; ++i) x0[r * d + i] += pe[i];
     }
   }
   for (std::int64_t l = 0; l < c.n_layers; ++l) {
-    LayerActivations<T>& a = acts_.layers[acts_.recompute ? 0 : sz(l)];
-    layer_forward(l, batch, acts_.residual[sz(l)].data(), acts_.residual[sz(l + 1)].data(), a);
+    layer_forward(l, batch, acts_.residual[sz(l)].data(), acts_.residual[sz(l + 1)].data(), acts_.layer(l));
   }
   rmsnorm_forward(acts_.xf.data(), acts_.rstd_final.data(), acts_.residual[sz(c.n_layers)].data(),
-                  params_.views.final_norm, n, d, c.norm_eps);
+                  weights_.final_norm, n, d, c.norm_eps);
 }
 
 // The lm head and cross-entropy over chunks of `loss_chunk` rows; with backward, also writes
@@ -195,12 +193,12 @@ LossResult Transformer<T>::lm_head_loss(const BatchView& batch, bool backward, d
     T* logits = logits_chunk_.data();  // [rows, V]
     const T* xf = acts_.xf.data() + r0 * d;
     const MatmulOptions mo = matmul_options();
-    matmul_forward(logits, xf, params_.views.lm_head, rows, d, vocab, mo);
+    linear_forward(logits, vocab, xf, weights_.lm_head, rows, mo);
     result.loss_sum += cross_entropy_forward(logits, targets, rows, vocab, &result.n_valid);
     if (backward) {
       cross_entropy_backward(logits, logits, targets, rows, vocab, scale);
-      matmul_backward(scratch_.dtmp.data() + r0 * d, grad_views_.lm_head, logits, xf, params_.views.lm_head, rows, d,
-                      vocab, mo);
+      matmul_backward(scratch_.dtmp.data() + r0 * d, grad_views_.lm_head, logits, xf,
+                      dense_data<T>(weights_.lm_head), rows, d, vocab, mo);
     }
   }
   return result;
@@ -214,18 +212,18 @@ LossResult Transformer<T>::forward_loss(const BatchView& batch) {
 
 template <typename T>
 LossResult Transformer<T>::forward_backward(const BatchView& batch, double grad_scale, std::int64_t mean_over) {
-  forward_hidden(batch);
-  scratch_.allocate(config(), batch.batch, batch.seq_len);
+  grads();
+  forward_hidden(batch, true);
   LossResult result = lm_head_loss(batch, true, grad_scale, mean_over);
 
   const ModelConfig& c = config();
   const std::int64_t n = batch.batch * batch.seq_len, d = c.d_model;
   rmsnorm_backward(scratch_.dx.data(), grad_views_.final_norm, scratch_.dtmp.data(),
-                   acts_.residual[sz(c.n_layers)].data(), params_.views.final_norm, acts_.rstd_final.data(), n, d);
+                   acts_.residual[sz(c.n_layers)].data(), weights_.final_norm, acts_.rstd_final.data(), n, d);
   for (std::int64_t l = c.n_layers - 1; l >= 0; --l) {
     const T* x_in = acts_.residual[sz(l)].data();
-    LayerActivations<T>& a = acts_.layers[acts_.recompute ? 0 : sz(l)];
-    if (acts_.recompute) {
+    LayerActivations<T>& a = acts_.layer(l);
+    if (acts_.one_set) {
       // Rebuild this layer's intermediates from its saved input. The output goes to a scratch
       // buffer: residual[l + 1] is already consumed, and writing it back would be bit-identical anyway.
       layer_forward(l, batch, x_in, scratch_.dxn.data(), a);
@@ -247,7 +245,7 @@ LossResult Transformer<T>::forward_backward(const BatchView& batch, double grad_
 template <typename T>
 void Transformer<T>::logits_for_row(std::int64_t row, T* out) const {
   const ModelConfig& c = config();
-  matmul_forward(out, acts_.xf.data() + row * c.d_model, params_.views.lm_head, 1, c.d_model, c.vocab_size);
+  linear_forward(out, c.vocab_size, acts_.xf.data() + row * c.d_model, weights_.lm_head, 1);
 }
 
 template <typename T>

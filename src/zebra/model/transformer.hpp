@@ -1,14 +1,23 @@
-// The Zebra decoder: forward, loss and backward over whole sequences (training and evaluation).
-// Generation with a KV cache lives in kv_cache.hpp / generator.hpp.
+// The Zebra decoder over whole sequences: forward, loss and backward (training and evaluation). Each layer is
+// model/block.hpp's block with the tiled attention kernel as its attention step; generation with a KV cache
+// (model/generator.hpp) runs the same block over new rows.
+//
+// A Transformer either owns dense parameters (training: constructed from a config or a ParameterSet) or
+// borrows typed weights (evaluation: constructed from a ModelWeights, which must outlive it; no copy of the
+// weights is made). Gradients are allocated by the first forward_backward() or grads() call, never for a model
+// that only runs forward.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "zebra/model/activations.hpp"
 #include "zebra/model/batch.hpp"
+#include "zebra/model/block.hpp"
 #include "zebra/model/config.hpp"
 #include "zebra/model/params.hpp"
+#include "zebra/model/weights.hpp"
 #include "zebra/ops/matmul.hpp"
 #include "zebra/ops/rope.hpp"
 #include "zebra/util/aligned_buffer.hpp"
@@ -32,16 +41,24 @@ struct LossResult {
 template <typename T>
 class Transformer {
  public:
+  // Owns fresh (zero) parameters of `config`, or the given ones.
   explicit Transformer(const ModelConfig& config, RunOptions options = {});
   explicit Transformer(ParameterSet<T> params, RunOptions options = {});
+  // Forward only, over borrowed weights of any dtype the products support.
+  explicit Transformer(const ModelWeights<T>& weights, RunOptions options = {});
+  Transformer(const Transformer&) = delete;
+  Transformer& operator=(const Transformer&) = delete;
 
-  const ModelConfig& config() const { return params_.config; }
-  ParameterSet<T>& params() { return params_; }
-  const ParameterSet<T>& params() const { return params_; }
-  // Gradients: same layout as params().data.
-  AlignedBuffer<T>& grads() { return grads_; }
-  const ParamViews<T>& grad_views() const { return grad_views_; }
-  void zero_grads() { grads_.zero(); }
+  const ModelConfig& config() const { return weights_.config; }
+  const ModelWeights<T>& weights() const { return weights_; }
+  bool owns_parameters() const { return params_ != nullptr; }
+  // The dense parameters (throws for a forward-only model over borrowed weights).
+  ParameterSet<T>& params();
+  const ParameterSet<T>& params() const;
+  // Gradients: same layout as params().data (allocated on first use).
+  AlignedBuffer<T>& grads();
+  const ParamViews<T>& grad_views();
+  void zero_grads() { grads().zero(); }
   RunOptions& options() { return options_; }
 
   // Loss of a batch with targets, no gradients.
@@ -50,7 +67,7 @@ class Transformer {
   // the mean is taken over `mean_over` targets (0 = this batch's valid targets).
   LossResult forward_backward(const BatchView& batch, double grad_scale = 1.0, std::int64_t mean_over = 0);
   // Final hidden states after the final norm: valid after forward_hidden(), [B*T, D].
-  void forward_hidden(const BatchView& batch);
+  void forward_hidden(const BatchView& batch) { forward_hidden(batch, false); }
   const T* final_hidden() const { return acts_.xf.data(); }
   // Residual stream entering layer l (l = n_layers: after the last layer), [B*T, D], after a forward.
   const T* residual(std::int64_t l) const { return acts_.residual[static_cast<std::size_t>(l)].data(); }
@@ -67,13 +84,16 @@ class Transformer {
  private:
   // How every matrix product of this model runs (RunOptions::bf16_matmul).
   MatmulOptions matmul_options() const { return MatmulOptions{options_.bf16_matmul}; }
-  void prepare(const BatchView& batch, bool need_grads);
+  BlockContext<T> block_context() const;
+  void forward_hidden(const BatchView& batch, bool for_backward);
+  void prepare(const BatchView& batch, bool for_backward);
   void layer_forward(std::int64_t l, const BatchView& batch, const T* x_in, T* x_out, LayerActivations<T>& a);
   void layer_backward(std::int64_t l, const BatchView& batch, const T* x_in, LayerActivations<T>& a);
   LossResult lm_head_loss(const BatchView& batch, bool backward, double grad_scale, std::int64_t mean_over);
   const RopeTable<T>& rope_table(std::int64_t n_positions);
 
-  ParameterSet<T> params_;
+  std::unique_ptr<ParameterSet<T>> params_;  // owned dense parameters, or null (borrowed weights)
+  ModelWeights<T> weights_;                  // views of *params_ or of borrowed storage
   AlignedBuffer<T> grads_;
   ParamViews<T> grad_views_;
   RunOptions options_;

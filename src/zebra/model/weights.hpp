@@ -1,0 +1,83 @@
+// The weights a forward pass reads, as typed views (DESIGN.md §2: weight types are a run-time property).
+//
+// Matrices are WeightMatrix views (ops/weight.hpp): any dtype the products support (f32, f64, bf16, f16 and
+// the block-quantized types as kernels for them exist). Norm gains and learned positions are plain arrays of
+// the compute type T: they are small and read on every row.
+//
+// ModelWeights never owns memory. Its storage is either a ParameterSet<T> (training, dense, every view F32/F64
+// into the one parameter buffer) or a WeightStore (inference: each tensor kept in the dtype it was loaded
+// with). Inference sessions and evaluators borrow one ModelWeights; none of them copies the weights.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "zebra/model/config.hpp"
+#include "zebra/model/params.hpp"
+#include "zebra/ops/weight.hpp"
+#include "zebra/util/aligned_buffer.hpp"
+
+namespace zebra {
+
+template <typename T>
+struct LayerWeightViews {
+  const T* attn_norm = nullptr;  // [D]
+  WeightMatrix wq;               // [H*hd, D]
+  WeightMatrix wk;               // [Hkv*hd, D]
+  WeightMatrix wv;               // [Hkv*hd, D]
+  // [(H + 2 Hkv)*hd, D]: q, k and v as one matrix when they are contiguous rows of one dtype (one product
+  // instead of three); rows == 0 otherwise.
+  WeightMatrix wqkv;
+  WeightMatrix wo;               // [D, H*hd]
+  const T* ffn_norm = nullptr;   // [D]
+  WeightMatrix w_gate;           // [F, D]
+  WeightMatrix w_up;             // [F, D]
+  WeightMatrix w_gate_up;        // [2F, D] gate | up as one matrix when contiguous; rows == 0 otherwise
+  WeightMatrix w_down;           // [D, F]
+};
+
+template <typename T>
+struct ModelWeights {
+  ModelConfig config;            // resolved (layer pattern filled in)
+  WeightMatrix embed;            // [V, D]
+  const T* pos_embed = nullptr;  // [P, D] (pos=learned) or null
+  std::vector<LayerWeightViews<T>> layers;
+  const T* final_norm = nullptr;  // [D]
+  WeightMatrix lm_head;           // [V, D]; the embedding when tied
+
+  // Bytes of the matrices and arrays these views cover (a tied head counted once).
+  std::size_t bytes() const;
+};
+
+// Dense views into a parameter buffer (q|k|v and gate|up fused, as the layout stores them).
+template <typename T>
+ModelWeights<T> weights_of(const ParameterSet<T>& params);
+
+// Weights held in the dtypes they were loaded with, for inference. Each tensor is named as in
+// model/params.hpp (Hugging Face names) and shaped as the layout says; norms (and learned positions) are F32.
+struct StoredTensor {
+  std::string name;
+  DType dtype = DType::kF32;
+  std::vector<std::int64_t> shape;  // row-major [rows, cols] or [n]
+  AlignedBuffer<std::uint8_t> bytes;
+};
+
+struct WeightStore {
+  ModelConfig config;               // resolved
+  std::vector<StoredTensor> tensors;
+
+  const StoredTensor* find(const std::string& name) const;
+  std::size_t bytes() const;
+};
+
+// Converts dense float parameters to a store whose matrices are `matrix_dtype` (F32, BF16 or F16; norms and
+// position tables stay F32). The embedding and lm head are converted too.
+WeightStore store_from_params(const ParameterSet<float>& params, DType matrix_dtype);
+
+// Views of a store (q|k|v fused when the store holds them as adjacent rows of one buffer: never, today —
+// separate tensors give separate products).
+ModelWeights<float> weights_of(const WeightStore& store);
+
+}  // namespace zebra
