@@ -51,7 +51,7 @@ class Chat {
  public:
   Chat(const ChatArgs& a, LoadedModel model)
       : a_(a), model_(std::move(model)), tok_(load_model_tokenizer(model_)),
-        session_(model_.params, SessionOptions{a.max_context, a.chunk}), sampler_(a.sampling) {
+        session_(model_.weights(), SessionOptions{a.max_context, a.chunk, a.threads}), sampler_(a.sampling) {
     ZEBRA_CHECK(a.chat_template == "plain" || a.chat_template == "llama2", "chat: --template must be plain or llama2, got '",
                 a.chat_template, "'");
   }
@@ -59,7 +59,7 @@ class Chat {
   void run() {
     const bool tty = ::isatty(STDIN_FILENO) != 0;
     std::fprintf(stderr, "chat with %s (%s, pattern %s, template %s). /reset starts over, /exit quits.\n",
-                 model_.path.c_str(), to_string(model_.format), model_.params.config.pattern_string().c_str(),
+                 model_.path.c_str(), to_string(model_.format), model_.config().pattern_string().c_str(),
                  a_.chat_template.c_str());
     std::string line;
     while (true) {
@@ -171,8 +171,8 @@ class Chat {
 
 void run_chat(const ChatArgs& a) {
   if (a.threads > 0) set_num_threads(a.threads);
-  LoadedModel m = load_any_model(a.model, pattern_from_flags(peek_model_config(a.model), a.group_size, a.window),
-                                 a.tokenizer);
+  LoadedModel m = load_model_for_inference(a.model, pattern_from_flags(peek_model_config(a.model), a.group_size, a.window),
+                                           a.tokenizer);
   Chat chat(a, std::move(m));
   chat.run();
 }

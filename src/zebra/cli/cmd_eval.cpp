@@ -49,8 +49,8 @@ std::vector<std::int32_t> load_eval_tokens(const std::string& data, const Loaded
   if (is_token_dataset(data)) {
     *kind = "token dataset";
     const TokenDataset ds = TokenDataset::open(data);
-    ZEBRA_CHECK(ds.vocab_size() <= model.params.config.vocab_size, "token dataset '", data, "' has vocabulary size ",
-                ds.vocab_size(), ", larger than the model's ", model.params.config.vocab_size);
+    ZEBRA_CHECK(ds.vocab_size() <= model.config().vocab_size, "token dataset '", data, "' has vocabulary size ",
+                ds.vocab_size(), ", larger than the model's ", model.config().vocab_size);
     const std::int64_t n = max_tokens > 0 ? std::min(max_tokens, ds.n_tokens()) : ds.n_tokens();
     tokens.resize(static_cast<std::size_t>(n));
     ds.read(0, n, tokens.data());
@@ -202,7 +202,7 @@ void run_ppl(const PplArgs& a) {
   const std::vector<std::int64_t> ctxs = checked_ctx_list(a);
   const PositionScale scale = parse_position_scale(a.position_scale);
   const LoadedModel model = load_for_eval(a.m);
-  const ModelConfig& c = model.params.config;
+  const ModelConfig& c = model.config();
   Timer load_timer;
   std::string kind;
   const std::vector<std::int32_t> tokens = load_eval_tokens(a.data, model, a.o.max_tokens, &kind);
@@ -215,7 +215,8 @@ void run_ppl(const PplArgs& a) {
                model.path.c_str(), static_cast<long long>(c.n_layers), c.pattern_string().c_str(),
                static_cast<long long>(c.window), a.data.c_str(), kind.c_str(), static_cast<long long>(tokens.size()),
                tokenize_s);
-  Transformer<float> transformer(model.params, RunOptions{true, 256});
+  // Forward only over the loaded weights: no copy, no gradients.
+  Transformer<float> transformer(model.weights(), RunOptions{true, 256});
   const bool tty = ::isatty(STDERR_FILENO) != 0 && !a.quiet;
   std::vector<CtxRun> runs;
   for (std::int64_t ctx : ctxs) {

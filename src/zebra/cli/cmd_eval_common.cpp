@@ -1,4 +1,5 @@
 #include "zebra/cli/cmd_eval_common.hpp"
+#include "zebra/cli/weights_option.hpp"
 
 #include <CLI/CLI.hpp>
 #include <cstdlib>
@@ -17,11 +18,13 @@ void add_model_options(CLI::App* cmd, ModelArgs& m) {
       ->check(CLI::PositiveNumber);
   cmd->add_option("--window", m.window, "local-attention window for --group-size")->check(CLI::PositiveNumber);
   cmd->add_option("--threads", m.threads, "OpenMP threads (default: all cores)")->check(CLI::PositiveNumber);
+  add_weights_dtype_option(cmd, m.weights_dtype);
 }
 
 LoadedModel load_for_eval(const ModelArgs& m) {
   if (m.threads > 0) set_num_threads(m.threads);
-  return load_any_model(m.model, pattern_from_flags(peek_model_config(m.model), m.group_size, m.window), m.tokenizer);
+  return load_model_for_inference(m.model, pattern_from_flags(peek_model_config(m.model), m.group_size, m.window),
+                                  m.tokenizer, parse_weights_dtype(m.weights_dtype));
 }
 
 namespace {

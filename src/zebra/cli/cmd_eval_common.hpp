@@ -18,7 +18,9 @@ struct ModelArgs {
   std::string model, tokenizer;
   std::int64_t group_size = 0, window = 0;
   int threads = 0;
+  std::string weights_dtype;  // "" = as stored
 };
+
 
 void add_model_options(CLI::App* cmd, ModelArgs& m);
 LoadedModel load_for_eval(const ModelArgs& m);

@@ -75,14 +75,14 @@ void run_passkey(const PasskeyArgs& a) {
   ZEBRA_CHECK(a.new_tokens >= 1, "--new-tokens must be >= 1, got ", a.new_tokens);
 
   const LoadedModel model = load_for_eval(a.m);
-  const ModelConfig& c = model.params.config;
+  const ModelConfig& c = model.config();
   const std::unique_ptr<Tokenizer> tok = load_model_tokenizer(model);
   std::fprintf(stderr, "model %s: %lld layers %s, window %lld; tokenizer %s\n", model.path.c_str(),
                static_cast<long long>(c.n_layers), c.pattern_string().c_str(), static_cast<long long>(c.window),
                model.tokenizer_path.c_str());
   SessionOptions so;
   so.max_context = *std::max_element(o.lengths.begin(), o.lengths.end()) + a.new_tokens;
-  InferenceSession<float> session(model.params, so);
+  InferenceSession<float> session(model.weights(), so);
   const bool tty = ::isatty(STDERR_FILENO) != 0 && !a.quiet;
   const EncodeFn encode = [&](std::string_view text) { return tok->encode(text); };
   const PasskeyResult r = evaluate_passkey(

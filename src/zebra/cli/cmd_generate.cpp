@@ -18,6 +18,7 @@
 #include "zebra/cli/commands.hpp"
 #include "zebra/util/format.hpp"
 #include "zebra/cli/sampling_options.hpp"
+#include "zebra/cli/weights_option.hpp"
 #include "zebra/data/sentencepiece_tokenizer.hpp"
 #include "zebra/data/tokenizer.hpp"
 #include "zebra/io/model_loader.hpp"
@@ -39,6 +40,7 @@ struct GenerateArgs {
   bool no_bos = false, ignore_eos = false, quiet = false, no_echo = false;
   std::uint64_t init_seed = 1;
   int threads = 0;
+  std::string weights_dtype;
 };
 
 std::string read_all(std::istream& in) { return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()}; }
@@ -85,9 +87,10 @@ void run_generate(const GenerateArgs& a) {
     m.tokenizer_path = a.tokenizer;
   } else {
     ZEBRA_CHECK(!a.model.empty(), "generate: give a MODEL (model directory or llama2.c .bin) or --random-init CONFIG");
-    m = load_any_model(a.model, pattern_from_flags(peek_model_config(a.model), a.group_size, a.window), a.tokenizer);
+    m = load_model_for_inference(a.model, pattern_from_flags(peek_model_config(a.model), a.group_size, a.window),
+                                 a.tokenizer, parse_weights_dtype(a.weights_dtype));
   }
-  const ModelConfig& c = m.params.config;
+  const ModelConfig& c = m.config();
   std::unique_ptr<Tokenizer> tok;
   if (!m.tokenizer_path.empty() || a.random_init.empty()) tok = load_model_tokenizer(m);
   const std::int32_t bos = tok ? tok->bos_id() : c.bos_token_id;
@@ -126,7 +129,8 @@ void run_generate(const GenerateArgs& a) {
   SessionOptions so;
   so.chunk_size = a.chunk;
   so.max_context = a.max_context;
-  InferenceSession<float> session(m.params, so);
+  so.threads = a.threads;
+  InferenceSession<float> session(m.weights(), so);
   const std::int64_t limit = session.options().max_context;
   const std::int64_t n_prompt = static_cast<std::int64_t>(ids.size());
   ZEBRA_CHECK(limit == 0 || n_prompt <= limit, "generate: the prompt has ", n_prompt,
@@ -227,6 +231,7 @@ void add_generate_command(CLI::App& app) {
                   "before the prompt")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--threads", a->threads, "OpenMP threads (default: all cores)")->check(CLI::PositiveNumber);
+  add_weights_dtype_option(cmd, a->weights_dtype);
   cmd->callback([a, prompt] {
     a->prompt_given = prompt->count() > 0;
     run_generate(*a);

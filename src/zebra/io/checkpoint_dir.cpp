@@ -199,13 +199,13 @@ ModelConfig load_model_dir_config(const std::string& dir, const LoadModelOptions
   return resolve_config(dir, src, options);
 }
 
-ParameterSet<float> load_model_dir(const std::string& dir, const LoadModelOptions& options) {
-  WeightSource src = open_weights(dir);
-  ModelConfig config = resolve_config(dir, src, options);
-  ParameterSet<float> params(config);
+namespace {
 
+// Every tensor of the layout is present, and nothing the model does not use.
+void check_tensor_names(const std::string& dir, const WeightSource& src, const ModelConfig& config,
+                        const ParamLayout& layout) {
   std::vector<std::string> missing;
-  for (const TensorInfo& t : params.layout.tensors) {
+  for (const TensorInfo& t : layout.tensors) {
     if (src.find(t.name) == nullptr) missing.push_back(t.name + " " + shape_string(t.shape));
   }
   if (!missing.empty()) {
@@ -213,8 +213,8 @@ ParameterSet<float> load_model_dir(const std::string& dir, const LoadModelOption
   }
   std::vector<std::string> unexpected;
   for (const auto& [name, index] : src.where) {
-    if (params.layout.find(name) != nullptr || harmless_extra(name)) continue;
-    if (name == "lm_head.weight" && config.tie_embeddings) continue;  // handled below
+    if (layout.find(name) != nullptr || harmless_extra(name)) continue;
+    if (name == "lm_head.weight" && config.tie_embeddings) continue;  // the embedding serves as the head
     unexpected.push_back(name);
   }
   if (!unexpected.empty()) {
@@ -222,8 +222,19 @@ ParameterSet<float> load_model_dir(const std::string& dir, const LoadModelOption
          " layers, pos_embedding ", to_string(config.pos_embedding), ", tie_word_embeddings ",
          config.tie_embeddings ? "true" : "false", ") does not use: ", list_names(unexpected));
   }
+}
+
+}  // namespace
+
+ParameterSet<float> load_model_dir(const std::string& dir, const LoadModelOptions& options) {
+  WeightSource src = open_weights(dir);
+  ModelConfig config = resolve_config(dir, src, options);
+  ParameterSet<float> params(config);
+  check_tensor_names(dir, src, config, params.layout);
   for (const TensorInfo& t : params.layout.tensors) {
-    src.find(t.name)->read(t.name, params.tensor(t), t.shape);
+    const SafetensorsFile* f = src.find(t.name);
+    f->read(t.name, params.tensor(t), t.shape);
+    f->drop(t.name);
   }
   if (config.tie_embeddings) {
     if (const SafetensorsFile* f = src.find("lm_head.weight")) {
@@ -242,6 +253,54 @@ ParameterSet<float> load_model_dir(const std::string& dir, const LoadModelOption
     }
   }
   return params;
+}
+
+WeightStore load_model_dir_weights(const std::string& dir, const LoadModelOptions& options,
+                                   std::optional<DType> matrix_dtype) {
+  if (matrix_dtype) {
+    ZEBRA_CHECK(*matrix_dtype == DType::kF32 || *matrix_dtype == DType::kBF16 || *matrix_dtype == DType::kF16,
+                "model directory '", dir, "': weights can be held as f32, bf16 or f16, not ", to_string(*matrix_dtype));
+  }
+  WeightSource src = open_weights(dir);
+  WeightStore store;
+  store.config = resolve_config(dir, src, options);
+  store.config.resolve();
+  const ParamLayout layout = make_param_layout(store.config);
+  check_tensor_names(dir, src, store.config, layout);
+  for (const TensorInfo& t : layout.tensors) {
+    const SafetensorsFile* f = src.find(t.name);
+    const TensorEntry& e = f->entry(t.name);
+    ZEBRA_CHECK(e.shape == t.shape, "'", f->path(), "', tensor '", t.name, "': expected shape ", shape_string(t.shape),
+                ", found ", shape_string(e.shape));
+    StoredTensor out;
+    out.name = t.name;
+    out.shape = t.shape;
+    const bool matrix = t.shape.size() == 2 && t.name != "model.embed_positions.weight";
+    // Matrices keep their stored 16-bit type unless told otherwise (F64 becomes F32); norms and learned
+    // positions are read as F32.
+    DType dt = DType::kF32;
+    if (matrix) dt = matrix_dtype ? *matrix_dtype : (e.convertible && e.dtype != DType::kF64 ? e.dtype : DType::kF32);
+    out.dtype = dt;
+    out.bytes.resize(t.numel * dtype_size(dt));
+    if (e.convertible && e.dtype == dt) {
+      const std::span<const std::uint8_t> raw = f->raw(t.name);
+      std::memcpy(out.bytes.data(), raw.data(), raw.size());
+    } else if (dt == DType::kF32) {
+      f->read(t.name, reinterpret_cast<float*>(out.bytes.data()), t.shape);
+    } else {
+      // Through f32: f32 -> bf16/f16 rounds once; f16 <-> bf16 through f32 rounds once too (f32 holds either
+      // exactly).
+      std::vector<float> all(t.numel);
+      f->read(t.name, all.data(), t.shape);
+      auto* dst = reinterpret_cast<std::uint16_t*>(out.bytes.data());
+      for (std::size_t i = 0; i < t.numel; ++i) {
+        dst[i] = dt == DType::kBF16 ? float_to_bf16(all[i]) : float_to_f16(all[i]);
+      }
+    }
+    f->drop(t.name);
+    store.tensors.push_back(std::move(out));
+  }
+  return store;
 }
 
 }  // namespace zebra

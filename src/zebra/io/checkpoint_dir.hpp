@@ -26,6 +26,7 @@
 #include "zebra/io/safetensors.hpp"
 #include "zebra/model/config.hpp"
 #include "zebra/model/params.hpp"
+#include "zebra/model/weights.hpp"
 
 namespace zebra {
 
@@ -67,6 +68,12 @@ ModelConfig load_model_dir_config(const std::string& dir, const LoadModelOptions
 // Loads a model directory. Checks that every expected tensor is present with the right shape and that
 // no unexpected tensor is present; errors name the file, the tensor, the expected and the found shape.
 ParameterSet<float> load_model_dir(const std::string& dir, const LoadModelOptions& options = {});
+
+// Loads a model directory for inference, each matrix held as `matrix_dtype` (F32, BF16 or F16) or, when unset,
+// in the 16-bit or 32-bit type it is stored in (F64 as F32); norms as F32. Same checks as load_model_dir. The
+// file's pages are released tensor by tensor, so the peak memory is the loaded weights plus one tensor.
+WeightStore load_model_dir_weights(const std::string& dir, const LoadModelOptions& options = {},
+                                   std::optional<DType> matrix_dtype = std::nullopt);
 
 // The tokenizer file of a model directory ("tokenizer.model", then "tokenizer.bin"), or "" if none.
 std::string find_tokenizer_file(const std::string& dir);

@@ -54,8 +54,11 @@ std::optional<PatternOverride> pattern_from_flags(const ModelConfig& model, std:
   return p;
 }
 
-LoadedModel load_any_model(const std::string& path, const std::optional<PatternOverride>& pattern,
-                           const std::string& tokenizer_override) {
+namespace {
+
+// Checks the path and fills in where the model and its tokenizer are; `load` fills in the weights.
+template <typename Load>
+LoadedModel load_model(const std::string& path, const std::string& tokenizer_override, Load&& load) {
   std::error_code ec;
   ZEBRA_CHECK(fs::exists(path, ec), "model '", path,
               "' does not exist (expected a model directory with config.json or a llama2.c .bin file)");
@@ -65,15 +68,11 @@ LoadedModel load_any_model(const std::string& path, const std::optional<PatternO
     ZEBRA_CHECK(fs::is_regular_file(fs::path(path) / "config.json", ec), "model directory '", path,
                 "' has no config.json (expected a Hugging Face / zebra model directory)");
     m.format = ModelFormat::kModelDir;
-    LoadModelOptions options;
-    options.pattern = pattern;
-    m.params = load_model_dir(path, options);
   } else {
     ZEBRA_CHECK(fs::is_regular_file(path, ec), "model '", path, "' is neither a directory nor a regular file");
     m.format = ModelFormat::kLlama2c;
-    m.params = load_llama2c(path, pattern);
   }
-  m.params.config.resolve();
+  load(m);
   if (!tokenizer_override.empty()) {
     ZEBRA_CHECK(fs::is_regular_file(tokenizer_override, ec), "tokenizer '", tokenizer_override,
                 "' does not exist or is not a file");
@@ -84,14 +83,43 @@ LoadedModel load_any_model(const std::string& path, const std::optional<PatternO
   return m;
 }
 
+}  // namespace
+
+LoadedModel load_any_model(const std::string& path, const std::optional<PatternOverride>& pattern,
+                           const std::string& tokenizer_override) {
+  return load_model(path, tokenizer_override, [&](LoadedModel& m) {
+    m.params = m.format == ModelFormat::kModelDir ? load_model_dir(path, LoadModelOptions{pattern})
+                                                  : load_llama2c(path, pattern);
+    m.params.config.resolve();
+  });
+}
+
+LoadedModel load_model_for_inference(const std::string& path, const std::optional<PatternOverride>& pattern,
+                                     const std::string& tokenizer_override, std::optional<DType> matrix_dtype) {
+  return load_model(path, tokenizer_override, [&](LoadedModel& m) {
+    if (m.format == ModelFormat::kModelDir) {
+      m.store = load_model_dir_weights(path, LoadModelOptions{pattern}, matrix_dtype);
+      return;
+    }
+    // llama2.c files hold fp32 with interleaved RoPE rows: read densely (the permutation needs it), then keep
+    // the dense parameters or convert them.
+    m.params = load_llama2c(path, pattern);
+    m.params.config.resolve();
+    if (matrix_dtype && *matrix_dtype != DType::kF32) {
+      m.store = store_from_params(m.params, *matrix_dtype);
+      m.params = ParameterSet<float>();
+    }
+  });
+}
+
 std::unique_ptr<Tokenizer> load_model_tokenizer(const LoadedModel& model) {
   ZEBRA_CHECK(!model.tokenizer_path.empty(), "no tokenizer found for model '", model.path,
               "' (looked for tokenizer.model / tokenizer.bin", model.format == ModelFormat::kLlama2c ? " / tok*.bin" : "",
               " beside it): pass --tokenizer FILE");
   std::unique_ptr<Tokenizer> tok = load_tokenizer(model.tokenizer_path);
-  ZEBRA_CHECK(tok->vocab_size() == model.params.config.vocab_size, "tokenizer '", model.tokenizer_path, "' has ",
+  ZEBRA_CHECK(tok->vocab_size() == model.config().vocab_size, "tokenizer '", model.tokenizer_path, "' has ",
               tok->vocab_size(), " tokens but model '", model.path, "' has a vocabulary of ",
-              model.params.config.vocab_size);
+              model.config().vocab_size);
   return tok;
 }
 

@@ -14,6 +14,7 @@
 #include "zebra/data/tokenizer.hpp"
 #include "zebra/io/checkpoint_dir.hpp"
 #include "zebra/model/params.hpp"
+#include "zebra/model/weights.hpp"
 
 namespace zebra {
 
@@ -21,15 +22,29 @@ enum class ModelFormat { kModelDir, kLlama2c };
 const char* to_string(ModelFormat f);
 
 struct LoadedModel {
-  ParameterSet<float> params;   // config resolved (layer pattern filled in)
+  // Dense fp32 parameters (training, conversion), config resolved (layer pattern filled in); empty when the
+  // model was loaded for inference into `store`.
+  ParameterSet<float> params;
+  std::optional<WeightStore> store;  // typed weights (load_model_for_inference)
   ModelFormat format = ModelFormat::kModelDir;
   std::string path;             // what was loaded
   std::string tokenizer_path;   // "" when none was found
+
+  const ModelConfig& config() const { return store ? store->config : params.config; }
+  // Views of whichever holds the weights (valid while this LoadedModel lives and is not moved... the views point
+  // into heap buffers, so moving the LoadedModel keeps them valid; copying does not).
+  ModelWeights<float> weights() const { return store ? weights_of(*store) : weights_of(params); }
 };
 
 // Throws with the path and what was expected when the path is missing or not a loadable model.
 LoadedModel load_any_model(const std::string& path, const std::optional<PatternOverride>& pattern = std::nullopt,
                            const std::string& tokenizer_override = "");
+
+// For inference: the weights once, in `matrix_dtype` (F32, BF16, F16) or as stored when unset (a model
+// directory keeps its 16-bit matrices 16-bit), no gradients, no second copy.
+LoadedModel load_model_for_inference(const std::string& path, const std::optional<PatternOverride>& pattern = std::nullopt,
+                                     const std::string& tokenizer_override = "",
+                                     std::optional<DType> matrix_dtype = std::nullopt);
 
 // The config a model path would load with, without reading the weights.
 ModelConfig peek_model_config(const std::string& path);

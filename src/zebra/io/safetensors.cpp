@@ -237,6 +237,11 @@ const TensorEntry& SafetensorsFile::entry(const std::string& name) const {
   return it->second;
 }
 
+void SafetensorsFile::drop(const std::string& name) const {
+  const TensorEntry& e = entry(name);
+  file_.drop_pages(data_start_ + e.begin, e.end - e.begin);
+}
+
 std::span<const std::uint8_t> SafetensorsFile::raw(const std::string& name) const {
   const TensorEntry& e = entry(name);
   return {file_.data() + data_start_ + e.begin, e.end - e.begin};

@@ -65,6 +65,8 @@ class SafetensorsFile {
 
   // The tensor's stored bytes (not necessarily aligned).
   std::span<const std::uint8_t> raw(const std::string& name) const;
+  // The tensor was read and will not be again soon: its pages leave the resident set (MappedFile::drop_pages).
+  void drop(const std::string& name) const;
 
  private:
   MappedFile file_;

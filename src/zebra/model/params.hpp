@@ -93,6 +93,9 @@ struct ParameterSet {
     views = make_views(config, layout, data.data());
     return *this;
   }
+  // Moves keep the buffer, so the moved views stay valid (and no second copy of the weights is ever made).
+  ParameterSet(ParameterSet&&) noexcept = default;
+  ParameterSet& operator=(ParameterSet&&) noexcept = default;
   T* tensor(const TensorInfo& t) { return data.data() + t.offset; }
   const T* tensor(const TensorInfo& t) const { return data.data() + t.offset; }
 };

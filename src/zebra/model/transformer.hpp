@@ -52,6 +52,7 @@ class Transformer {
   const ModelConfig& config() const { return weights_.config; }
   const ModelWeights<T>& weights() const { return weights_; }
   bool owns_parameters() const { return params_ != nullptr; }
+  bool has_gradients() const { return grads_.size() > 0; }
   // The dense parameters (throws for a forward-only model over borrowed weights).
   ParameterSet<T>& params();
   const ParameterSet<T>& params() const;

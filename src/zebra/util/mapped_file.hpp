@@ -23,6 +23,10 @@ class MappedFile {
   std::size_t size() const { return size_; }
   std::span<const std::uint8_t> bytes() const { return {data_, size_}; }
   const std::string& path() const { return path_; }
+  // Tells the kernel that bytes [offset, offset + n) will not be read again soon: their pages leave this
+  // process's resident set (they are read back from the file if touched). A loader that converts tensor by
+  // tensor calls it after each, so that its peak memory is the converted weights, not weights plus file.
+  void drop_pages(std::size_t offset, std::size_t n) const;
 
  private:
   void release();
