@@ -341,6 +341,9 @@ TEST(GgufModel, SmolLM2) {
   for (const GgufModelTensor& t : ts) ++dtypes[to_string(t.dtype)];
   std::string summary;
   for (const auto& [d, n] : dtypes) summary += " " + d + "=" + std::to_string(n);
+  for (const GgufModelTensor& t : ts) {
+    if (dtypes[to_string(t.dtype)] <= 2) summary += " (" + t.gguf_name + ": " + to_string(t.dtype) + ")";
+  }
   std::printf("SmolLM2: %zu tensors, tied %d, dtypes:%s\n", ts.size(), c.tie_embeddings ? 1 : 0, summary.c_str());
   EXPECT_GT(dtypes["Q4_1"], 0);
   const VocabData v = gguf_vocab(f);

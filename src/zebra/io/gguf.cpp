@@ -5,6 +5,7 @@
 #include <cstring>
 #include <limits>
 #include <numeric>
+#include <type_traits>
 
 #include "zebra/util/atomic_file.hpp"
 #include "zebra/util/error.hpp"
@@ -105,6 +106,14 @@ std::string supported_ggml_types() {
   return s;
 }
 
+std::string text(const std::string& s) { return s; }
+std::string text(const char* s) { return s; }
+template <typename D>
+  requires std::is_invocable_r_v<std::string, D>
+std::string text(const D& describe) {
+  return describe();
+}
+
 // Bounds-checked sequential reads over the mapped header; every failure names the file, the section
 // being read, the offset and what was needed.
 class Cursor {
@@ -116,32 +125,37 @@ class Cursor {
   std::size_t left() const { return size_ - pos_; }
   const std::string& where() const { return where_; }
 
-  void need(std::uint64_t n, const std::string& what) const {
+  // Every read takes a description of what it reads for the error message; a callable (returning the
+  // text) defers building it to the failure path, which matters for arrays of many strings.
+  template <typename D>
+  void need(std::uint64_t n, const D& what) const {
     if (n > left()) {
-      fail(where_, ": truncated in ", what, ": needs ", n, " bytes at offset ", pos_, ", the file has ", left(),
+      fail(where_, ": truncated in ", text(what), ": needs ", n, " bytes at offset ", pos_, ", the file has ", left(),
            " left (", size_, " in all)");
     }
   }
-  template <typename T>
-  T get(const std::string& what) {
+  template <typename T, typename D>
+  T get(const D& what) {
     need(sizeof(T), what);
     T v;
     std::memcpy(&v, data_ + pos_, sizeof(T));
     pos_ += sizeof(T);
     return v;
   }
-  const std::uint8_t* take(std::size_t n, const std::string& what) {
+  template <typename D>
+  const std::uint8_t* take(std::size_t n, const D& what) {
     need(n, what);
     const std::uint8_t* p = data_ + pos_;
     pos_ += n;
     return p;
   }
-  std::string string(const std::string& what) {
-    const auto n = get<std::uint64_t>(what + " (string length)");
+  template <typename D>
+  std::string string(const D& what) {
+    const auto n = get<std::uint64_t>([&] { return text(what) + " (string length)"; });
     if (n > kGgufMaxStringBytes) {
-      fail(where_, ": ", what, ": string length ", n, " exceeds the limit of ", kGgufMaxStringBytes, " bytes");
+      fail(where_, ": ", text(what), ": string length ", n, " exceeds the limit of ", kGgufMaxStringBytes, " bytes");
     }
-    need(n, what + str_cat(" (a string of ", n, " bytes)"));
+    need(n, [&] { return text(what) + str_cat(" (a string of ", n, " bytes)"); });
     std::string s(reinterpret_cast<const char*>(data_ + pos_), static_cast<std::size_t>(n));
     pos_ += static_cast<std::size_t>(n);
     return s;
@@ -199,7 +213,7 @@ GgufValue read_value(Cursor& c, GgufType type, const std::string& what, int dept
   } else if (v.elem_type == GgufType::kString) {
     v.count = c.count(cw, 8, std::numeric_limits<std::uint64_t>::max());
     v.strings.reserve(static_cast<std::size_t>(v.count));
-    for (std::uint64_t i = 0; i < v.count; ++i) v.strings.push_back(c.string(str_cat(what, " element ", i)));
+    for (std::uint64_t i = 0; i < v.count; ++i) v.strings.push_back(c.string([&] { return str_cat(what, " element ", i); }));
   } else {
     if (depth + 1 >= kGgufMaxArrayDepth) {
       fail(c.where(), ": ", what, ": arrays nested deeper than ", kGgufMaxArrayDepth, " levels");

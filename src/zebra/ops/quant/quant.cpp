@@ -156,26 +156,12 @@ void quant_blocks(const float* src, void* dst, std::int64_t n) {
 
 void dequantize_row(DType dtype, const void* src, float* dst, std::int64_t n) {
   (void)dtype_row_bytes(dtype, n);  // checks n against the block size
-  const auto* p = static_cast<const unsigned char*>(src);
   switch (dtype) {
     case DType::kF32:
-      std::memcpy(dst, src, static_cast<std::size_t>(n) * sizeof(float));
-      return;
     case DType::kF64:
-      for (std::int64_t i = 0; i < n; ++i) {
-        double v;
-        std::memcpy(&v, p + 8 * i, 8);
-        dst[i] = static_cast<float>(v);
-      }
-      return;
     case DType::kF16:
     case DType::kBF16:
-      for (std::int64_t i = 0; i < n; ++i) {
-        std::uint16_t h;
-        std::memcpy(&h, p + 2 * i, 2);
-        dst[i] = dtype == DType::kF16 ? f16_to_float(h) : bf16_to_float(h);
-      }
-      return;
+      return convert_floating(dtype, src, dst, static_cast<std::size_t>(n));
     case DType::kQ8_0: return dequant_blocks<BlockQ8_0>(src, dst, n);
     case DType::kQ4_0: return dequant_blocks<BlockQ4_0>(src, dst, n);
     case DType::kQ4_1: return dequant_blocks<BlockQ4_1>(src, dst, n);
