@@ -238,6 +238,18 @@ TEST(Quant, Q6_KHandBuiltBlock) {
   for (int i = 0; i < 256; ++i) EXPECT_EQ(got[static_cast<std::size_t>(i)], want[static_cast<std::size_t>(i)]) << i;
 }
 
+// blocks.hpp static_asserts the ggml sizes; util/dtype.hpp states them for everyone else: they must agree.
+TEST(Quant, BlockStructsMatchDtypeSizes) {
+  EXPECT_EQ(sizeof(BlockQ8_0), dtype_block_bytes(DType::kQ8_0));
+  EXPECT_EQ(sizeof(BlockQ4_0), dtype_block_bytes(DType::kQ4_0));
+  EXPECT_EQ(sizeof(BlockQ4_1), dtype_block_bytes(DType::kQ4_1));
+  EXPECT_EQ(sizeof(BlockQ4_K), dtype_block_bytes(DType::kQ4_K));
+  EXPECT_EQ(sizeof(BlockQ5_K), dtype_block_bytes(DType::kQ5_K));
+  EXPECT_EQ(sizeof(BlockQ6_K), dtype_block_bytes(DType::kQ6_K));
+  EXPECT_EQ(kQK, dtype_block_elements(DType::kQ4_1));
+  EXPECT_EQ(kQK_K, dtype_block_elements(DType::kQ6_K));
+}
+
 // Rows come straight from mapped files: a source at an odd address must read the same.
 TEST(Quant, UnalignedSourceReadsTheSame) {
   const std::vector<float> x = random_row(96, 5);
