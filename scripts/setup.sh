@@ -10,6 +10,7 @@ packages=(
   libgtest-dev googletest libbenchmark-dev
   libopenmpi-dev openmpi-bin
   gnuplot-nox
+  python3-venv
   bible-kjv bible-kjv-text
 )
 missing=()

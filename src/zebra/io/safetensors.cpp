@@ -52,40 +52,6 @@ std::uint64_t json_non_negative(const json& v, const std::string& where) {
   fail(where, ": expected a non-negative integer, found ", v.dump());
 }
 
-template <typename T>
-void convert(DType dtype, const std::uint8_t* src, T* out, std::size_t n) {
-  switch (dtype) {
-    case DType::kF32:
-      if constexpr (std::is_same_v<T, float>) {
-        std::memcpy(out, src, n * sizeof(float));
-      } else {
-        for (std::size_t i = 0; i < n; ++i) {
-          float v;
-          std::memcpy(&v, src + 4 * i, 4);
-          out[i] = static_cast<T>(v);
-        }
-      }
-      return;
-    case DType::kF64:
-      for (std::size_t i = 0; i < n; ++i) {
-        double v;
-        std::memcpy(&v, src + 8 * i, 8);
-        out[i] = static_cast<T>(v);
-      }
-      return;
-    case DType::kF16:
-    case DType::kBF16:
-      for (std::size_t i = 0; i < n; ++i) {
-        std::uint16_t h;
-        std::memcpy(&h, src + 2 * i, 2);
-        out[i] = static_cast<T>(dtype == DType::kF16 ? f16_to_float(h) : bf16_to_float(h));
-      }
-      return;
-    default:
-      fail("safetensors: dtype ", to_string(dtype), " is not a safetensors floating type");
-  }
-}
-
 }  // namespace
 
 SafetensorsFile SafetensorsFile::open(const std::string& path) {
@@ -259,7 +225,7 @@ void SafetensorsFile::read(const std::string& name, T* out, std::size_t numel_ex
          e.numel, " (shape ", shape_string(e.shape), ")");
   }
   if (e.numel == 0) return;
-  convert(e.dtype, file_.data() + data_start_ + e.begin, out, e.numel);
+  convert_floating(e.dtype, file_.data() + data_start_ + e.begin, out, e.numel);
 }
 
 template <typename T>

@@ -2,7 +2,9 @@
 
 #include <bit>
 #include <cmath>
+#include <cstring>
 #include <limits>
+#include <type_traits>
 
 #include "zebra/util/error.hpp"
 
@@ -114,6 +116,48 @@ float round_to_odd_float(double x) {
 
 std::uint16_t double_to_bf16(double x) { return float_to_bf16(round_to_odd_float(x)); }
 std::uint16_t double_to_f16(double x) { return float_to_f16(round_to_odd_float(x)); }
+
+namespace {
+
+template <typename T>
+void convert_floating_to(DType d, const void* src, T* dst, std::size_t n) {
+  const auto* p = static_cast<const unsigned char*>(src);
+  switch (d) {
+    case DType::kF32:
+      if constexpr (std::is_same_v<T, float>) {
+        std::memcpy(dst, src, n * sizeof(float));
+      } else {
+        for (std::size_t i = 0; i < n; ++i) {
+          float v;
+          std::memcpy(&v, p + 4 * i, 4);
+          dst[i] = static_cast<T>(v);
+        }
+      }
+      return;
+    case DType::kF64:
+      for (std::size_t i = 0; i < n; ++i) {
+        double v;
+        std::memcpy(&v, p + 8 * i, 8);
+        dst[i] = static_cast<T>(v);
+      }
+      return;
+    case DType::kF16:
+    case DType::kBF16:
+      for (std::size_t i = 0; i < n; ++i) {
+        std::uint16_t h;
+        std::memcpy(&h, p + 2 * i, 2);
+        dst[i] = static_cast<T>(d == DType::kF16 ? f16_to_float(h) : bf16_to_float(h));
+      }
+      return;
+    default:
+      fail("dtype ", to_string(d), " is not a floating type (F32, F16, BF16, F64)");
+  }
+}
+
+}  // namespace
+
+void convert_floating(DType d, const void* src, float* dst, std::size_t n) { convert_floating_to(d, src, dst, n); }
+void convert_floating(DType d, const void* src, double* dst, std::size_t n) { convert_floating_to(d, src, dst, n); }
 
 float bf16_to_float(std::uint16_t h) { return std::bit_cast<float>(static_cast<std::uint32_t>(h) << 16); }
 

@@ -36,6 +36,11 @@ std::size_t dtype_size(DType d);
 // Bytes of a row of n elements; throws when n is not a multiple of the block size or the size overflows.
 std::size_t dtype_row_bytes(DType d, std::int64_t n);
 
+// dst[n] = the n values of a floating dtype (F32, F16, BF16, F64) stored little-endian at src (which
+// may be unaligned, e.g. inside a mapped file). Throws for a block-quantized dtype (ops/quant/ reads those).
+void convert_floating(DType d, const void* src, float* dst, std::size_t n);
+void convert_floating(DType d, const void* src, double* dst, std::size_t n);
+
 // Scalar conversions (round to nearest, ties to even; NaN stays NaN, overflow becomes infinity).
 std::uint16_t float_to_bf16(float x);
 std::uint16_t float_to_f16(float x);
