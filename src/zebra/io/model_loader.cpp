@@ -1,20 +1,96 @@
 #include "zebra/io/model_loader.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <memory>
 #include <vector>
 
+#include "zebra/io/gguf.hpp"
+#include "zebra/io/gguf_model.hpp"
 #include "zebra/io/llama2c.hpp"
+#include "zebra/ops/quant/quant.hpp"
 #include "zebra/util/error.hpp"
 
 namespace zebra {
 
 namespace fs = std::filesystem;
 
+namespace {
+
+// A GGUF file starts with the magic "GGUF"; anything else that is a regular file is taken for llama2.c.
+bool is_gguf(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  char magic[4] = {};
+  in.read(magic, 4);
+  return in.gcount() == 4 && std::memcmp(magic, "GGUF", 4) == 0;
+}
+
+ModelConfig gguf_config(const GgufFile& f, const std::optional<PatternOverride>& pattern) {
+  ModelConfig c = apply_pattern(gguf_model_config(f), pattern);
+  c.resolve();
+  return c;
+}
+
+// fp32 parameters from a GGUF (training, conversion): every tensor dequantised.
+ParameterSet<float> load_gguf_params(const std::string& path, const std::optional<PatternOverride>& pattern) {
+  const GgufFile f = GgufFile::open(path);
+  ParameterSet<float> params(gguf_config(f, pattern));
+  for (const GgufModelTensor& t : gguf_model_tensors(f, params.config)) {
+    const TensorInfo* info = params.layout.find(t.name);
+    ZEBRA_CHECK(info != nullptr, "GGUF '", path, "': tensor '", t.gguf_name, "' has no place in the model");
+    const WeightMatrix m = t.matrix();
+    float* dst = params.tensor(*info);
+    for (std::int64_t r = 0; r < m.rows; ++r) quant::dequantize_row(m.dtype, m.row(r), dst + r * m.cols, m.cols);
+  }
+  return params;
+}
+
+// Typed weights from a GGUF: tensors stay in their stored types and borrow the mapping (the Q/K rows that
+// had to be permuted are owned); `matrix_dtype` converts the matrices instead.
+WeightStore load_gguf_store(const std::string& path, const std::optional<PatternOverride>& pattern,
+                            std::optional<DType> matrix_dtype) {
+  auto file = std::make_shared<GgufFile>(GgufFile::open(path));
+  WeightStore store;
+  store.config = gguf_config(*file, pattern);
+  for (GgufModelTensor& t : gguf_model_tensors(*file, store.config)) {
+    StoredTensor s;
+    s.name = t.name;
+    s.shape = t.shape;
+    s.dtype = t.dtype;
+    const bool convert = matrix_dtype && t.shape.size() == 2 && *matrix_dtype != t.dtype;
+    const bool norm = t.shape.size() == 1 && t.dtype != DType::kF32;  // norms are read as F32
+    if (convert || norm) {
+      const DType to = norm ? DType::kF32 : *matrix_dtype;
+      const WeightMatrix m = t.matrix();
+      std::vector<float> row(static_cast<std::size_t>(m.cols));
+      const std::size_t rb = dtype_row_bytes(to, m.cols);
+      s.bytes.resize(rb * static_cast<std::size_t>(m.rows));
+      for (std::int64_t r = 0; r < m.rows; ++r) {
+        quant::dequantize_row(m.dtype, m.row(r), row.data(), m.cols);
+        quant::quantize_row(to, row.data(), s.bytes.data() + static_cast<std::size_t>(r) * rb, m.cols);
+      }
+      s.dtype = to;
+    } else if (t.permuted) {
+      s.bytes.resize(t.owned.size());
+      std::memcpy(s.bytes.data(), t.owned.data(), t.owned.size());
+    } else {
+      s.borrowed = t.borrowed;
+    }
+    store.tensors.push_back(std::move(s));
+  }
+  store.keepalive = file;
+  return store;
+}
+
+}  // namespace
+
 const char* to_string(ModelFormat f) {
   switch (f) {
     case ModelFormat::kModelDir: return "model directory";
     case ModelFormat::kLlama2c: return "llama2.c checkpoint";
+    case ModelFormat::kGguf: return "GGUF file";
   }
   return "?";
 }
@@ -22,6 +98,7 @@ const char* to_string(ModelFormat f) {
 std::string find_model_tokenizer(const std::string& model_path) {
   std::error_code ec;
   if (fs::is_directory(model_path, ec)) return find_tokenizer_file(model_path);
+  if (is_gguf(model_path)) return model_path;  // the vocabulary is in the file's metadata
   const fs::path dir = fs::path(model_path).parent_path().empty() ? fs::path(".") : fs::path(model_path).parent_path();
   if (fs::is_regular_file(dir / "tokenizer.bin", ec)) return (dir / "tokenizer.bin").string();
   // llama2.c ships tokenizers as tok<vocab>.bin (tok512.bin for stories260K): take one when it is the only
@@ -40,7 +117,9 @@ ModelConfig peek_model_config(const std::string& path) {
   std::error_code ec;
   ZEBRA_CHECK(fs::exists(path, ec), "model '", path,
               "' does not exist (expected a model directory with config.json or a llama2.c .bin file)");
-  ModelConfig c = fs::is_directory(path, ec) ? load_model_dir_config(path) : llama2c_config(read_llama2c_header(path));
+  ModelConfig c = fs::is_directory(path, ec) ? load_model_dir_config(path)
+                  : is_gguf(path)              ? gguf_model_config(GgufFile::open(path))
+                                               : llama2c_config(read_llama2c_header(path));
   c.resolve();
   return c;
 }
@@ -70,7 +149,7 @@ LoadedModel load_model(const std::string& path, const std::string& tokenizer_ove
     m.format = ModelFormat::kModelDir;
   } else {
     ZEBRA_CHECK(fs::is_regular_file(path, ec), "model '", path, "' is neither a directory nor a regular file");
-    m.format = ModelFormat::kLlama2c;
+    m.format = is_gguf(path) ? ModelFormat::kGguf : ModelFormat::kLlama2c;
   }
   load(m);
   if (!tokenizer_override.empty()) {
@@ -89,6 +168,7 @@ LoadedModel load_any_model(const std::string& path, const std::optional<PatternO
                            const std::string& tokenizer_override) {
   return load_model(path, tokenizer_override, [&](LoadedModel& m) {
     m.params = m.format == ModelFormat::kModelDir ? load_model_dir(path, LoadModelOptions{pattern})
+               : m.format == ModelFormat::kGguf   ? load_gguf_params(path, pattern)
                                                   : load_llama2c(path, pattern);
     m.params.config.resolve();
   });
@@ -99,6 +179,10 @@ LoadedModel load_model_for_inference(const std::string& path, const std::optiona
   return load_model(path, tokenizer_override, [&](LoadedModel& m) {
     if (m.format == ModelFormat::kModelDir) {
       m.store = load_model_dir_weights(path, LoadModelOptions{pattern}, matrix_dtype);
+      return;
+    }
+    if (m.format == ModelFormat::kGguf) {
+      m.store = load_gguf_store(path, pattern, matrix_dtype);
       return;
     }
     // llama2.c files hold fp32 with interleaved RoPE rows: read densely (the permutation needs it), then keep

@@ -1,7 +1,10 @@
 // Loads a model for inference from whatever a user points at:
 //   - a Hugging Face / zebra model directory (config.json + safetensors; a training checkpoint directory is
 //     one too), through io/checkpoint_dir.hpp; its tokenizer is the directory's tokenizer file;
-//   - a llama2.c checkpoint (a `.bin` file, or any regular file not a directory), through io/llama2c.hpp;
+//   - a GGUF file (architecture llama; a regular file starting with the GGUF magic), through io/gguf_model.hpp;
+//     its tokenizer comes from its own metadata. For inference its tensors stay in their stored types
+//     (quantized blocks included) and borrow the file's mapping; for training they are dequantised to fp32;
+//   - a llama2.c checkpoint (a `.bin` file, or any other regular file), through io/llama2c.hpp;
 //     its tokenizer is `tokenizer.bin` beside it, or else the only `tok*.bin` beside it.
 // An explicit tokenizer path overrides the search. A PatternOverride re-lays the model as Zebra (group size,
 // window) at load time: the parameters do not depend on the pattern.
@@ -18,7 +21,7 @@
 
 namespace zebra {
 
-enum class ModelFormat { kModelDir, kLlama2c };
+enum class ModelFormat { kModelDir, kLlama2c, kGguf };
 const char* to_string(ModelFormat f);
 
 struct LoadedModel {

@@ -81,7 +81,7 @@ const StoredTensor* WeightStore::find(const std::string& name) const {
 
 std::size_t WeightStore::bytes() const {
   std::size_t b = 0;
-  for (const StoredTensor& t : tensors) b += t.bytes.size();
+  for (const StoredTensor& t : tensors) b += t.data().size();
   return b;
 }
 
@@ -123,15 +123,17 @@ const StoredTensor& need(const WeightStore& s, const std::string& name, const st
 WeightMatrix matrix(const WeightStore& s, const std::string& name, std::int64_t rows, std::int64_t cols) {
   const StoredTensor& t = need(s, name, {rows, cols});
   const std::size_t rb = dtype_row_bytes(t.dtype, cols);
-  ZEBRA_CHECK(t.bytes.size() == rb * static_cast<std::size_t>(rows), "weights: tensor '", name, "' holds ",
-              t.bytes.size(), " bytes, expected ", rb * static_cast<std::size_t>(rows));
-  return WeightMatrix{t.dtype, t.bytes.data(), rows, cols, rb};
+  ZEBRA_CHECK(t.data().size() == rb * static_cast<std::size_t>(rows), "weights: tensor '", name, "' holds ",
+              t.data().size(), " bytes, expected ", rb * static_cast<std::size_t>(rows));
+  return WeightMatrix{t.dtype, t.data().data(), rows, cols, rb};
 }
 
 const float* vector_f32(const WeightStore& s, const std::string& name, std::vector<std::int64_t> shape) {
   const StoredTensor& t = need(s, name, shape);
   ZEBRA_CHECK(t.dtype == DType::kF32, "weights: tensor '", name, "' must be F32, found ", to_string(t.dtype));
-  return reinterpret_cast<const float*>(t.bytes.data());
+  ZEBRA_CHECK(reinterpret_cast<std::uintptr_t>(t.data().data()) % alignof(float) == 0, "weights: tensor '", name,
+              "' is not aligned for F32 reads");
+  return reinterpret_cast<const float*>(t.data().data());
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -61,12 +62,18 @@ struct StoredTensor {
   std::string name;
   DType dtype = DType::kF32;
   std::vector<std::int64_t> shape;  // row-major [rows, cols] or [n]
-  AlignedBuffer<std::uint8_t> bytes;
+  AlignedBuffer<std::uint8_t> bytes;    // owned storage, or
+  std::span<const std::uint8_t> borrowed;  // storage kept alive by WeightStore::keepalive (a mapped file)
+
+  std::span<const std::uint8_t> data() const {
+    return borrowed.data() != nullptr ? borrowed : std::span<const std::uint8_t>(bytes.data(), bytes.size());
+  }
 };
 
 struct WeightStore {
   ModelConfig config;               // resolved
   std::vector<StoredTensor> tensors;
+  std::shared_ptr<const void> keepalive;  // what borrowed tensors point into
 
   const StoredTensor* find(const std::string& name) const;
   std::size_t bytes() const;
