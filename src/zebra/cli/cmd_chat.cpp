@@ -1,13 +1,11 @@
-// zebra chat MODEL [--template plain|llama2] [--system TEXT] [-n N] [sampling] [--group-size L --window W]
+// zebra chat MODEL [--template NAME] [--system TEXT] [-n N] [sampling] [--group-size L --window W]
 // An interactive conversation on stdin/stdout. Each line typed is one user message; the reply streams to
-// stdout. The KV cache is kept between turns: a turn runs only its own new tokens (prompt reuse), so a long
-// conversation costs per turn what the turn adds. "/reset" starts over, "/exit" (or end of input) quits.
+// stdout. The KV cache is kept between turns: a turn runs only the text its rendering adds to what the
+// cache holds (prompt reuse), so a long conversation costs per turn what the turn adds. "/reset" starts
+// over, "/exit" (or end of input) quits.
 //
-// Templates:
-//   plain   [BOS] {system}\n\nUser: {message}\nAssistant:{reply}\nUser: {message}\nAssistant:...
-//           a reply ends at "\nUser:" (cut before it) or at EOS.
-//   llama2  [BOS][INST] <<SYS>>\n{system}\n<</SYS>>\n\n{message} [/INST]{reply}[EOS][BOS][INST] {message} [/INST]...
-//           a reply ends at EOS (Llama-2 chat format; [BOS]/[EOS] are the tokens, not text).
+// Templates (generate/chat_template.hpp): --template plain|llama2|chatml|llama3; by default the one the
+// tokenizer's chat template names, else plain ("User: ...\nAssistant:", a reply ends at "\nUser:" or EOS).
 // When a reply ends in a stop string, the tokens that produced it are taken back out of the cache
 // (InferenceSession::mark/rewind), so the cache holds exactly the conversation as shown.
 #include <unistd.h>
@@ -21,8 +19,9 @@
 
 #include "zebra/cli/commands.hpp"
 #include "zebra/cli/sampling_options.hpp"
-#include "zebra/data/sentencepiece_tokenizer.hpp"
 #include "zebra/data/tokenizer.hpp"
+#include "zebra/generate/chat_template.hpp"
+#include "zebra/generate/decode_loop.hpp"
 #include "zebra/io/model_loader.hpp"
 #include "zebra/model/generator.hpp"
 #include "zebra/util/error.hpp"
@@ -33,34 +32,36 @@ namespace zebra {
 namespace {
 
 struct ChatArgs {
-  std::string model, tokenizer, chat_template = "plain", system;
+  std::string model, tokenizer, chat_template, system;
   std::int64_t n = 256, chunk = 512, max_context = 0, group_size = 0, window = 0;
   SamplerOptions sampling;
   int threads = 0;
   bool stats = true;
 };
 
-// Prefix-stable text of generated ids (see cmd_generate.cpp): concatenated pieces.
-std::string pieces_text(const Tokenizer& tok, const std::vector<std::int32_t>& ids, std::size_t n) {
-  std::string s;
-  for (std::size_t i = 0; i < n && i < ids.size(); ++i) s += tok.piece(ids[i]);
-  return s;
+// --template, else the tokenizer's own template, else plain.
+const ChatTemplate& choose_template(const std::string& name, const Tokenizer& tok) {
+  if (!name.empty()) return chat_template_by_name(name);
+  const std::string jinja = tok.chat_template();
+  return jinja.empty() ? chat_template_by_name("plain") : chat_template_from_jinja(jinja);
 }
 
 class Chat {
  public:
   Chat(const ChatArgs& a, LoadedModel model)
       : a_(a), model_(std::move(model)), tok_(load_model_tokenizer(model_)),
+        template_(choose_template(a.chat_template, *tok_)),
         session_(model_.params, SessionOptions{a.max_context, a.chunk}), sampler_(a.sampling) {
-    ZEBRA_CHECK(a.chat_template == "plain" || a.chat_template == "llama2", "chat: --template must be plain or llama2, got '",
-                a.chat_template, "'");
+    stop_tokens_ = chat_stop_tokens(template_, *tok_);
+    stop_tokens_.push_back(tok_->bos_id());  // llama2.c models mark a new story with BOS
+    reset();
   }
 
   void run() {
     const bool tty = ::isatty(STDIN_FILENO) != 0;
     std::fprintf(stderr, "chat with %s (%s, pattern %s, template %s). /reset starts over, /exit quits.\n",
                  model_.path.c_str(), to_string(model_.format), model_.params.config.pattern_string().c_str(),
-                 a_.chat_template.c_str());
+                 template_.name.c_str());
     std::string line;
     while (true) {
       std::fprintf(stderr, "> ");
@@ -85,78 +86,77 @@ class Chat {
   }
 
  private:
-  bool llama2() const { return a_.chat_template == "llama2"; }
-
   void reset() {
     session_.reset();
-    first_turn_ = true;
+    messages_.clear();
+    if (!a_.system.empty()) messages_.push_back({"system", a_.system});
+    cached_text_.clear();
   }
 
-  std::vector<std::int32_t> turn_tokens(const std::string& message) const {
-    std::vector<std::int32_t> ids;
-    std::string text;
-    if (llama2()) {
-      ids.push_back(tok_->bos_id());
-      text = "[INST] ";
-      if (first_turn_ && !a_.system.empty()) text += "<<SYS>>\n" + a_.system + "\n<</SYS>>\n\n";
-      text += message + " [/INST]";
-    } else {
-      if (first_turn_) {
-        ids.push_back(tok_->bos_id());
-        if (!a_.system.empty()) text = a_.system + "\n\n";
-        text += "User: " + message + "\nAssistant:";
-      } else {
-        text = "\nUser: " + message + "\nAssistant:";
-      }
+  // Runs the conversation with the new user message up to the generation prompt; returns the new tokens.
+  std::size_t prefill_turn(const std::string& prompt_text) {
+    if (prompt_text.starts_with(cached_text_)) {
+      const std::vector<std::int32_t> ids =
+          encode_chat_text(template_, *tok_, std::string_view(prompt_text).substr(cached_text_.size()));
+      if (!ids.empty()) session_.prefill(ids);
+      return ids.size();
     }
-    const std::vector<std::int32_t> body = tok_->encode(text);
-    ids.insert(ids.end(), body.begin(), body.end());
-    return ids;
+    // The rendering does not extend what the cache shows (a reply the template renders differently, such as
+    // one without the leading space it expects): run the conversation again, reusing what still matches.
+    const std::vector<std::int32_t> ids = encode_chat_text(template_, *tok_, prompt_text);
+    const std::size_t before = session_.tokens().size();
+    const bool reused = before <= ids.size() && std::equal(session_.tokens().begin(), session_.tokens().end(), ids.begin());
+    session_.prefill_reusing(ids);
+    return reused ? ids.size() - before : ids.size();
   }
 
   void turn(const std::string& message) {
-    const std::vector<std::int32_t> ids = turn_tokens(message);
+    messages_.push_back({"user", message});
+    const std::string prompt_text = render_chat(template_, messages_, true).text;
     Timer prefill_timer;
-    const std::span<const float> logits = session_.prefill(ids);
+    const std::size_t n_prompt = prefill_turn(prompt_text);
     const double prefill_s = prefill_timer.seconds();
-    first_turn_ = false;
+    ZEBRA_CHECK(session_.n_past() > 0, "the conversation renders to no tokens");
     const auto mark = session_.mark();
 
-    GenerateOptions go;
+    DecodeOptions go;
     go.max_new_tokens = a_.n;
     if (session_.options().max_context > 0) {
       go.max_new_tokens = std::min(go.max_new_tokens, session_.options().max_context - session_.n_past());
       ZEBRA_CHECK(go.max_new_tokens >= 1, "the context is full (", session_.n_past(), " positions)");
     }
-    go.stop_tokens = {tok_->eos_id(), tok_->bos_id()};
-    go.stop_strings = llama2() ? std::vector<std::string>{"[INST]"} : std::vector<std::string>{"\nUser:"};
-    const GenerateResult r = generate_text(
-        session_, sampler_, logits, go,
-        [&](const std::vector<std::int32_t>& g) { return pieces_text(*tok_, g, g.size()); },
-        [](const std::string& piece) {
-          std::fwrite(piece.data(), 1, piece.size(), stdout);
-          std::fflush(stdout);
-        });
+    go.stop_tokens = stop_tokens_;
+    go.stop_strings = template_.stop_strings;
+    StreamingDetokenizer detok(*tok_, session_.tokens());
+    go.detokenizer = &detok;
+    go.on_text = [](const std::string& piece) {
+      std::fwrite(piece.data(), 1, piece.size(), stdout);
+      std::fflush(stdout);
+    };
+    const DecodeResult r = decode_loop(
+        session_.last_logits(), sampler_, [&](std::int32_t t) { return session_.decode(t); }, go, session_.tokens());
     std::fputs("\n", stdout);
     std::fflush(stdout);
 
-    // Bring the cache to exactly "prompt + reply as shown (+ EOS for llama2)".
-    if (r.stop_reason == "stop string") {
-      // Keep the longest run of generated tokens whose text lies before the cut.
-      std::size_t keep = 0;
-      while (keep < r.tokens.size() && pieces_text(*tok_, r.tokens, keep + 1).size() <= r.text.size()) ++keep;
+    // Bring the cache to exactly "prompt + the reply's kept tokens" (the loop ran all sampled tokens but the
+    // last through the model).
+    const auto fed = static_cast<std::size_t>(r.n_decoded);
+    if (r.n_kept == fed + 1) {
+      session_.decode(r.tokens[fed]);
+    } else if (r.n_kept != fed) {
       session_.rewind(mark);
-      if (keep > 0) session_.prefill(std::span<const std::int32_t>(r.tokens.data(), keep));
-    } else if (r.stop_reason == "length" && !r.tokens.empty()) {
-      session_.decode(r.tokens.back());  // generate_text leaves the last sampled token to the caller
+      if (r.n_kept > 0) session_.prefill(std::span<const std::int32_t>(r.tokens.data(), r.n_kept));
     }
-    if (llama2()) session_.decode(tok_->eos_id());
+    cached_text_ = prompt_text + r.text.substr(0, r.kept_bytes);
+    std::string content = r.text;
+    if (content.starts_with(template_.reply_prefix())) content.erase(0, template_.reply_prefix().size());
+    messages_.push_back({"assistant", content});
     if (a_.stats) {
       std::fprintf(stderr, "[turn: %zu prompt tokens at %.0f tok/s; %zu reply tokens at %.1f tok/s (%s); cache %lld "
                            "positions, %.1f KiB]\n",
-                   ids.size(), static_cast<double>(ids.size()) / prefill_s, r.tokens.size(),
-                   r.n_decoded > 0 ? static_cast<double>(r.n_decoded) / r.decode_seconds : 0.0, r.stop_reason.c_str(),
-                   static_cast<long long>(session_.n_past()),
+                   n_prompt, static_cast<double>(n_prompt) / prefill_s, r.tokens.size(),
+                   r.n_decoded > 0 ? static_cast<double>(r.n_decoded) / r.decode_seconds : 0.0,
+                   to_string(r.stop_reason), static_cast<long long>(session_.n_past()),
                    static_cast<double>(session_.cache().bytes_used()) / 1024.0);
     }
   }
@@ -164,9 +164,12 @@ class Chat {
   const ChatArgs& a_;
   LoadedModel model_;
   std::unique_ptr<Tokenizer> tok_;
+  const ChatTemplate& template_;
   InferenceSession<float> session_;
   Sampler sampler_;
-  bool first_turn_ = true;
+  std::vector<std::int32_t> stop_tokens_;
+  std::vector<ChatMessage> messages_;
+  std::string cached_text_;  // the rendered text the cache holds
 };
 
 void run_chat(const ChatArgs& a) {
@@ -184,8 +187,11 @@ void add_chat_command(CLI::App& app) {
   a->sampling.seed = 1;
   CLI::App* cmd = app.add_subcommand("chat", "Interactive chat on stdin/stdout, keeping the KV cache between turns");
   cmd->add_option("model", a->model, "model directory or llama2.c .bin checkpoint")->required();
-  cmd->add_option("--template", a->chat_template, "chat template: plain (User:/Assistant:) or llama2 ([INST] ... [/INST])")
-      ->check(CLI::IsMember({"plain", "llama2"}));
+  std::vector<std::string> names;
+  for (const ChatTemplate& t : known_chat_templates()) names.push_back(t.name);
+  cmd->add_option("--template", a->chat_template,
+                  "chat template: " + known_chat_template_names() + " (default: the tokenizer's, else plain)")
+      ->check(CLI::IsMember(names));
   cmd->add_option("--system", a->system, "system prompt");
   cmd->add_option("-n,--n-tokens", a->n, "most tokens per reply")->check(CLI::PositiveNumber);
   add_sampling_options(cmd, a->sampling);

@@ -1,4 +1,5 @@
-// Greedy continuation of a prompt with the KV-cached InferenceSession (for retrieval tests such as passkey).
+// Greedy continuation of a prompt with the KV-cached InferenceSession (for retrieval tests such as passkey):
+// the one decode loop (generate/decode_loop.hpp) with the greedy sampler.
 #pragma once
 
 #include <cstdint>
