@@ -100,6 +100,29 @@ TEST(ChatTemplate, ASpanIsWhatTheModelWritesAfterTheGenerationPrompt) {
   }
 }
 
+TEST(ChatTemplate, WhatFollowsAReplyContinuesItsContent) {
+  for (const ChatTemplate& t : known_chat_templates()) {
+    SCOPED_TRACE(t.name);
+    const std::vector<ChatMessage> history(kConversation.begin(), kConversation.begin() + 3);  // ends "Hello!"
+    const std::vector<ChatMessage> next = {kConversation[3]};
+    const std::string after = render_after_reply(t, history, next, true);
+    std::vector<ChatMessage> all = history;
+    all.push_back(kConversation[3]);
+    const std::string whole = render_chat(t, all, true).text;
+    const std::size_t content_end = render_chat(t, history, false).assistant_spans.back().end - t.end_of_turn.size();
+    EXPECT_EQ(whole.substr(0, content_end) + after, whole);
+    EXPECT_TRUE(after.starts_with(t.end_of_turn));
+    EXPECT_TRUE(after.ends_with(t.generation_prompt));
+  }
+  EXPECT_EQ(render_after_reply(chat_template_by_name("chatml"),
+                               std::vector<ChatMessage>{{"user", "a"}, {"assistant", "b"}},
+                               std::vector<ChatMessage>{{"user", "c"}}, true),
+            "<|im_end|>\n<|im_start|>user\nc<|im_end|>\n<|im_start|>assistant\n");
+  EXPECT_THROW(render_after_reply(chat_template_by_name("plain"), std::vector<ChatMessage>{{"user", "a"}},
+                                  std::vector<ChatMessage>{}, true),
+               Error);
+}
+
 TEST(ChatTemplate, EncodesWithSpecialTokensAndAnExactAssistantMask) {
   const test::PieceTokenizer tok({"<|im_start|>", "<|im_end|>", "Hello"});
   const ChatTemplate& t = chat_template_by_name("chatml");

@@ -1,8 +1,8 @@
 // zebra chat MODEL [--template NAME] [--system TEXT] [-n N] [sampling] [--group-size L --window W]
 // An interactive conversation on stdin/stdout. Each line typed is one user message; the reply streams to
-// stdout. The KV cache is kept between turns: a turn runs only the text its rendering adds to what the
-// cache holds (prompt reuse), so a long conversation costs per turn what the turn adds. "/reset" starts
-// over, "/exit" (or end of input) quits.
+// stdout. The KV cache is kept between turns and holds each reply as the model wrote it: a turn runs only
+// the reply's end-of-turn marker and the new message (prompt reuse), so a long conversation costs per turn
+// what the turn adds. "/reset" starts over, "/exit" (or end of input) quits.
 //
 // Templates (generate/chat_template.hpp): --template plain|llama2|chatml|llama3; by default the one the
 // tokenizer's chat template names, else plain ("User: ...\nAssistant:", a reply ends at "\nUser:" or EOS).
@@ -90,33 +90,27 @@ class Chat {
     session_.reset();
     messages_.clear();
     if (!a_.system.empty()) messages_.push_back({"system", a_.system});
-    cached_text_.clear();
-  }
-
-  // Runs the conversation with the new user message up to the generation prompt; returns the new tokens.
-  std::size_t prefill_turn(const std::string& prompt_text) {
-    if (prompt_text.starts_with(cached_text_)) {
-      const std::vector<std::int32_t> ids =
-          encode_chat_text(template_, *tok_, std::string_view(prompt_text).substr(cached_text_.size()));
-      if (!ids.empty()) session_.prefill(ids);
-      return ids.size();
-    }
-    // The rendering does not extend what the cache shows (a reply the template renders differently, such as
-    // one without the leading space it expects): run the conversation again, reusing what still matches.
-    const std::vector<std::int32_t> ids = encode_chat_text(template_, *tok_, prompt_text);
-    const std::size_t before = session_.tokens().size();
-    const bool reused = before <= ids.size() && std::equal(session_.tokens().begin(), session_.tokens().end(), ids.begin());
-    session_.prefill_reusing(ids);
-    return reused ? ids.size() - before : ids.size();
+    unkept_reply_.clear();
   }
 
   void turn(const std::string& message) {
-    messages_.push_back({"user", message});
-    const std::string prompt_text = render_chat(template_, messages_, true).text;
+    // The text this turn adds to the cache: after a reply, the part of it the cache lacks, its end-of-turn
+    // marker and the new message; at the start, the rendering of the conversation so far.
+    const ChatMessage user{"user", message};
+    std::string delta;
+    if (!messages_.empty() && messages_.back().role == "assistant") {
+      delta = unkept_reply_ + render_after_reply(template_, messages_, std::span<const ChatMessage>(&user, 1), true);
+      messages_.push_back(user);
+    } else {
+      messages_.push_back(user);
+      delta = render_chat(template_, messages_, true).text;
+    }
+    const std::vector<std::int32_t> ids = encode_chat_text(template_, *tok_, delta);
+    ZEBRA_CHECK(!ids.empty(), "the conversation renders to no tokens");
     Timer prefill_timer;
-    const std::size_t n_prompt = prefill_turn(prompt_text);
+    session_.prefill(ids);
     const double prefill_s = prefill_timer.seconds();
-    ZEBRA_CHECK(session_.n_past() > 0, "the conversation renders to no tokens");
+    const std::size_t n_prompt = ids.size();
     const auto mark = session_.mark();
 
     DecodeOptions go;
@@ -147,7 +141,7 @@ class Chat {
       session_.rewind(mark);
       if (r.n_kept > 0) session_.prefill(std::span<const std::int32_t>(r.tokens.data(), r.n_kept));
     }
-    cached_text_ = prompt_text + r.text.substr(0, r.kept_bytes);
+    unkept_reply_ = r.text.substr(r.kept_bytes);
     std::string content = r.text;
     if (content.starts_with(template_.reply_prefix())) content.erase(0, template_.reply_prefix().size());
     messages_.push_back({"assistant", content});
@@ -169,7 +163,7 @@ class Chat {
   Sampler sampler_;
   std::vector<std::int32_t> stop_tokens_;
   std::vector<ChatMessage> messages_;
-  std::string cached_text_;  // the rendered text the cache holds
+  std::string unkept_reply_;  // the end of the last reply as shown that the cache does not hold
 };
 
 void run_chat(const ChatArgs& a) {

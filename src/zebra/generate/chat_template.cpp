@@ -143,6 +143,21 @@ RenderedChat render_chat(const ChatTemplate& t, std::span<const ChatMessage> mes
   return r;
 }
 
+std::string render_after_reply(const ChatTemplate& t, std::span<const ChatMessage> history,
+                               std::span<const ChatMessage> next, bool add_generation_prompt) {
+  ZEBRA_CHECK(!history.empty() && history.back().role == "assistant",
+              "render_after_reply: the history must end with the assistant's reply");
+  const std::string before = render_chat(t, history, false).text;
+  std::vector<ChatMessage> all(history.begin(), history.end());
+  all.insert(all.end(), next.begin(), next.end());
+  const std::string after = render_chat(t, all, add_generation_prompt).text;
+  const std::size_t closing = t.end_of_turn.size() + t.after_turn.size();
+  // Rendering only appends: `after` extends `before`, whose last bytes close the reply.
+  ZEBRA_CHECK(after.starts_with(before) && before.size() >= closing,
+              "render_after_reply: template ", t.name, " does not render by appending");
+  return after.substr(before.size() - closing);
+}
+
 std::vector<std::int32_t> encode_chat_text(const ChatTemplate& t, const Tokenizer& tokenizer, std::string_view text) {
   std::vector<std::int32_t> ids;
   auto encode = [&](std::string_view s) {

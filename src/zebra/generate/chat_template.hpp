@@ -71,6 +71,14 @@ const ChatTemplate& chat_template_from_jinja(std::string_view jinja);
 // the message). add_generation_prompt appends the generation prompt for the next reply.
 RenderedChat render_chat(const ChatTemplate& t, std::span<const ChatMessage> messages, bool add_generation_prompt);
 
+// What follows a reply's text when the conversation goes on with `next` (user messages, say): the reply's
+// end-of-turn marker, what comes after it, and the rendering of `next` (with the generation prompt when
+// asked). `history` ends with that reply as an assistant message. For a chat that keeps the reply as the model
+// wrote it in its cache, which may differ from how the template renders the content (a missing leading space):
+// render(history + next).text == the text before the reply's content + content + render_after_reply(...).
+std::string render_after_reply(const ChatTemplate& t, std::span<const ChatMessage> history,
+                               std::span<const ChatMessage> next, bool add_generation_prompt);
+
 // Tokens of rendered text: bos_text / eos_text become the tokenizer's BOS / EOS ids, the text between them
 // goes through tokenizer.encode() (one call per run of text).
 std::vector<std::int32_t> encode_chat_text(const ChatTemplate& t, const Tokenizer& tokenizer, std::string_view text);
