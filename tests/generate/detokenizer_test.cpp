@@ -5,10 +5,10 @@
 #include <gtest/gtest.h>
 #include <sentencepiece_trainer.h>
 
-#include <cstdio>
 #include <memory>
 #include <unordered_map>
 
+#include "data/llama2c_vocab.hpp"
 #include "data/temp_dir.hpp"
 #include "generate/test_tokenizer.hpp"
 #include "zebra/data/llama2c_tokenizer.hpp"
@@ -68,25 +68,12 @@ std::vector<std::string> stream_and_check(const Tokenizer& tok, const std::vecto
   return pieces;
 }
 
-// llama2.c layout: <unk>, BOS, EOS, 256 byte pieces <0xNN>, then merges; no piece for the emoji or the
-// euro sign, so they fall back to byte tokens.
-std::unique_ptr<Llama2cTokenizer> llama2c_vocab() {
-  std::vector<std::string> pieces = {"<unk>", "\n<s>\n", "\n</s>\n"};
-  std::vector<float> scores = {0, 0, 0};
-  for (int b = 0; b < 256; ++b) {
-    char name[8];
-    std::snprintf(name, sizeof(name), "<0x%02X>", b);
-    pieces.emplace_back(name);
-    scores.push_back(0);
-  }
-  float s = 0;
-  for (const char* m : {" t", "he", " the", " a", "an", " an", "nd", " and", " ", "a", "b", "t", "h", "e", "n", "d",
-                        "\xC3\xA9", " c", "ca", "f"}) {
-    pieces.emplace_back(m);
-    scores.push_back(s);
-    s -= 1;
-  }
-  return std::make_unique<Llama2cTokenizer>(pieces, scores, 16);
+// llama2.c layout (data/llama2c_vocab.hpp); no piece for the emoji or the euro sign, so they fall back to
+// byte tokens.
+std::unique_ptr<Llama2cTokenizer> llama2c_tokenizer() {
+  const test::Llama2cVocab v = test::llama2c_vocab({" t", "he", " the", " a", "an", " an", "nd", " and", " ", "a", "b",
+                                                    "t", "h", "e", "n", "d", "\xC3\xA9", " c", "ca", "f"});
+  return std::make_unique<Llama2cTokenizer>(v.pieces, v.scores, 16);
 }
 
 const char* kAlphabet[] = {"a", "b", " ", "t", "h", "e", "n", "d", "\xC3\xA9", "\xE2\x82\xAC", "\xF0\x9F\x98\x80",
@@ -100,7 +87,7 @@ std::string random_text(Rng& rng, std::size_t max_len) {
 }
 
 TEST(StreamingDetokenizer, Llama2cMultiByteCharactersSplitAcrossByteTokens) {
-  const auto tok = llama2c_vocab();
+  const auto tok = llama2c_tokenizer();
   const std::string text = "the caf\xC3\xA9 \xF0\x9F\x98\x80 and \xE2\x82\xAC";
   const std::vector<std::int32_t> ids = tok->encode(text);
   // The emoji is four byte tokens: nothing of it may appear before the fourth.
@@ -118,7 +105,7 @@ TEST(StreamingDetokenizer, Llama2cMultiByteCharactersSplitAcrossByteTokens) {
 }
 
 TEST(StreamingDetokenizer, Llama2cAfterAPromptKeepsTheLeadingSpace) {
-  const auto tok = llama2c_vocab();
+  const auto tok = llama2c_tokenizer();
   std::vector<std::int32_t> context = {tok->bos_id()};
   for (std::int32_t id : tok->encode("the cat")) context.push_back(id);
   const std::vector<std::int32_t> gen = {tok->lookup(" and"), tok->lookup(" the")};
@@ -133,7 +120,7 @@ TEST(StreamingDetokenizer, Llama2cAfterAPromptKeepsTheLeadingSpace) {
 }
 
 TEST(StreamingDetokenizer, Llama2cRandomTextsWithAndWithoutContext) {
-  const auto tok = llama2c_vocab();
+  const auto tok = llama2c_tokenizer();
   Rng rng(7);
   for (int trial = 0; trial < 60; ++trial) {
     const std::vector<std::int32_t> ctx = tok->encode(random_text(rng, 6));

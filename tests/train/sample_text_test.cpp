@@ -7,24 +7,17 @@
 #include <algorithm>
 #include <set>
 
+#include "eval/tiny_model.hpp"
 #include "generate/test_tokenizer.hpp"
 #include "zebra/model/transformer.hpp"
 
 namespace zebra {
 namespace {
 
+// The evaluation tests' tiny model (2 layers, global + local of window 5) over the test tokenizer's vocabulary.
 ModelConfig tiny_config(std::int64_t vocab) {
-  ModelConfig c;
+  ModelConfig c = test::tiny_eval_config();
   c.vocab_size = vocab;
-  c.d_model = 16;
-  c.n_layers = 2;
-  c.n_heads = 2;
-  c.n_kv_heads = 1;
-  c.head_dim = 8;
-  c.ffn_dim = 24;
-  c.window = 4;
-  c.group_size = 2;
-  c.max_seq_len = 64;
   c.resolve();
   return c;
 }
@@ -53,7 +46,7 @@ TEST(SampleText, GreedySamplesEqualTheUncachedForwardPass) {
   const std::string prompt = "ab";
   std::vector<std::int32_t> ids = {tok.bos_id()};
   for (std::int32_t t : tok.encode(prompt)) ids.push_back(t);
-  const std::int64_t n = 20;  // past the local window of 4
+  const std::int64_t n = 20;  // past the local window of 5
   const std::vector<std::int32_t> ref = uncached_greedy(model, ids, n, tok.eos_id());
   ASSERT_GE(ref.size(), 7u) << "EOS came early: the test would check little";
   EXPECT_GT(std::set<std::int32_t>(ref.begin(), ref.end()).size(), 2u);
