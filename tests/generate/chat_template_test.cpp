@@ -188,6 +188,10 @@ TEST(ChatTemplate, RecognisedFromJinjaStrings) {
     EXPECT_NE(what.find("--template"), std::string::npos) << what;
     EXPECT_NE(what.find("### Instruction"), std::string::npos) << what;
   }
+  EXPECT_EQ(choose_chat_template("", "").name, "plain");
+  EXPECT_EQ(choose_chat_template("", "<|im_start|><|im_end|>").name, "chatml");
+  EXPECT_EQ(choose_chat_template("llama2", "<|im_start|><|im_end|>").name, "llama2");  // --template wins
+  EXPECT_THROW(choose_chat_template("", "{{ unknown }}"), Error);
   // A huge template string is quoted only in part.
   try {
     chat_template_from_jinja(std::string(100000, 'x'));

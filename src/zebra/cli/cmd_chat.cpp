@@ -6,13 +6,15 @@
 //
 // Templates (generate/chat_template.hpp): --template plain|llama2|chatml|llama3; by default the one the
 // tokenizer's chat template names, else plain ("User: ...\nAssistant:", a reply ends at "\nUser:" or EOS).
-// When a reply ends in a stop string, the tokens that produced it are taken back out of the cache
-// (InferenceSession::mark/rewind), so the cache holds exactly the conversation as shown.
+// The turns are generate/conversation.hpp's: when a reply ends in a stop string, the tokens that produced it
+// are taken back out of the cache (InferenceSession::mark/rewind), so the cache holds exactly the conversation
+// as shown.
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <iostream>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -21,12 +23,11 @@
 #include "zebra/cli/sampling_options.hpp"
 #include "zebra/data/tokenizer.hpp"
 #include "zebra/generate/chat_template.hpp"
-#include "zebra/generate/decode_loop.hpp"
+#include "zebra/generate/conversation.hpp"
 #include "zebra/io/model_loader.hpp"
 #include "zebra/model/generator.hpp"
 #include "zebra/util/error.hpp"
 #include "zebra/util/threads.hpp"
-#include "zebra/util/timer.hpp"
 
 namespace zebra {
 namespace {
@@ -39,23 +40,36 @@ struct ChatArgs {
   bool stats = true;
 };
 
-// --template, else the tokenizer's own template, else plain.
-const ChatTemplate& choose_template(const std::string& name, const Tokenizer& tok) {
-  if (!name.empty()) return chat_template_by_name(name);
-  const std::string jinja = tok.chat_template();
-  return jinja.empty() ? chat_template_by_name("plain") : chat_template_from_jinja(jinja);
-}
+// The conversation's model: an InferenceSession over the loaded weights.
+class SessionChatModel : public ChatModel {
+ public:
+  SessionChatModel(const ParameterSet<float>& params, SessionOptions options) : session_(params, options) {}
+  std::span<const float> prefill(std::span<const std::int32_t> tokens) override { return session_.prefill(tokens); }
+  std::span<const float> decode(std::int32_t token) override { return session_.decode(token); }
+  const std::vector<std::int32_t>& tokens() const override { return session_.tokens(); }
+  void mark() override { mark_ = session_.mark(); }
+  void rewind() override { session_.rewind(mark_); }
+  void reset() override { session_.reset(); }
+  std::int64_t room() const override {
+    const std::int64_t limit = session_.options().max_context;
+    return limit > 0 ? limit - session_.n_past() : std::numeric_limits<std::int32_t>::max();
+  }
+  const InferenceSession<float>& session() const { return session_; }
+
+ private:
+  InferenceSession<float> session_;
+  InferenceSession<float>::Mark mark_;
+};
 
 class Chat {
  public:
   Chat(const ChatArgs& a, LoadedModel model)
       : a_(a), model_(std::move(model)), tok_(load_model_tokenizer(model_)),
-        template_(choose_template(a.chat_template, *tok_)),
-        session_(model_.params, SessionOptions{a.max_context, a.chunk}), sampler_(a.sampling) {
-    stop_tokens_ = chat_stop_tokens(template_, *tok_);
-    stop_tokens_.push_back(tok_->bos_id());  // llama2.c models mark a new story with BOS
-    reset();
-  }
+        template_(choose_chat_template(a.chat_template, tok_->chat_template())),
+        session_(model_.params, SessionOptions{a.max_context, a.chunk}), sampler_(a.sampling),
+        conversation_(template_, *tok_, session_, sampler_,
+                      // llama2.c models mark a new story with BOS.
+                      ConversationOptions{a.system, a.n, {tok_->bos_id()}}) {}
 
   void run() {
     const bool tty = ::isatty(STDIN_FILENO) != 0;
@@ -70,7 +84,7 @@ class Chat {
       if (!tty) std::fprintf(stderr, "%s\n", line.c_str());  // echo piped input so a transcript reads well
       if (line == "/exit" || line == "/quit") break;
       if (line == "/reset") {
-        reset();
+        conversation_.reset();
         std::fprintf(stderr, "(conversation reset)\n");
         continue;
       }
@@ -79,79 +93,28 @@ class Chat {
         turn(line);
       } catch (const Error& e) {
         std::fprintf(stderr, "\nerror: %s\n(conversation reset)\n", e.what());
-        reset();
       }
     }
     std::fprintf(stderr, "\n");
   }
 
  private:
-  void reset() {
-    session_.reset();
-    messages_.clear();
-    if (!a_.system.empty()) messages_.push_back({"system", a_.system});
-    unkept_reply_.clear();
-  }
-
   void turn(const std::string& message) {
-    // The text this turn adds to the cache: after a reply, the part of it the cache lacks, its end-of-turn
-    // marker and the new message; at the start, the rendering of the conversation so far.
-    const ChatMessage user{"user", message};
-    std::string delta;
-    if (!messages_.empty() && messages_.back().role == "assistant") {
-      delta = unkept_reply_ + render_after_reply(template_, messages_, std::span<const ChatMessage>(&user, 1), true);
-      messages_.push_back(user);
-    } else {
-      messages_.push_back(user);
-      delta = render_chat(template_, messages_, true).text;
-    }
-    const std::vector<std::int32_t> ids = encode_chat_text(template_, *tok_, delta);
-    ZEBRA_CHECK(!ids.empty(), "the conversation renders to no tokens");
-    Timer prefill_timer;
-    session_.prefill(ids);
-    const double prefill_s = prefill_timer.seconds();
-    const std::size_t n_prompt = ids.size();
-    const auto mark = session_.mark();
-
-    DecodeOptions go;
-    go.max_new_tokens = a_.n;
-    if (session_.options().max_context > 0) {
-      go.max_new_tokens = std::min(go.max_new_tokens, session_.options().max_context - session_.n_past());
-      ZEBRA_CHECK(go.max_new_tokens >= 1, "the context is full (", session_.n_past(), " positions)");
-    }
-    go.stop_tokens = stop_tokens_;
-    go.stop_strings = template_.stop_strings;
-    StreamingDetokenizer detok(*tok_, session_.tokens());
-    go.detokenizer = &detok;
-    go.on_text = [](const std::string& piece) {
+    const TurnResult t = conversation_.turn(message, [](const std::string& piece) {
       std::fwrite(piece.data(), 1, piece.size(), stdout);
       std::fflush(stdout);
-    };
-    const DecodeResult r = decode_loop(
-        session_.last_logits(), sampler_, [&](std::int32_t t) { return session_.decode(t); }, go, session_.tokens());
+    });
     std::fputs("\n", stdout);
     std::fflush(stdout);
-
-    // Bring the cache to exactly "prompt + the reply's kept tokens" (the loop ran all sampled tokens but the
-    // last through the model).
-    const auto fed = static_cast<std::size_t>(r.n_decoded);
-    if (r.n_kept == fed + 1) {
-      session_.decode(r.tokens[fed]);
-    } else if (r.n_kept != fed) {
-      session_.rewind(mark);
-      if (r.n_kept > 0) session_.prefill(std::span<const std::int32_t>(r.tokens.data(), r.n_kept));
-    }
-    unkept_reply_ = r.text.substr(r.kept_bytes);
-    std::string content = r.text;
-    if (content.starts_with(template_.reply_prefix())) content.erase(0, template_.reply_prefix().size());
-    messages_.push_back({"assistant", content});
+    const DecodeResult& r = t.reply;
     if (a_.stats) {
+      const InferenceSession<float>& s = session_.session();
       std::fprintf(stderr, "[turn: %zu prompt tokens at %.0f tok/s; %zu reply tokens at %.1f tok/s (%s); cache %lld "
                            "positions, %.1f KiB]\n",
-                   n_prompt, static_cast<double>(n_prompt) / prefill_s, r.tokens.size(),
+                   t.n_prompt, static_cast<double>(t.n_prompt) / t.prefill_seconds, r.tokens.size(),
                    r.n_decoded > 0 ? static_cast<double>(r.n_decoded) / r.decode_seconds : 0.0,
-                   to_string(r.stop_reason), static_cast<long long>(session_.n_past()),
-                   static_cast<double>(session_.cache().bytes_used()) / 1024.0);
+                   to_string(r.stop_reason), static_cast<long long>(s.n_past()),
+                   static_cast<double>(s.cache().bytes_used()) / 1024.0);
     }
   }
 
@@ -159,11 +122,9 @@ class Chat {
   LoadedModel model_;
   std::unique_ptr<Tokenizer> tok_;
   const ChatTemplate& template_;
-  InferenceSession<float> session_;
+  SessionChatModel session_;
   Sampler sampler_;
-  std::vector<std::int32_t> stop_tokens_;
-  std::vector<ChatMessage> messages_;
-  std::string unkept_reply_;  // the end of the last reply as shown that the cache does not hold
+  Conversation conversation_;
 };
 
 void run_chat(const ChatArgs& a) {

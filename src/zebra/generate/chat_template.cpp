@@ -113,6 +113,11 @@ const ChatTemplate& chat_template_from_jinja(std::string_view jinja) {
               "'); known templates: " + known_chat_template_names() + "; choose one with --template NAME");
 }
 
+const ChatTemplate& choose_chat_template(std::string_view name, std::string_view jinja) {
+  if (!name.empty()) return chat_template_by_name(name);
+  return jinja.empty() ? chat_template_by_name("plain") : chat_template_from_jinja(jinja);
+}
+
 RenderedChat render_chat(const ChatTemplate& t, std::span<const ChatMessage> messages, bool add_generation_prompt) {
   RenderedChat r;
   r.text = t.begin;

@@ -67,6 +67,10 @@ const ChatTemplate& chat_template_by_name(std::string_view name);
 // naming the known templates and --template when none matches.
 const ChatTemplate& chat_template_from_jinja(std::string_view jinja);
 
+// The template to use: `name` when given (--template), else the one the model's Jinja template names, else
+// plain (a model without a template).
+const ChatTemplate& choose_chat_template(std::string_view name, std::string_view jinja);
+
 // Renders `messages` (roles system/user/assistant; a system message only first; anything else throws naming
 // the message). add_generation_prompt appends the generation prompt for the next reply.
 RenderedChat render_chat(const ChatTemplate& t, std::span<const ChatMessage> messages, bool add_generation_prompt);
