@@ -16,7 +16,8 @@ using test::PieceTokenizer;
 
 class Script {
  public:
-  Script(const Tokenizer& tok, std::vector<std::int32_t> tokens) : vocab_(tok.vocab_size()), tokens_(std::move(tokens)) {}
+  Script(const Tokenizer& tok, std::vector<std::int32_t> tokens)
+      : vocab_(tok.vocab_size()), tokens_(std::move(tokens)) {}
   // Logits [V] pointing at script token i.
   std::span<const float> logits(std::size_t i) {
     logits_.assign(static_cast<std::size_t>(vocab_), 0.0f);
@@ -103,7 +104,8 @@ TEST(DecodeLoop, CutsAtAStopStringAndKeepsTheTokensBeforeIt) {
   EXPECT_EQ(r.result.tokens, std::vector<std::int32_t>(script.begin(), script.begin() + 3));
   EXPECT_EQ(r.result.n_kept, 1u);
   EXPECT_EQ(r.result.kept_bytes, 3u);  // "Hel"
-  EXPECT_EQ(r.fed, std::vector<std::int32_t>(script.begin(), script.begin() + 2));  // "ser:" completed it: not run
+  EXPECT_EQ(r.fed,
+            std::vector<std::int32_t>(script.begin(), script.begin() + 2));  // "ser:" completed it: not run
 }
 
 TEST(DecodeLoop, StopsAtMaxTokensAndRunsAllButTheLast) {

@@ -24,7 +24,11 @@ bool valid_utf8(std::string_view s) {
   std::size_t i = 0;
   while (i < s.size()) {
     const auto b = static_cast<unsigned char>(s[i]);
-    std::size_t n = b < 0x80 ? 1 : (b & 0xE0) == 0xC0 ? 2 : (b & 0xF0) == 0xE0 ? 3 : (b & 0xF8) == 0xF0 ? 4 : 0;
+    std::size_t n = b < 0x80             ? 1
+                    : (b & 0xE0) == 0xC0 ? 2
+                    : (b & 0xF0) == 0xE0 ? 3
+                    : (b & 0xF8) == 0xF0 ? 4
+                                         : 0;
     if (n == 0 || i + n > s.size()) return false;
     for (std::size_t k = 1; k < n; ++k) {
       if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
@@ -40,9 +44,10 @@ bool valid_utf8(std::string_view s) {
 std::vector<std::string> stream_and_check(const Tokenizer& tok, const std::vector<std::int32_t>& context,
                                           const std::vector<std::int32_t>& ids) {
   StreamingDetokenizer d(tok, context);
-  const std::vector<std::int32_t> ctx_tail(context.end() - static_cast<std::ptrdiff_t>(
-                                               std::min(context.size(), StreamingDetokenizer::kContextTokens)),
-                                           context.end());
+  const std::vector<std::int32_t> ctx_tail(
+      context.end() -
+          static_cast<std::ptrdiff_t>(std::min(context.size(), StreamingDetokenizer::kContextTokens)),
+      context.end());
   const std::string ctx_text = tok.decode(ctx_tail);
   std::vector<std::int32_t> all = ctx_tail;
   std::vector<std::string> pieces;
@@ -71,13 +76,15 @@ std::vector<std::string> stream_and_check(const Tokenizer& tok, const std::vecto
 // llama2.c layout (data/llama2c_vocab.hpp); no piece for the emoji or the euro sign, so they fall back to
 // byte tokens.
 std::unique_ptr<Llama2cTokenizer> llama2c_tokenizer() {
-  const test::Llama2cVocab v = test::llama2c_vocab({" t", "he", " the", " a", "an", " an", "nd", " and", " ", "a", "b",
-                                                    "t", "h", "e", "n", "d", "\xC3\xA9", " c", "ca", "f"});
+  const test::Llama2cVocab v =
+      test::llama2c_vocab({" t", "he", " the", " a", "an", " an", "nd",       " and", " ",  "a",
+                           "b",  "t",  "h",    "e",  "n",  "d",   "\xC3\xA9", " c",   "ca", "f"});
   return std::make_unique<Llama2cTokenizer>(v.pieces, v.scores, 16);
 }
 
-const char* kAlphabet[] = {"a", "b", " ", "t", "h", "e", "n", "d", "\xC3\xA9", "\xE2\x82\xAC", "\xF0\x9F\x98\x80",
-                           "\n", "x", "c", "f"};
+const char* kAlphabet[] = {
+    "a",  "b", " ", "t", "h", "e", "n", "d", "\xC3\xA9", "\xE2\x82\xAC", "\xF0\x9F\x98\x80",
+    "\n", "x", "c", "f"};
 
 std::string random_text(Rng& rng, std::size_t max_len) {
   std::string s;
@@ -132,7 +139,8 @@ TEST(StreamingDetokenizer, Llama2cRandomTextsWithAndWithoutContext) {
 
 // A corpus of pseudo-English lines (SentencePiece needs some text to train on).
 std::string sp_corpus() {
-  static const char* words[] = {"the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "and", "then"};
+  static const char* words[] = {"the",  "quick", "brown", "fox", "jumps",
+                                "over", "lazy",  "dog",   "and", "then"};
   Rng rng(3);
   std::string s;
   for (int line = 0; line < 400; ++line) {
@@ -145,18 +153,18 @@ std::string sp_corpus() {
 std::unique_ptr<SentencePieceTokenizer> train_sp(const test::TempDir& dir, bool dummy_prefix) {
   test::write_bytes(dir / "corpus.txt", sp_corpus());
   const std::string prefix = dir / (dummy_prefix ? "dp" : "nodp");
-  auto status = sentencepiece::SentencePieceTrainer::Train(std::unordered_map<std::string, std::string>{
-      {"input", dir / "corpus.txt"},
-      {"model_prefix", prefix},
-      {"vocab_size", "330"},
-      {"byte_fallback", "true"},
-      {"model_type", "bpe"},
-      {"num_threads", "1"},
-      {"minloglevel", "2"},
-      {"character_coverage", "1.0"},
-      {"add_dummy_prefix", dummy_prefix ? "true" : "false"},
-      {"remove_extra_whitespaces", "false"},
-      {"normalization_rule_name", "identity"}});
+  auto status = sentencepiece::SentencePieceTrainer::Train(
+      std::unordered_map<std::string, std::string>{{"input", dir / "corpus.txt"},
+                                                   {"model_prefix", prefix},
+                                                   {"vocab_size", "330"},
+                                                   {"byte_fallback", "true"},
+                                                   {"model_type", "bpe"},
+                                                   {"num_threads", "1"},
+                                                   {"minloglevel", "2"},
+                                                   {"character_coverage", "1.0"},
+                                                   {"add_dummy_prefix", dummy_prefix ? "true" : "false"},
+                                                   {"remove_extra_whitespaces", "false"},
+                                                   {"normalization_rule_name", "identity"}});
   EXPECT_TRUE(status.ok()) << status.ToString();
   return SentencePieceTokenizer::load(prefix + ".model");
 }

@@ -23,7 +23,6 @@ TEST(StopStringFilter, HoldsBackPossibleStopsAndCuts) {
   EXPECT_EQ(g.flush("caf\xC3\xA9!"), "!");
 }
 
-
 TEST(StopStringFilter, FindsAStopStringThatSpansUpdatesAndTheEarliestOfSeveral) {
   StopStringFilter f({"xyz", "yz!"});
   EXPECT_EQ(f.update("abx"), "ab");

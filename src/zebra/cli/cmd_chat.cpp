@@ -7,8 +7,8 @@
 // Templates (generate/chat_template.hpp): --template plain|llama2|chatml|llama3; by default the one the
 // tokenizer's chat template names, else plain ("User: ...\nAssistant:", a reply ends at "\nUser:" or EOS).
 // The turns are generate/conversation.hpp's: when a reply ends in a stop string, the tokens that produced it
-// are taken back out of the cache (InferenceSession::mark/rewind), so the cache holds exactly the conversation
-// as shown.
+// are taken back out of the cache (InferenceSession::mark/rewind), so the cache holds exactly the
+// conversation as shown.
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -44,7 +44,9 @@ struct ChatArgs {
 class SessionChatModel : public ChatModel {
  public:
   SessionChatModel(const ParameterSet<float>& params, SessionOptions options) : session_(params, options) {}
-  std::span<const float> prefill(std::span<const std::int32_t> tokens) override { return session_.prefill(tokens); }
+  std::span<const float> prefill(std::span<const std::int32_t> tokens) override {
+    return session_.prefill(tokens);
+  }
   std::span<const float> decode(std::int32_t token) override { return session_.decode(token); }
   const std::vector<std::int32_t>& tokens() const override { return session_.tokens(); }
   void mark() override { mark_ = session_.mark(); }
@@ -64,9 +66,12 @@ class SessionChatModel : public ChatModel {
 class Chat {
  public:
   Chat(const ChatArgs& a, LoadedModel model)
-      : a_(a), model_(std::move(model)), tok_(load_model_tokenizer(model_)),
+      : a_(a),
+        model_(std::move(model)),
+        tok_(load_model_tokenizer(model_)),
         template_(choose_chat_template(a.chat_template, tok_->chat_template())),
-        session_(model_.params, SessionOptions{a.max_context, a.chunk}), sampler_(a.sampling),
+        session_(model_.params, SessionOptions{a.max_context, a.chunk}),
+        sampler_(a.sampling),
         conversation_(template_, *tok_, session_, sampler_,
                       // llama2.c models mark a new story with BOS.
                       ConversationOptions{a.system, a.n, {tok_->bos_id()}}) {}
@@ -109,8 +114,9 @@ class Chat {
     const DecodeResult& r = t.reply;
     if (a_.stats) {
       const InferenceSession<float>& s = session_.session();
-      std::fprintf(stderr, "[turn: %zu prompt tokens at %.0f tok/s; %zu reply tokens at %.1f tok/s (%s); cache %lld "
-                           "positions, %.1f KiB]\n",
+      std::fprintf(stderr,
+                   "[turn: %zu prompt tokens at %.0f tok/s; %zu reply tokens at %.1f tok/s (%s); cache %lld "
+                   "positions, %.1f KiB]\n",
                    t.n_prompt, static_cast<double>(t.n_prompt) / t.prefill_seconds, r.tokens.size(),
                    r.n_decoded > 0 ? static_cast<double>(r.n_decoded) / r.decode_seconds : 0.0,
                    to_string(r.stop_reason), static_cast<long long>(s.n_past()),
@@ -129,8 +135,8 @@ class Chat {
 
 void run_chat(const ChatArgs& a) {
   if (a.threads > 0) set_num_threads(a.threads);
-  LoadedModel m = load_any_model(a.model, pattern_from_flags(peek_model_config(a.model), a.group_size, a.window),
-                                 a.tokenizer);
+  LoadedModel m = load_any_model(
+      a.model, pattern_from_flags(peek_model_config(a.model), a.group_size, a.window), a.tokenizer);
   Chat chat(a, std::move(m));
   chat.run();
 }
@@ -140,7 +146,8 @@ void run_chat(const ChatArgs& a) {
 void add_chat_command(CLI::App& app) {
   auto a = std::make_shared<ChatArgs>();
   a->sampling.seed = 1;
-  CLI::App* cmd = app.add_subcommand("chat", "Interactive chat on stdin/stdout, keeping the KV cache between turns");
+  CLI::App* cmd =
+      app.add_subcommand("chat", "Interactive chat on stdin/stdout, keeping the KV cache between turns");
   cmd->add_option("model", a->model, "model directory or llama2.c .bin checkpoint")->required();
   std::vector<std::string> names;
   for (const ChatTemplate& t : known_chat_templates()) names.push_back(t.name);
@@ -153,7 +160,8 @@ void add_chat_command(CLI::App& app) {
   cmd->add_option("--chunk", a->chunk, "prefill chunk size in tokens")->check(CLI::PositiveNumber);
   cmd->add_option("--group-size", a->group_size, "run the model re-laid as Zebra with this group size L")
       ->check(CLI::PositiveNumber);
-  cmd->add_option("--window", a->window, "local-attention window for --group-size")->check(CLI::PositiveNumber);
+  cmd->add_option("--window", a->window, "local-attention window for --group-size")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--tokenizer", a->tokenizer, "tokenizer file (default: the one in or beside the model)")
       ->check(CLI::ExistingFile);
   cmd->add_option("--max-context", a->max_context, "most positions the KV cache may hold (0 = unlimited)")

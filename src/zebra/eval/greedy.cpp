@@ -5,8 +5,9 @@
 
 namespace zebra {
 
-std::vector<std::int32_t> greedy_continue(InferenceSession<float>& session, std::span<const std::int32_t> prompt,
-                                          std::int64_t max_new_tokens, std::int32_t stop_token) {
+std::vector<std::int32_t> greedy_continue(InferenceSession<float>& session,
+                                          std::span<const std::int32_t> prompt, std::int64_t max_new_tokens,
+                                          std::int32_t stop_token) {
   ZEBRA_CHECK(!prompt.empty(), "greedy decoding needs a prompt of at least one token");
   session.reset();
   const std::span<const float> logits = session.prefill(prompt);
@@ -14,7 +15,8 @@ std::vector<std::int32_t> greedy_continue(InferenceSession<float>& session, std:
   DecodeOptions o;
   o.max_new_tokens = max_new_tokens;
   if (stop_token >= 0) o.stop_tokens = {stop_token};
-  DecodeResult r = decode_loop(logits, greedy, [&](std::int32_t t) { return session.decode(t); }, o);
+  DecodeResult r = decode_loop(
+      logits, greedy, [&](std::int32_t t) { return session.decode(t); }, o);
   r.tokens.resize(r.n_kept);
   return r.tokens;
 }

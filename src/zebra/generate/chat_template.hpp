@@ -46,12 +46,12 @@ struct ChatTemplate {
   std::string user_prefix_after_system;  // llama2 folds the system prompt into the first [INST]
   std::string generation_prompt;
   std::string assistant_prefix;
-  std::string end_of_turn;  // the marker that ends a reply (inside the assistant span)
-  std::string after_turn;   // text after the marker (outside the span)
-  std::string bos_text, eos_text;           // text standing for the BOS / EOS ids ("" = none)
-  bool system_needs_user = false;           // the system prompt opens the first user message (llama2)
-  std::vector<std::string> stop_strings;    // a reply ends where one of these begins
-  std::vector<std::string> jinja_markers;   // all present in a Jinja template = this template
+  std::string end_of_turn;                 // the marker that ends a reply (inside the assistant span)
+  std::string after_turn;                  // text after the marker (outside the span)
+  std::string bos_text, eos_text;          // text standing for the BOS / EOS ids ("" = none)
+  bool system_needs_user = false;          // the system prompt opens the first user message (llama2)
+  std::vector<std::string> stop_strings;   // a reply ends where one of these begins
+  std::vector<std::string> jinja_markers;  // all present in a Jinja template = this template
 
   // What the model writes before the content after the generation prompt (" " for plain and llama2).
   std::string_view reply_prefix() const;
@@ -73,29 +73,33 @@ const ChatTemplate& choose_chat_template(std::string_view name, std::string_view
 
 // Renders `messages` (roles system/user/assistant; a system message only first; anything else throws naming
 // the message). add_generation_prompt appends the generation prompt for the next reply.
-RenderedChat render_chat(const ChatTemplate& t, std::span<const ChatMessage> messages, bool add_generation_prompt);
+RenderedChat render_chat(const ChatTemplate& t, std::span<const ChatMessage> messages,
+                         bool add_generation_prompt);
 
 // What follows a reply's text when the conversation goes on with `next` (user messages, say): the reply's
 // end-of-turn marker, what comes after it, and the rendering of `next` (with the generation prompt when
-// asked). `history` ends with that reply as an assistant message. For a chat that keeps the reply as the model
-// wrote it in its cache, which may differ from how the template renders the content (a missing leading space):
-// render(history + next).text == the text before the reply's content + content + render_after_reply(...).
+// asked). `history` ends with that reply as an assistant message. For a chat that keeps the reply as the
+// model wrote it in its cache, which may differ from how the template renders the content (a missing leading
+// space): render(history + next).text == the text before the reply's content + content +
+// render_after_reply(...).
 std::string render_after_reply(const ChatTemplate& t, std::span<const ChatMessage> history,
                                std::span<const ChatMessage> next, bool add_generation_prompt);
 
 // Tokens of rendered text: bos_text / eos_text become the tokenizer's BOS / EOS ids, the text between them
 // goes through tokenizer.encode() (one call per run of text).
-std::vector<std::int32_t> encode_chat_text(const ChatTemplate& t, const Tokenizer& tokenizer, std::string_view text);
+std::vector<std::int32_t> encode_chat_text(const ChatTemplate& t, const Tokenizer& tokenizer,
+                                           std::string_view text);
 
 struct EncodedChat {
   std::vector<std::int32_t> tokens;
-  std::vector<std::uint8_t> assistant;  // per token: 1 inside an assistant span (content + end-of-turn marker)
+  // Per token: 1 inside an assistant span (content + end-of-turn marker), else 0.
+  std::vector<std::uint8_t> assistant;
 };
 
 // Tokens and the assistant mask of a rendering: the text is cut at the span boundaries and each piece is
 // encoded on its own (encode_chat_text), so every token lies wholly inside or outside a span, as a reply
-// generated after the generation prompt does. (A tokenizer that adds a dummy prefix per encode() call adds one
-// per piece.)
+// generated after the generation prompt does. (A tokenizer that adds a dummy prefix per encode() call adds
+// one per piece.)
 EncodedChat encode_chat(const ChatTemplate& t, const Tokenizer& tokenizer, const RenderedChat& chat);
 
 // The ids that end a reply: EOS, and every stop string that encodes to a single token ("<|im_end|>" with a

@@ -28,14 +28,15 @@ namespace zebra {
 class ChatModel {
  public:
   virtual ~ChatModel() = default;
-  // Runs `tokens` (at least one) after the cache; returns the logits [V] of the last (valid until the next call).
+  // Runs `tokens` (at least one) after the cache; returns the logits [V] of the last (valid until the next
+  // call).
   virtual std::span<const float> prefill(std::span<const std::int32_t> tokens) = 0;
   virtual std::span<const float> decode(std::int32_t token) = 0;
   virtual const std::vector<std::int32_t>& tokens() const = 0;  // what the cache holds
-  virtual void mark() = 0;    // remembers this point
-  virtual void rewind() = 0;  // returns to the last mark
-  virtual void reset() = 0;   // empties the cache
-  virtual std::int64_t room() const = 0;  // positions the cache can still take
+  virtual void mark() = 0;                                      // remembers this point
+  virtual void rewind() = 0;                                    // returns to the last mark
+  virtual void reset() = 0;                                     // empties the cache
+  virtual std::int64_t room() const = 0;                        // positions the cache can still take
 };
 
 struct ConversationOptions {

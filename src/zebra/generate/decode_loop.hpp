@@ -30,7 +30,7 @@ struct DecodeOptions {
   // Where the text goes. Without a detokenizer there is no text (and stop strings are refused).
   StreamingDetokenizer* detokenizer = nullptr;
   std::function<void(const std::string&)> on_text;  // each newly final piece of text
-  std::function<void(std::int32_t)> on_token;        // each sampled token that is not a stop token
+  std::function<void(std::int32_t)> on_token;       // each sampled token that is not a stop token
 };
 
 enum class StopReason { kStopToken, kStopString, kLength };

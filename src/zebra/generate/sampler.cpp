@@ -13,23 +13,29 @@ std::int32_t Sampler::argmax(std::span<const float> logits) {
 std::size_t Sampler::filter(std::span<float> logits, std::span<const std::int32_t> history) {
   const std::int64_t vocab = static_cast<std::int64_t>(logits.size());
   if (options_.repetition_penalty != 1.0 && !history.empty()) {
-    const std::size_t n = std::min(history.size(), static_cast<std::size_t>(std::max<std::int64_t>(0, options_.repeat_last_n)));
+    const std::size_t n =
+        std::min(history.size(), static_cast<std::size_t>(std::max<std::int64_t>(0, options_.repeat_last_n)));
     std::unordered_set<std::int32_t> seen(history.end() - static_cast<std::ptrdiff_t>(n), history.end());
     for (std::int32_t t : seen) {
       if (t < 0 || t >= vocab) continue;
       float& l = logits[static_cast<std::size_t>(t)];
-      l = l > 0 ? static_cast<float>(l / options_.repetition_penalty) : static_cast<float>(l * options_.repetition_penalty);
+      l = l > 0 ? static_cast<float>(l / options_.repetition_penalty)
+                : static_cast<float>(l * options_.repetition_penalty);
     }
   }
   if (options_.temperature <= 0.0) return 0;
   candidates_.clear();
-  for (std::int64_t i = 0; i < vocab; ++i) candidates_.emplace_back(logits[static_cast<std::size_t>(i)], static_cast<std::int32_t>(i));
+  for (std::int64_t i = 0; i < vocab; ++i)
+    candidates_.emplace_back(logits[static_cast<std::size_t>(i)], static_cast<std::int32_t>(i));
   // Descending by logit, ties by id: deterministic.
-  auto by_logit = [](const auto& a, const auto& b) { return a.first != b.first ? a.first > b.first : a.second < b.second; };
+  auto by_logit = [](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first > b.first : a.second < b.second;
+  };
   std::size_t keep = candidates_.size();
   if (options_.top_k > 0 && static_cast<std::size_t>(options_.top_k) < keep) {
     keep = static_cast<std::size_t>(options_.top_k);
-    std::partial_sort(candidates_.begin(), candidates_.begin() + static_cast<std::ptrdiff_t>(keep), candidates_.end(), by_logit);
+    std::partial_sort(candidates_.begin(), candidates_.begin() + static_cast<std::ptrdiff_t>(keep),
+                      candidates_.end(), by_logit);
   } else {
     std::sort(candidates_.begin(), candidates_.end(), by_logit);
   }
@@ -38,7 +44,8 @@ std::size_t Sampler::filter(std::span<float> logits, std::span<const std::int32_
   const double max_logit = candidates_.front().first;
   probs_.resize(keep);
   double sum = 0.0;
-  for (std::size_t i = 0; i < keep; ++i) sum += probs_[i] = std::exp(static_cast<double>(candidates_[i].first) - max_logit);
+  for (std::size_t i = 0; i < keep; ++i)
+    sum += probs_[i] = std::exp(static_cast<double>(candidates_[i].first) - max_logit);
   if (options_.top_p < 1.0) {
     double cum = 0.0;
     std::size_t n = 0;

@@ -13,10 +13,10 @@
 namespace zebra {
 
 struct SamplerOptions {
-  double temperature = 0.8;   // 0 = greedy
-  std::int64_t top_k = 40;    // 0 = off
-  double top_p = 0.95;        // 1 = off
-  double min_p = 0.0;         // 0 = off; keep tokens with p >= min_p * p_max
+  double temperature = 0.8;         // 0 = greedy
+  std::int64_t top_k = 40;          // 0 = off
+  double top_p = 0.95;              // 1 = off
+  double min_p = 0.0;               // 0 = off; keep tokens with p >= min_p * p_max
   double repetition_penalty = 1.0;  // 1 = off; CTRL-style: positive logits divided, negative multiplied
   std::int64_t repeat_last_n = 64;  // tokens of history the penalty looks at
   std::uint64_t seed = 0;

@@ -15,9 +15,12 @@ inline std::size_t incomplete_utf8_tail(std::string_view text) {
     const auto b = static_cast<unsigned char>(text[n - back]);
     if ((b & 0xC0) == 0x80) continue;  // continuation byte: look further back
     std::size_t need = 1;
-    if ((b & 0xE0) == 0xC0) need = 2;
-    else if ((b & 0xF0) == 0xE0) need = 3;
-    else if ((b & 0xF8) == 0xF0) need = 4;
+    if ((b & 0xE0) == 0xC0)
+      need = 2;
+    else if ((b & 0xF0) == 0xE0)
+      need = 3;
+    else if ((b & 0xF8) == 0xF0)
+      need = 4;
     return need > back ? back : 0;
   }
   return 0;
