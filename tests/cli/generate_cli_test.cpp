@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "cli/cli_util.hpp"
 #include "test_paths.hpp"
@@ -141,6 +142,52 @@ TEST_F(GenerateCli, ChatKeepsTheConversation) {
   std::size_t turns = 0;
   for (std::size_t at = r.output.find("[turn:"); at != std::string::npos; at = r.output.find("[turn:", at + 1)) ++turns;
   EXPECT_EQ(turns, 3u) << r.output;
+}
+
+// The "[turn: P prompt tokens ...; R reply tokens ... (stop); cache C positions" lines of zebra chat.
+struct TurnStats {
+  long prompt = 0, reply = 0, cache = 0;
+  std::string stop;
+};
+std::vector<TurnStats> turn_stats(const std::string& output) {
+  std::vector<TurnStats> v;
+  for (std::size_t at = output.find("[turn:"); at != std::string::npos; at = output.find("[turn:", at + 1)) {
+    TurnStats t;
+    const std::string line = output.substr(at, output.find('\n', at) - at);
+    t.prompt = std::stol(line.substr(7));
+    const std::size_t r = line.find("; ", line.find("tok/s")) + 2;
+    t.reply = std::stol(line.substr(r));
+    const std::size_t open = line.find('(', r), close = line.find(')', open);
+    t.stop = line.substr(open + 1, close - open - 1);
+    t.cache = std::stol(line.substr(line.find("cache ") + 6));
+    v.push_back(t);
+  }
+  return v;
+}
+
+TEST_F(GenerateCli, ChatTemplatesByNameAndTheCacheGrowsByWhatATurnAdds) {
+  if (!test::shared_available()) GTEST_SKIP() << "../shared not present";
+  std::ofstream(path("turns.txt")) << "Hi\nWhat next?\n/exit\n";
+  for (const char* name : {"plain", "llama2", "chatml", "llama3"}) {
+    SCOPED_TRACE(name);
+    const auto r = run_zebra("chat " + stories_bin() + " -n 12 --threads 1 --temperature 0 --template " +
+                             name + " --system 'Be brief.' < " + path("turns.txt"));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_NE(r.output.find(std::string("template ") + name), std::string::npos) << r.output;
+    const std::vector<TurnStats> t = turn_stats(r.output);
+    ASSERT_EQ(t.size(), 2u) << r.output;
+    // A reply that ran to its length is kept whole, one that ended at a stop token without it: the cache
+    // holds every turn's prompt and reply tokens, and the second turn runs only its own tokens (the end of
+    // turn and the new message).
+    auto kept = [](const TurnStats& s) { return s.stop == "stop token" ? s.reply - 1 : s.reply; };
+    for (const TurnStats& s : t) EXPECT_NE(s.stop, "stop string") << r.output;  // (then the cut decides)
+    EXPECT_EQ(t[0].cache, t[0].prompt + kept(t[0])) << r.output;
+    EXPECT_EQ(t[1].cache, t[0].cache + t[1].prompt + kept(t[1])) << r.output;
+    EXPECT_LT(t[1].prompt, t[0].cache) << r.output;  // less than running the conversation again
+  }
+  const auto bad = run_zebra("chat " + stories_bin() + " --template vicuna < " + path("turns.txt"));
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.output.find("chatml"), std::string::npos) << bad.output;  // the known names are listed
 }
 
 }  // namespace

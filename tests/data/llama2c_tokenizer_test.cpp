@@ -5,6 +5,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "data/llama2c_vocab.hpp"
 #include "data/temp_dir.hpp"
 #include "test_paths.hpp"
 #include "zebra/util/atomic_file.hpp"
@@ -65,26 +66,12 @@ std::vector<std::int32_t> reference_encode(const Llama2cTokenizer& t, const std:
 
 // A small vocabulary in llama2.c's layout: <unk>, BOS, EOS, 256 byte pieces, then merges.
 std::unique_ptr<Llama2cTokenizer> small_vocab() {
-  std::vector<std::string> pieces = {"<unk>", "\n<s>\n", "\n</s>\n"};
-  std::vector<float> scores = {0, 0, 0};
-  for (int b = 0; b < 256; ++b) {
-    char name[8];
-    std::snprintf(name, sizeof(name), "<0x%02X>", b);
-    pieces.emplace_back(name);
-    scores.push_back(0);
-  }
-  const char* merges[] = {" t", "he",  " the", " a", "an",  " an", "nd",       " and",
-                          "aa", "aaa", "ab",   "ba", "bab", "aba", " ",        "a",
-                          "b",  "t",   "h",    "e",  "n",   "d",   "\xC3\xA9", "\xE2\x98\x83"};
-  float s = 0;
-  for (const char* m : merges) {
-    pieces.emplace_back(m);
-    scores.push_back(s);
-    s -= 1;
-  }
+  test::Llama2cVocab v = test::llama2c_vocab({" t", "he",  " the", " a", "an",  " an", "nd",       " and",
+                                              "aa", "aaa", "ab",   "ba", "bab", "aba", " ",        "a",
+                                              "b",  "t",   "h",    "e",  "n",   "d",   "\xC3\xA9", "\xE2\x98\x83"});
   // Equal scores, to exercise the leftmost tie-break.
-  scores[pieces.size() - 12] = scores[pieces.size() - 13];
-  return std::make_unique<Llama2cTokenizer>(pieces, scores, 16);
+  v.scores[v.pieces.size() - 12] = v.scores[v.pieces.size() - 13];
+  return std::make_unique<Llama2cTokenizer>(v.pieces, v.scores, 16);
 }
 
 TEST(Llama2cTokenizer, MatchesReferenceOnRandomText) {

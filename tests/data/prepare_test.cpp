@@ -4,6 +4,7 @@
 
 #include <filesystem>
 
+#include "data/llama2c_vocab.hpp"
 #include "data/temp_dir.hpp"
 #include "zebra/data/llama2c_tokenizer.hpp"
 #include "zebra/data/token_dataset.hpp"
@@ -168,19 +169,9 @@ TEST(Prepare, ExistingTokenizerIsCopied) {
   TempDir dir;
   auto docs = write_corpus(dir / "corpus");
   // A byte-level llama2.c vocabulary (every text encodes through byte fallback plus a few merges).
-  std::vector<std::string> pieces = {"<unk>", "\n<s>\n", "\n</s>\n"};
-  std::vector<float> scores = {0, 0, 0};
-  for (int b = 0; b < 256; ++b) {
-    char name[8];
-    std::snprintf(name, sizeof(name), "<0x%02X>", b);
-    pieces.emplace_back(name);
-    scores.push_back(0);
-  }
-  for (const char* p : {" ", "e", "t", "h", "th", "the", " the", "a", "n", "d", "an", "and", " and"}) {
-    pieces.emplace_back(p);
-    scores.push_back(-static_cast<float>(pieces.size()));
-  }
-  Llama2cTokenizer l2c(pieces, scores, 8);
+  const test::Llama2cVocab v =
+      test::llama2c_vocab({" ", "e", "t", "h", "th", "the", " the", "a", "n", "d", "an", "and", " and"});
+  Llama2cTokenizer l2c(v.pieces, v.scores, 8);
   l2c.save(dir / "my_tokenizer.bin");
   write_bytes(dir / "out/tokenizer.model", "stale tokenizer of the other kind");
   PrepareOptions o = base_options(dir, "out");

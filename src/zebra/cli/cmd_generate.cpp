@@ -11,6 +11,7 @@
 #include <iostream>
 #include <iterator>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -19,9 +20,9 @@
 #include "zebra/util/format.hpp"
 #include "zebra/cli/sampling_options.hpp"
 #include "zebra/cli/weights_option.hpp"
-#include "zebra/data/sentencepiece_tokenizer.hpp"
 #include "zebra/data/tokenizer.hpp"
 #include "zebra/io/model_loader.hpp"
+#include "zebra/generate/decode_loop.hpp"
 #include "zebra/model/generator.hpp"
 #include "zebra/util/error.hpp"
 #include "zebra/util/rng.hpp"
@@ -44,32 +45,6 @@ struct GenerateArgs {
 };
 
 std::string read_all(std::istream& in) { return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()}; }
-
-// The text of generated ids for streaming: the concatenation of Tokenizer::piece(), which is prefix-stable
-// (unlike decode(), whose handling of incomplete byte runs changes as tokens arrive). The first piece loses
-// its leading space when it opens the text (nothing but BOS before it) and the tokenizer adds a dummy
-// prefix, as decode() does.
-class StreamText {
- public:
-  StreamText(const Tokenizer* tok, bool at_start) : tok_(tok) {
-    strip_first_ = at_start;
-    if (const auto* sp = dynamic_cast<const SentencePieceTokenizer*>(tok)) strip_first_ = at_start && sp->add_dummy_prefix();
-  }
-  const std::string& operator()(const std::vector<std::int32_t>& ids) {
-    for (; done_ < ids.size(); ++done_) {
-      std::string p = tok_ != nullptr ? tok_->piece(ids[done_]) : " " + std::to_string(ids[done_]);
-      if (done_ == 0 && strip_first_ && !p.empty() && p[0] == ' ') p.erase(0, 1);
-      text_ += p;
-    }
-    return text_;
-  }
-
- private:
-  const Tokenizer* tok_;
-  bool strip_first_ = false;
-  std::size_t done_ = 0;
-  std::string text_;
-};
 
 void run_generate(const GenerateArgs& a) {
   if (a.threads > 0) set_num_threads(a.threads);
@@ -164,18 +139,24 @@ void run_generate(const GenerateArgs& a) {
   const double prefill_s = prefill_timer.seconds();
 
   Sampler sampler(a.sampling);
-  GenerateOptions go;
+  DecodeOptions go;
   go.max_new_tokens = n_new;
   if (!a.ignore_eos) go.stop_tokens = {eos, bos};  // llama2.c models mark a new story with BOS
   go.stop_strings = a.stops;
-  StreamText stream(tok.get(), prompt_text.empty());
-  GenerateResult r = generate_text(
-      session, sampler, logits, go, [&](const std::vector<std::int32_t>& g) { return stream(g); },
-      [&](const std::string& piece) {
-        if (a.quiet) return;
-        std::fwrite(piece.data(), 1, piece.size(), stdout);
-        std::fflush(stdout);
-      });
+  ZEBRA_CHECK(tok != nullptr || go.stop_strings.empty(), "generate: --stop needs a tokenizer (--tokenizer FILE)");
+  // The continuation is spaced as it follows the prompt (the BOS alone when there is no prompt text).
+  std::optional<StreamingDetokenizer> detok;
+  if (tok) detok.emplace(*tok, ids);
+  go.detokenizer = detok ? &*detok : nullptr;
+  auto print = [&](const std::string& piece) {
+    if (a.quiet) return;
+    std::fwrite(piece.data(), 1, piece.size(), stdout);
+    std::fflush(stdout);
+  };
+  go.on_text = print;
+  if (!tok) go.on_token = [&](std::int32_t t) { print(" " + std::to_string(t)); };  // no tokenizer: the ids
+  const DecodeResult r = decode_loop(
+      logits, sampler, [&](std::int32_t t) { return session.decode(t); }, go, session.tokens());
   if (!a.quiet) std::fputs("\n", stdout);
   std::fflush(stdout);
 
@@ -186,7 +167,7 @@ void run_generate(const GenerateArgs& a) {
   std::fprintf(stderr, "decode:  %lld tokens in %.3f s = %.1f tok/s (%lld sampled, stop: %s)\n",
                static_cast<long long>(r.n_decoded), r.decode_seconds,
                r.n_decoded > 0 ? static_cast<double>(r.n_decoded) / r.decode_seconds : 0.0,
-               static_cast<long long>(r.tokens.size()), r.stop_reason.c_str());
+               static_cast<long long>(r.tokens.size()), to_string(r.stop_reason));
   const double full = static_cast<double>(cache.full_attention_bytes(session.n_past()));
   std::fprintf(stderr,
                "kv cache: %s used, %s allocated at %lld positions (%lld bytes used); a full-attention cache: %s "

@@ -81,7 +81,7 @@ void run_train(TrainArgs& a) {
   std::printf("checkpoint: %s\n", r.final_checkpoint.c_str());
   if (a.samples > 0 && !o.tokenizer_file.empty()) {
     std::unique_ptr<Tokenizer> tok = load_tokenizer(o.tokenizer_file);
-    Transformer<float> model(load_model_dir(r.final_checkpoint));
+    const ParameterSet<float> params = load_model_dir(r.final_checkpoint);
     SamplerOptions so;
     so.temperature = 0.8;
     so.top_k = 40;
@@ -90,7 +90,7 @@ void run_train(TrainArgs& a) {
     Sampler sampler(so);
     std::printf("samples (temperature 0.8, top-k 40, top-p 0.95):\n");
     for (std::int64_t i = 0; i < a.samples; ++i) {
-      std::string text = sample_text_uncached(model, *tok, a.sample_prompt, a.sample_tokens, o.seq_len, sampler, true);
+      std::string text = sample_text(params, *tok, a.sample_prompt, a.sample_tokens, o.seq_len, sampler, true);
       std::printf("  %s%s\n", a.sample_prompt.c_str(), text.c_str());
     }
   }

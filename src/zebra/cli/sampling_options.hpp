@@ -3,7 +3,7 @@
 
 #include <CLI/CLI.hpp>
 
-#include "zebra/model/sampler.hpp"
+#include "zebra/generate/sampler.hpp"
 
 namespace zebra {
 

@@ -26,6 +26,9 @@ class Tokenizer {
   virtual std::string file_name() const = 0;
   // Writes the tokenizer file to `path`.
   virtual void save(const std::string& path) const = 0;
+  // The model's chat template as a Jinja string (GGUF tokenizer.chat_template, Hugging Face
+  // tokenizer_config.json), "" when the vocabulary carries none.
+  virtual std::string chat_template() const { return {}; }
 };
 
 // Loads a tokenizer by file type: a SentencePiece model ("*.model") or a llama2.c "tokenizer.bin"

@@ -15,7 +15,6 @@
 #include "zebra/util/error.hpp"
 #include "zebra/util/rng.hpp"
 #include "zebra/util/threads.hpp"
-#include "zebra/util/timer.hpp"
 
 namespace zebra {
 
@@ -347,117 +346,5 @@ void InferenceSession<T>::forward_rows(const std::vector<Segment>& segments, T* 
 
 template class InferenceSession<float>;
 template class InferenceSession<double>;
-
-// ---------------------------------------------------------------------------------------------------------
-
-namespace {
-
-// Length of the longest suffix of `text` that is a proper prefix of `stop`.
-std::size_t partial_suffix(const std::string& text, const std::string& stop) {
-  const std::size_t max_len = std::min(text.size(), stop.empty() ? 0 : stop.size() - 1);
-  for (std::size_t len = max_len; len > 0; --len) {
-    if (text.compare(text.size() - len, len, stop, 0, len) == 0) return len;
-  }
-  return 0;
-}
-
-// Bytes at the end of `text` that start a UTF-8 character not yet complete.
-std::size_t incomplete_utf8_tail(const std::string& text) {
-  const std::size_t n = text.size();
-  for (std::size_t back = 1; back <= std::min<std::size_t>(3, n); ++back) {
-    const auto b = static_cast<unsigned char>(text[n - back]);
-    if ((b & 0xC0) == 0x80) continue;  // continuation byte: look further back
-    std::size_t need = 1;
-    if ((b & 0xE0) == 0xC0) need = 2;
-    else if ((b & 0xF0) == 0xE0) need = 3;
-    else if ((b & 0xF8) == 0xF0) need = 4;
-    return need > back ? back : 0;
-  }
-  return 0;
-}
-
-}  // namespace
-
-std::string StopStringFilter::update(const std::string& text) {
-  if (stopped_) return {};
-  std::size_t longest = 0;
-  for (const std::string& s : stops_) longest = std::max(longest, s.size());
-  // A stop string that ends in the new text starts at or after emitted_ - (longest - 1): earlier text was
-  // emitted only when no stop string could start there.
-  const std::size_t from = emitted_ >= longest ? emitted_ - longest + 1 : 0;
-  std::size_t cut = std::string::npos;
-  for (const std::string& s : stops_) {
-    if (s.empty()) continue;
-    const std::size_t at = text.find(s, from);
-    if (at != std::string::npos) cut = std::min(cut, at);
-  }
-  std::string out;
-  if (cut != std::string::npos) {
-    stopped_ = true;
-    if (cut > emitted_) out = text.substr(emitted_, cut - emitted_);
-    emitted_ = std::max(emitted_, cut);
-    return out;
-  }
-  std::size_t hold = incomplete_utf8_tail(text);
-  for (const std::string& s : stops_) hold = std::max(hold, partial_suffix(text, s));
-  const std::size_t safe = text.size() - hold;
-  if (safe > emitted_) {
-    out = text.substr(emitted_, safe - emitted_);
-    emitted_ = safe;
-  }
-  return out;
-}
-
-std::string StopStringFilter::flush(const std::string& text) {
-  if (stopped_ || text.size() <= emitted_) return {};
-  std::string out = text.substr(emitted_);
-  emitted_ = text.size();
-  return out;
-}
-
-GenerateResult generate_text(InferenceSession<float>& session, Sampler& sampler, std::span<const float> logits,
-                             const GenerateOptions& options,
-                             const std::function<std::string(const std::vector<std::int32_t>&)>& detokenize,
-                             const std::function<void(const std::string&)>& on_text) {
-  GenerateResult result;
-  StopStringFilter filter(options.stop_strings);
-  std::vector<float> work(logits.begin(), logits.end());
-  std::vector<std::int32_t> history(session.tokens());
-  std::string text;
-  result.stop_reason = "length";
-  for (std::int64_t step = 0; step < options.max_new_tokens; ++step) {
-    const std::int32_t t = sampler.sample(work, history);
-    result.tokens.push_back(t);
-    if (std::find(options.stop_tokens.begin(), options.stop_tokens.end(), t) != options.stop_tokens.end()) {
-      result.stop_reason = "stop token";
-      break;
-    }
-    history.push_back(t);
-    text = detokenize(result.tokens);
-    const std::string piece = filter.update(text);
-    if (!piece.empty()) {
-      result.text += piece;
-      if (on_text) on_text(piece);
-    }
-    if (filter.stopped()) {
-      result.stop_reason = "stop string";
-      break;
-    }
-    if (step + 1 == options.max_new_tokens) break;
-    Timer timer;
-    const std::span<const float> next = session.decode(t);
-    result.decode_seconds += timer.seconds();
-    ++result.n_decoded;
-    work.assign(next.begin(), next.end());
-  }
-  if (!filter.stopped()) {
-    const std::string rest = filter.flush(text);
-    if (!rest.empty()) {
-      result.text += rest;
-      if (on_text) on_text(rest);
-    }
-  }
-  return result;
-}
 
 }  // namespace zebra

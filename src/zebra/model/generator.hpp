@@ -24,7 +24,6 @@
 #include "zebra/model/config.hpp"
 #include "zebra/model/kv_cache.hpp"
 #include "zebra/model/params.hpp"
-#include "zebra/model/sampler.hpp"
 #include "zebra/model/weights.hpp"
 #include "zebra/ops/rope.hpp"
 #include "zebra/util/aligned_buffer.hpp"
@@ -148,48 +147,5 @@ class InferenceSession {
   AlignedBuffer<T> x_, xn_, rstd_, qkv_, att_, h_, gu_, act_;
   std::vector<T> batch_logits_;  // [inputs, V] of the last run()
 };
-
-// Stop strings over streamed text: holds back text that could still turn into a stop string (and an
-// incomplete trailing UTF-8 character), and cuts the text where a stop string begins.
-class StopStringFilter {
- public:
-  explicit StopStringFilter(std::vector<std::string> stops) : stops_(std::move(stops)) {}
-  // `text` is the whole generated text so far (each call extends the previous one). Returns the newly
-  // final text; after a stop string was found, stopped() is true and the text before it has been returned.
-  std::string update(const std::string& text);
-  // The rest of the text once generation ended without a stop string.
-  std::string flush(const std::string& text);
-  bool stopped() const { return stopped_; }
-  std::size_t emitted() const { return emitted_; }
-
- private:
-  std::vector<std::string> stops_;
-  std::size_t emitted_ = 0;
-  bool stopped_ = false;
-};
-
-struct GenerateOptions {
-  std::int64_t max_new_tokens = 256;
-  std::vector<std::int32_t> stop_tokens;  // e.g. EOS: generation ends when one is sampled (not emitted)
-  std::vector<std::string> stop_strings;  // generation ends when the text contains one (cut before it)
-};
-
-struct GenerateResult {
-  std::vector<std::int32_t> tokens;  // every sampled token, including a final stop token
-  std::string text;                  // the emitted text (stop string excluded)
-  std::string stop_reason;           // "stop token", "stop string", "length"
-  std::int64_t n_decoded = 0;        // tokens run through the model by decode()
-  double decode_seconds = 0.0;       // time in decode() calls
-};
-
-// Samples continuations from `logits` (the session's last logits), feeding each sampled token back with
-// decode() except the last one (a stop token, or the token that reached max_new_tokens or completed a
-// stop string), which is left to the caller. detokenize(ids) gives the text of the generated ids so far
-// (it must be prefix-stable: the text of ids[0..k) is a prefix of the text of ids[0..k+1)); on_text is
-// called with each newly final piece of text.
-GenerateResult generate_text(InferenceSession<float>& session, Sampler& sampler, std::span<const float> logits,
-                             const GenerateOptions& options,
-                             const std::function<std::string(const std::vector<std::int32_t>&)>& detokenize,
-                             const std::function<void(const std::string&)>& on_text);
 
 }  // namespace zebra

@@ -1,21 +1,21 @@
-// Text samples from a model without a KV cache: each new token re-runs the whole context (at most
-// the model's training length). Cheap enough for showing what a small model learned; generation
-// with a cache lives in model/generator.hpp.
+// Text samples from a model during or after training (what a small model learned), decoded with the KV
+// cache through the one decode loop (generate/decode_loop.hpp).
 #pragma once
 
 #include <cstdint>
 #include <string>
 
 #include "zebra/data/tokenizer.hpp"
-#include "zebra/model/sampler.hpp"
-#include "zebra/model/transformer.hpp"
+#include "zebra/generate/sampler.hpp"
+#include "zebra/model/params.hpp"
 
 namespace zebra {
 
-// Continues `prompt` (BOS is prepended) by up to `max_new_tokens` tokens; stops at EOS or a newline
-// when `stop_at_newline`. Returns the generated text only.
-std::string sample_text_uncached(Transformer<float>& model, const Tokenizer& tokenizer, const std::string& prompt,
-                                 std::int64_t max_new_tokens, std::int64_t max_context, Sampler& sampler,
-                                 bool stop_at_newline = false);
+// Continues `prompt` (BOS is prepended) by up to `max_new_tokens` tokens, within `max_context` positions
+// (prompt included; 0 = no limit); stops at EOS, and at a newline when `stop_at_newline`. Returns the
+// generated text only, spaced as it continues the prompt.
+std::string sample_text(const ParameterSet<float>& params, const Tokenizer& tokenizer,
+                        const std::string& prompt, std::int64_t max_new_tokens, std::int64_t max_context,
+                        Sampler& sampler, bool stop_at_newline = false);
 
 }  // namespace zebra
