@@ -119,27 +119,30 @@ std::uint16_t double_to_f16(double x) { return float_to_f16(round_to_odd_float(x
 
 namespace {
 
+// dst[i] = the i-th S stored (unaligned) at p.
+template <typename S, typename T>
+void widen(const unsigned char* p, T* dst, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) {
+    S v;
+    std::memcpy(&v, p + sizeof(S) * i, sizeof(S));
+    dst[i] = static_cast<T>(v);
+  }
+}
+
 template <typename T>
 void convert_floating_to(DType d, const void* src, T* dst, std::size_t n) {
+  if (n == 0 && !dtype_is_quantized(d)) return;  // src and dst may be null: memcpy must not see them
   const auto* p = static_cast<const unsigned char*>(src);
   switch (d) {
     case DType::kF32:
       if constexpr (std::is_same_v<T, float>) {
         std::memcpy(dst, src, n * sizeof(float));
       } else {
-        for (std::size_t i = 0; i < n; ++i) {
-          float v;
-          std::memcpy(&v, p + 4 * i, 4);
-          dst[i] = static_cast<T>(v);
-        }
+        widen<float>(p, dst, n);
       }
       return;
     case DType::kF64:
-      for (std::size_t i = 0; i < n; ++i) {
-        double v;
-        std::memcpy(&v, p + 8 * i, 8);
-        dst[i] = static_cast<T>(v);
-      }
+      widen<double>(p, dst, n);
       return;
     case DType::kF16:
     case DType::kBF16:

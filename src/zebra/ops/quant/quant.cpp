@@ -181,7 +181,7 @@ void quantize_row(DType dtype, const float* src, void* dst, std::int64_t n) {
   auto* p = static_cast<unsigned char*>(dst);
   switch (dtype) {
     case DType::kF32:
-      std::memcpy(dst, src, static_cast<std::size_t>(n) * sizeof(float));
+      if (n > 0) std::memcpy(dst, src, static_cast<std::size_t>(n) * sizeof(float));
       return;
     case DType::kF16:
     case DType::kBF16:
