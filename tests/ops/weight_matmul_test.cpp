@@ -1,19 +1,23 @@
-// Typed weight products (ops/weight_matmul.hpp) and the 16-bit conversions (ops/convert.hpp) on every SIMD path
-// this CPU runs, against the double reference (ops/ref/weight_matmul_ref.hpp).
+// Typed weight products (ops/weight_matmul.hpp) and the 16-bit conversions (ops/convert.hpp) on every SIMD
+// path this CPU runs, against the double reference (ops/ref/weight_matmul_ref.hpp).
 //
 // Tolerances (u = 2^-24, the fp32 unit roundoff; S = sum_k |x_k| |w_k| of one output element):
-//  - against the double product of the weights as stored (dequantised exactly): every kernel forms each product
-//    x_k w_k in fp32 (exact under FMA, else rounded once: <= u relative) and sums the cols terms in some order
-//    (two chains of W lanes, BLAS blocking); a term takes part in at most cols - 1 roundings of partial sums, so
-//    |out - ref| <= (cols + 1) u S (to first order). The tests allow (cols + 2) u S.
-//  - against the double product of the fp32 weights BEFORE rounding to bf16/f16: storage rounds each weight to
-//    nearest, |w_s - w| <= u_s |w| with u_s = 2^-8 (bf16, 8 significant bits) or 2^-11 (f16, 11 bits) while |w| is
-//    in f16's normal range; below 2^-14 f16 is subnormal with spacing 2^-24, so there the error is <= 2^-25
-//    absolute. Hence |sum_k x_k (w_s,k - w_k)| <= u_s S32 + 2^-25 sum_k |x_k| (S32: S with the unrounded
-//    weights), plus the fp32 accumulation above, (cols + 2) u S_s <= (cols + 2) u (1 + u_s) S32.
-// Weights that were not converted, a lost tail element, a row read at the wrong stride or a lane counted twice
-// move results by far more than these bounds (the first bound is 2^16 (bf16) / 2^13 (f16) times tighter than the
-// storage rounding, so it also fails if a kernel used anything but the stored weights).
+//  - against the double product of the weights as stored (dequantised exactly): every kernel forms each
+//  product
+//    x_k w_k in fp32 (exact under FMA, else rounded once: <= u relative) and sums the cols terms in some
+//    order (two chains of W lanes, BLAS blocking); a term takes part in at most cols - 1 roundings of partial
+//    sums, so |out - ref| <= (cols + 1) u S (to first order). The tests allow (cols + 2) u S.
+//  - against the double product of the fp32 weights BEFORE rounding to bf16/f16: storage rounds each weight
+//  to
+//    nearest, |w_s - w| <= u_s |w| with u_s = 2^-8 (bf16, 8 significant bits) or 2^-11 (f16, 11 bits) while
+//    |w| is in f16's normal range; below 2^-14 f16 is subnormal with spacing 2^-24, so there the error is <=
+//    2^-25 absolute. Hence |sum_k x_k (w_s,k - w_k)| <= u_s S32 + 2^-25 sum_k |x_k| (S32: S with the
+//    unrounded weights), plus the fp32 accumulation above, (cols + 2) u S_s <= (cols + 2) u (1 + u_s) S32.
+// Weights that were not converted, a lost tail element, a row read at the wrong stride or a lane counted
+// twice move results by far more than these bounds (the first bound is 2^16 (bf16) / 2^13 (f16) times tighter
+// than the storage rounding, so it also fails if a kernel used anything but the stored weights).
+#include "zebra/ops/weight_matmul.hpp"
+
 #include <gtest/gtest.h>
 
 #include <bit>
@@ -27,14 +31,15 @@
 
 #include "zebra/ops/convert.hpp"
 #include "zebra/ops/ref/weight_matmul_ref.hpp"
-#include "zebra/ops/weight_matmul.hpp"
 #include "zebra/util/error.hpp"
 #include "zebra/util/rng.hpp"
 
 namespace zebra {
 
 // For test names and messages (gtest finds it next to the type).
-static void PrintTo(const SimdPath& path, std::ostream* os) { *os << to_string(path); }
+static void PrintTo(const SimdPath& path, std::ostream* os) {
+  *os << to_string(path);
+}
 
 namespace {
 
@@ -49,9 +54,12 @@ std::vector<float> random_floats(std::int64_t n, std::uint64_t seed, double scal
 
 double storage_unit_roundoff(DType d) {
   switch (d) {
-    case DType::kBF16: return 0x1.0p-8;
-    case DType::kF16: return 0x1.0p-11;
-    default: return 0.0;
+    case DType::kBF16:
+      return 0x1.0p-8;
+    case DType::kF16:
+      return 0x1.0p-11;
+    default:
+      return 0.0;
   }
 }
 
@@ -59,13 +67,13 @@ double storage_unit_roundoff(DType d) {
 struct StoredWeight {
   std::vector<unsigned char> bytes;
   WeightMatrix w;
-  StoredWeight(DType dtype, const std::vector<float>& w32, std::int64_t rows, std::int64_t cols, std::int64_t pad,
-               const ComputeOptions& options) {
+  StoredWeight(DType dtype, const std::vector<float>& w32, std::int64_t rows, std::int64_t cols,
+               std::int64_t pad, const ComputeOptions& options) {
     const std::size_t es = dtype_size(dtype), row_bytes = static_cast<std::size_t>(cols + pad) * es;
     bytes.assign(row_bytes * static_cast<std::size_t>(rows) + 1, 0xAB);  // padding filled with garbage
     for (std::int64_t r = 0; r < rows; ++r) {
-      convert_from_f32(dtype, bytes.data() + static_cast<std::size_t>(r) * row_bytes,
-                       w32.data() + r * cols, cols, options);
+      convert_from_f32(dtype, bytes.data() + static_cast<std::size_t>(r) * row_bytes, w32.data() + r * cols,
+                       cols, options);
     }
     w = WeightMatrix{dtype, bytes.data(), rows, cols, row_bytes};
   }
@@ -74,7 +82,8 @@ struct StoredWeight {
 class WeightMatmulTest : public ::testing::TestWithParam<SimdPath> {
  protected:
   void SetUp() override {
-    if (!simd_path_supported(GetParam())) GTEST_SKIP() << "this CPU cannot run the " << to_string(GetParam()) << " path";
+    if (!simd_path_supported(GetParam()))
+      GTEST_SKIP() << "this CPU cannot run the " << to_string(GetParam()) << " path";
     options_.simd = GetParam();
   }
   ComputeOptions options_;
@@ -88,7 +97,8 @@ TEST_P(WeightMatmulTest, MatchesDoubleReferenceOnOddSizes) {
     for (std::int64_t n : ns) {
       for (std::int64_t cols : colss) {
         for (std::int64_t rows : rowss) {
-          SCOPED_TRACE(testing::Message() << to_string(dtype) << " N=" << n << " cols=" << cols << " rows=" << rows);
+          SCOPED_TRACE(testing::Message()
+                       << to_string(dtype) << " N=" << n << " cols=" << cols << " rows=" << rows);
           const auto x = random_floats(n * cols, ++seed);
           const auto w32 = random_floats(rows * cols, ++seed);
           const std::int64_t pad = cols % 2;  // odd widths: a strided view
@@ -120,26 +130,27 @@ TEST_P(WeightMatmulTest, MatchesDoubleReferenceOnOddSizes) {
               const double err = std::fabs(got - ref[static_cast<std::size_t>(i * rows + r)]);
               ASSERT_LE(err, tol) << "row " << i << " col " << r;
               worst = std::max(worst, err / tol);
-              const double tol_storage =
-                  us * s32 + (dtype == DType::kF16 ? 0x1.0p-25 * sx : 0.0) + static_cast<double>(cols + 2) * kU32 * (1.0 + us) * s32 + 1e-300;
+              const double tol_storage = us * s32 + (dtype == DType::kF16 ? 0x1.0p-25 * sx : 0.0) +
+                                         static_cast<double>(cols + 2) * kU32 * (1.0 + us) * s32 + 1e-300;
               const double err_storage = std::fabs(got - ref32[static_cast<std::size_t>(i * rows + r)]);
               ASSERT_LE(err_storage, tol_storage) << "row " << i << " col " << r;
               worst_storage = std::max(worst_storage, err_storage / tol_storage);
             }
           }
           for (std::int64_t i = 0; i < n; ++i) {
-            for (std::int64_t r = rows; r < ldo; ++r) ASSERT_EQ(out[static_cast<std::size_t>(i * ldo + r)], kSentinel);
+            for (std::int64_t r = rows; r < ldo; ++r)
+              ASSERT_EQ(out[static_cast<std::size_t>(i * ldo + r)], kSentinel);
           }
         }
       }
     }
-    std::printf("%s %s: worst error / bound: %.3g (stored weights), %.3g (storage rounding)\n", to_string(GetParam()),
-                to_string(dtype), worst, worst_storage);
+    std::printf("%s %s: worst error / bound: %.3g (stored weights), %.3g (storage rounding)\n",
+                to_string(GetParam()), to_string(dtype), worst, worst_storage);
   }
 }
 
-// Q, K and V of separate matrices (different dtypes even) land in column slices of one [N, QKV] buffer and equal
-// the products written on their own.
+// Q, K and V of separate matrices (different dtypes even) land in column slices of one [N, QKV] buffer and
+// equal the products written on their own.
 TEST_P(WeightMatmulTest, OutputStrideFillsColumnSlices) {
   const std::int64_t cols = 40, rows_q = 24, rows_kv = 8, qkv = rows_q + 2 * rows_kv;
   for (std::int64_t n : {std::int64_t{2}, std::int64_t{20}}) {
@@ -157,7 +168,8 @@ TEST_P(WeightMatmulTest, OutputStrideFillsColumnSlices) {
       weight_matmul(alone.data(), m->w.rows, x.data(), n, m->w, options_);
       for (std::int64_t i = 0; i < n; ++i) {
         for (std::int64_t r = 0; r < m->w.rows; ++r) {
-          ASSERT_EQ(fused[static_cast<std::size_t>(i * qkv + col0 + r)], alone[static_cast<std::size_t>(i * m->w.rows + r)]);
+          ASSERT_EQ(fused[static_cast<std::size_t>(i * qkv + col0 + r)],
+                    alone[static_cast<std::size_t>(i * m->w.rows + r)]);
         }
       }
       col0 += m->w.rows;
@@ -165,8 +177,8 @@ TEST_P(WeightMatmulTest, OutputStrideFillsColumnSlices) {
   }
 }
 
-// Both strategies (matrix-vector for N <= kGemvMaxRows, tiles + sgemm above) cut the work by shape only, so the
-// results are bit-identical for 1 and 2 threads; the sizes are large enough to run in parallel.
+// Both strategies (matrix-vector for N <= kGemvMaxRows, tiles + sgemm above) cut the work by shape only, so
+// the results are bit-identical for 1 and 2 threads; the sizes are large enough to run in parallel.
 TEST_P(WeightMatmulTest, ThreadCountDoesNotChangeResults) {
   const std::int64_t rows = 300, cols = 576;
   for (DType dtype : {DType::kBF16, DType::kF16}) {
@@ -187,7 +199,9 @@ TEST_P(WeightMatmulTest, ThreadCountDoesNotChangeResults) {
 
 INSTANTIATE_TEST_SUITE_P(Paths, WeightMatmulTest,
                          ::testing::Values(SimdPath::kScalar, SimdPath::kAvx2, SimdPath::kAvx512),
-                         [](const ::testing::TestParamInfo<SimdPath>& info) { return std::string(to_string(info.param)); });
+                         [](const ::testing::TestParamInfo<SimdPath>& info) {
+                           return std::string(to_string(info.param));
+                         });
 
 // F64 weights (gradient checks): the double BLAS product, against the reference within double accumulation,
 // (cols + 2) 2^-53 S.
@@ -234,7 +248,8 @@ TEST(WeightMatmul, RefusesWhatItCannotCompute) {
   std::vector<std::uint16_t> h(2 * 32, 0);
   std::vector<double> xd(2 * 32, 1.0), outd(2 * 2);
   const WeightMatrix bf{DType::kBF16, h.data(), 2, 32, 64};
-  EXPECT_NE(error_of([&] { weight_matmul(outd.data(), 2, xd.data(), 2, bf); }).find("BF16"), std::string::npos);
+  EXPECT_NE(error_of([&] { weight_matmul(outd.data(), 2, xd.data(), 2, bf); }).find("BF16"),
+            std::string::npos);
   // A row stride shorter than a row, an output stride shorter than the product, missing data.
   const WeightMatrix short_rows{DType::kBF16, h.data(), 2, 32, 62};
   EXPECT_NE(error_of([&] { weight_matmul(out.data(), 2, x.data(), 2, short_rows); }).find("row stride is 62"),
@@ -242,7 +257,8 @@ TEST(WeightMatmul, RefusesWhatItCannotCompute) {
   EXPECT_NE(error_of([&] { weight_matmul(out.data(), 1, x.data(), 2, bf); }).find("output row stride 1"),
             std::string::npos);
   const WeightMatrix no_data{DType::kF16, nullptr, 2, 32, 64};
-  EXPECT_NE(error_of([&] { weight_matmul(out.data(), 2, x.data(), 2, no_data); }).find("no data"), std::string::npos);
+  EXPECT_NE(error_of([&] { weight_matmul(out.data(), 2, x.data(), 2, no_data); }).find("no data"),
+            std::string::npos);
 }
 
 TEST(WeightMatmul, ScratchIsBoundedAndOnlyForTiles) {
@@ -259,13 +275,15 @@ TEST(WeightMatmul, ScratchIsBoundedAndOnlyForTiles) {
 // ---- conversions ------------------------------------------------------------------------------------------
 
 bool same_or_both_nan(float a, float b) {
-  return (std::isnan(a) && std::isnan(b)) || std::bit_cast<std::uint32_t>(a) == std::bit_cast<std::uint32_t>(b);
+  return (std::isnan(a) && std::isnan(b)) ||
+         std::bit_cast<std::uint32_t>(a) == std::bit_cast<std::uint32_t>(b);
 }
 
 class ConvertTest : public ::testing::TestWithParam<SimdPath> {
  protected:
   void SetUp() override {
-    if (!simd_path_supported(GetParam())) GTEST_SKIP() << "this CPU cannot run the " << to_string(GetParam()) << " path";
+    if (!simd_path_supported(GetParam()))
+      GTEST_SKIP() << "this CPU cannot run the " << to_string(GetParam()) << " path";
     options_.simd = GetParam();
   }
   ComputeOptions options_;
@@ -289,16 +307,37 @@ TEST_P(ConvertTest, WideningIsExactForEveryBitPattern) {
 // ranges and subnormals, at an odd length (vector tails) and at a length that runs in parallel chunks.
 TEST_P(ConvertTest, NarrowingMatchesScalarRounding) {
   std::vector<float> v = random_floats((std::int64_t{1} << 16) + 7, 5, 3.0);
-  const float specials[] = {0.0f, -0.0f, std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
-                            std::numeric_limits<float>::quiet_NaN(), -std::numeric_limits<float>::quiet_NaN(),
-                            std::numeric_limits<float>::max(), -std::numeric_limits<float>::max(),
-                            std::numeric_limits<float>::denorm_min(), 1e-40f, 1.0f + 0x1.0p-8f, 1.0f + 3 * 0x1.0p-8f,
-                            1.0f + 0x1.0p-11f, 1.0f + 3 * 0x1.0p-11f, 65504.0f, 65519.0f, 65520.0f, 70000.0f,
-                            0x1.0p-14f, 0x1.0p-24f, 0x1.0p-25f, 0x1.8p-25f, 3e-5f, -6e-8f, 0x1.fffffep127f};
+  const float specials[] = {0.0f,
+                            -0.0f,
+                            std::numeric_limits<float>::infinity(),
+                            -std::numeric_limits<float>::infinity(),
+                            std::numeric_limits<float>::quiet_NaN(),
+                            -std::numeric_limits<float>::quiet_NaN(),
+                            std::numeric_limits<float>::max(),
+                            -std::numeric_limits<float>::max(),
+                            std::numeric_limits<float>::denorm_min(),
+                            1e-40f,
+                            1.0f + 0x1.0p-8f,
+                            1.0f + 3 * 0x1.0p-8f,
+                            1.0f + 0x1.0p-11f,
+                            1.0f + 3 * 0x1.0p-11f,
+                            65504.0f,
+                            65519.0f,
+                            65520.0f,
+                            70000.0f,
+                            0x1.0p-14f,
+                            0x1.0p-24f,
+                            0x1.0p-25f,
+                            0x1.8p-25f,
+                            3e-5f,
+                            -6e-8f,
+                            0x1.fffffep127f};
   for (std::size_t i = 0; i < std::size(specials); ++i) v[i * 37] = specials[i];
-  // Random values of every magnitude (exponent bits uniform): overflow, subnormal and tie cases of both types.
+  // Random values of every magnitude (exponent bits uniform): overflow, subnormal and tie cases of both
+  // types.
   Rng rng(9);
-  for (std::size_t i = 2000; i < 12000; ++i) v[i] = std::bit_cast<float>(static_cast<std::uint32_t>(rng.next_u64()));
+  for (std::size_t i = 2000; i < 12000; ++i)
+    v[i] = std::bit_cast<float>(static_cast<std::uint32_t>(rng.next_u64()));
   for (std::int64_t n : {std::int64_t{1013}, static_cast<std::int64_t>(v.size())}) {
     for (DType dtype : {DType::kBF16, DType::kF16}) {
       std::vector<std::uint16_t> got(static_cast<std::size_t>(n));
@@ -318,14 +357,19 @@ TEST_P(ConvertTest, NarrowingMatchesScalarRounding) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Paths, ConvertTest, ::testing::Values(SimdPath::kScalar, SimdPath::kAvx2, SimdPath::kAvx512),
-                         [](const ::testing::TestParamInfo<SimdPath>& info) { return std::string(to_string(info.param)); });
+INSTANTIATE_TEST_SUITE_P(Paths, ConvertTest,
+                         ::testing::Values(SimdPath::kScalar, SimdPath::kAvx2, SimdPath::kAvx512),
+                         [](const ::testing::TestParamInfo<SimdPath>& info) {
+                           return std::string(to_string(info.param));
+                         });
 
 TEST(Convert, RefusesOtherTypes) {
   std::vector<float> x(4);
   std::vector<unsigned char> out(64);
-  EXPECT_NE(error_of([&] { convert_from_f32(DType::kQ4_0, out.data(), x.data(), 4); }).find("Q4_0"), std::string::npos);
-  EXPECT_NE(error_of([&] { convert_to_f32(x.data(), DType::kF64, out.data(), 4); }).find("F64"), std::string::npos);
+  EXPECT_NE(error_of([&] { convert_from_f32(DType::kQ4_0, out.data(), x.data(), 4); }).find("Q4_0"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { convert_to_f32(x.data(), DType::kF64, out.data(), 4); }).find("F64"),
+            std::string::npos);
 }
 
 }  // namespace

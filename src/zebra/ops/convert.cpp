@@ -30,7 +30,8 @@ void check_dtype(DType dtype, const char* what) {
 
 }  // namespace
 
-void convert_from_f32(DType dtype, void* dst, const float* src, std::int64_t n, const ComputeOptions& options) {
+void convert_from_f32(DType dtype, void* dst, const float* src, std::int64_t n,
+                      const ComputeOptions& options) {
   check_dtype(dtype, "convert_from_f32");
   ZEBRA_CHECK(n >= 0, "convert_from_f32: n must be >= 0, got ", n);
   if (n == 0) return;

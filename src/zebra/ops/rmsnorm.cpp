@@ -91,7 +91,8 @@ void rmsnorm_backward(T* dinp, T* dweight, const T* dout, const T* inp, const T*
   }
 }
 
-template void rmsnorm_forward<float>(float*, float*, const float*, const float*, std::int64_t, std::int64_t, double, const ComputeOptions&);
+template void rmsnorm_forward<float>(float*, float*, const float*, const float*, std::int64_t, std::int64_t, double,
+                                     const ComputeOptions&);
 template void rmsnorm_forward<double>(double*, double*, const double*, const double*, std::int64_t, std::int64_t,
                                       double, const ComputeOptions&);
 template void rmsnorm_backward<float>(float*, float*, const float*, const float*, const float*, const float*,

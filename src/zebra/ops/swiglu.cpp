@@ -55,7 +55,9 @@ void swiglu_backward(T* dgate_up, const T* dout, const T* gate_up, std::int64_t 
 
 template void swiglu_forward<float>(float*, const float*, std::int64_t, std::int64_t, const ComputeOptions&);
 template void swiglu_forward<double>(double*, const double*, std::int64_t, std::int64_t, const ComputeOptions&);
-template void swiglu_backward<float>(float*, const float*, const float*, std::int64_t, std::int64_t, const ComputeOptions&);
-template void swiglu_backward<double>(double*, const double*, const double*, std::int64_t, std::int64_t, const ComputeOptions&);
+template void swiglu_backward<float>(float*, const float*, const float*, std::int64_t, std::int64_t,
+                                     const ComputeOptions&);
+template void swiglu_backward<double>(double*, const double*, const double*, std::int64_t, std::int64_t,
+                                      const ComputeOptions&);
 
 }  // namespace zebra

@@ -10,7 +10,9 @@ namespace zebra {
 
 namespace {
 
-const std::uint16_t* row16(const WeightMatrix& w, std::int64_t r) { return static_cast<const std::uint16_t*>(w.row(r)); }
+const std::uint16_t* row16(const WeightMatrix& w, std::int64_t r) {
+  return static_cast<const std::uint16_t*>(w.row(r));
+}
 
 template <DType D>
 void half_rows_to_f32(float* dst, const WeightMatrix& w, std::int64_t r0, std::int64_t rows, SimdPath path) {
@@ -37,10 +39,13 @@ constexpr WeightTypeKernels kF16{&half_rows_to_f32<DType::kF16>, &half_gemv<DTyp
 
 const WeightTypeKernels* weight_type_kernels(DType dtype) {
   switch (dtype) {
-    case DType::kBF16: return &kBf16;
-    case DType::kF16: return &kF16;
+    case DType::kBF16:
+      return &kBf16;
+    case DType::kF16:
+      return &kF16;
     // Block-quantized types get their entries here (ops/quant/).
-    default: return nullptr;
+    default:
+      return nullptr;
   }
 }
 

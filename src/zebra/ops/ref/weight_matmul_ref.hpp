@@ -1,5 +1,5 @@
-// Plain scalar reference for ops/weight_matmul.hpp, in double: each weight dequantised to its exact value (every
-// supported dtype's values are exact in double), every product and sum in double. For tests.
+// Plain scalar reference for ops/weight_matmul.hpp, in double: each weight dequantised to its exact value
+// (every supported dtype's values are exact in double), every product and sum in double. For tests.
 #pragma once
 
 #include <cstdint>

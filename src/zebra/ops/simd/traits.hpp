@@ -1,9 +1,10 @@
 // SIMD traits for the kernels that are written once and compiled once per instruction set (attention tiles,
-// the elementwise ops): each struct gives the element type T, the vector V of W lanes (W = 1: plain T), int32
-// lanes VI of the same count, and load/store/broadcast/fma/min/max/select on them, plus the register blocking
-// (MR rows x NV vectors) of the attention micro-kernel. The float traits also convert W 16-bit values (bf16, f16)
-// to and from a float vector: load_bf16 / load_f16 (exact) and store_bf16 / store_f16 (round to nearest even,
-// overflow to infinity, NaN stays NaN), for the 16-bit weight kernels (simd/weight_kernels.inl). The members of each struct carry their instruction set
+// the elementwise ops, the 16-bit weight kernels): each struct gives the element type T, the vector V of W lanes
+// (W = 1: plain T), int32 lanes VI of the same count, and load/store/broadcast/fma/min/max/select on them, plus
+// the register blocking (MR rows x NV vectors) of the attention micro-kernel. The float traits (not
+// Avx512LayoutOnAvx2Traits) also convert W 16-bit values to and from a float vector: load_bf16 / load_f16
+// (exact) and store_bf16 / store_f16 (round to nearest even, overflow to infinity, NaN stays NaN), for
+// simd/weight_kernels.inl. The members of each struct carry their instruction set
 // as a target attribute (#pragma GCC target below), so a binary built for any x86-64 baseline contains every
 // path and picks one at run time (ops/cpu_features.hpp). Kernel code using a traits struct must itself be
 // compiled under the same target (see ops/attention.cpp) so that these members inline into it.
@@ -126,7 +127,8 @@ struct Avx2Traits {
                      _mm_packus_epi32(_mm256_castsi256_si128(b), _mm256_extracti128_si256(b, 1)));
   }
   static void store_f16(std::uint16_t* p, V v) {
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p),
+                     _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
   }
 };
 
@@ -250,13 +252,14 @@ struct Avx512Traits {
     // vmax.)
     const __m512i u = _mm512_castps_si512(v);
     const __m512i hi = _mm512_maskz_srli_epi32(0xffff, u, 16);
-    const __m512i r = _mm512_maskz_srli_epi32(
-        0xffff, _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), _mm512_and_si512(hi, _mm512_set1_epi32(1)))),
-        16);
+    const __m512i odd = _mm512_and_si512(hi, _mm512_set1_epi32(1));
+    const __m512i r =
+        _mm512_maskz_srli_epi32(0xffff, _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), odd)), 16);
     const __mmask16 nan = _mm512_cmpgt_epi32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
                                                   _mm512_set1_epi32(0x7f800000));
     const __m512i q = _mm512_or_si512(hi, _mm512_set1_epi32(0x0040));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_maskz_cvtepi32_epi16(0xffff, _mm512_mask_blend_epi32(nan, r, q)));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p),
+                        _mm512_maskz_cvtepi32_epi16(0xffff, _mm512_mask_blend_epi32(nan, r, q)));
   }
   static void store_f16(std::uint16_t* p, V v) {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(p),

@@ -4,18 +4,26 @@
 
 struct Bf16Storage {
   template <class S>
-  static typename S::V load(const std::uint16_t* p) { return S::load_bf16(p); }
+  static typename S::V load(const std::uint16_t* p) {
+    return S::load_bf16(p);
+  }
   template <class S>
-  static void store(std::uint16_t* p, typename S::V v) { S::store_bf16(p, v); }
+  static void store(std::uint16_t* p, typename S::V v) {
+    S::store_bf16(p, v);
+  }
   static float to_float(std::uint16_t h) { return bf16_to_float(h); }
   static std::uint16_t from_float(float x) { return float_to_bf16(x); }
 };
 
 struct F16Storage {
   template <class S>
-  static typename S::V load(const std::uint16_t* p) { return S::load_f16(p); }
+  static typename S::V load(const std::uint16_t* p) {
+    return S::load_f16(p);
+  }
   template <class S>
-  static void store(std::uint16_t* p, typename S::V v) { S::store_f16(p, v); }
+  static void store(std::uint16_t* p, typename S::V v) {
+    S::store_f16(p, v);
+  }
   static float to_float(std::uint16_t h) { return f16_to_float(h); }
   static std::uint16_t from_float(float x) { return float_to_f16(x); }
 };
@@ -31,8 +39,8 @@ template <class S, class H>
 // NB activation rows against one weight row w [cols]: out[i * ldo] for i < NB. Two accumulator chains per
 // activation row (hiding the FMA latency); the weight vector is converted once and used by all NB rows.
 template <class S, class H, int NB>
-[[gnu::always_inline]] inline void gemv_row(float* out, std::int64_t ldo, const float* inp, const std::uint16_t* w,
-                                            std::int64_t cols) {
+[[gnu::always_inline]] inline void gemv_row(float* out, std::int64_t ldo, const float* inp,
+                                            const std::uint16_t* w, std::int64_t cols) {
   using V = typename S::V;
   V acc0[NB], acc1[NB];
   for (int i = 0; i < NB; ++i) acc0[i] = acc1[i] = S::set1(0.0f);
@@ -67,11 +75,20 @@ void gemv(float* out, std::int64_t ldo, const float* inp, std::int64_t n, const 
           std::int64_t w_stride, std::int64_t rows, std::int64_t cols) {
   static_assert(kGemvBlockRows == 4, "gemv instantiates 1..4 activation rows");
   switch (n) {
-    case 1: gemv_rows<S, H, 1>(out, ldo, inp, w, w_stride, rows, cols); break;
-    case 2: gemv_rows<S, H, 2>(out, ldo, inp, w, w_stride, rows, cols); break;
-    case 3: gemv_rows<S, H, 3>(out, ldo, inp, w, w_stride, rows, cols); break;
-    case 4: gemv_rows<S, H, 4>(out, ldo, inp, w, w_stride, rows, cols); break;
-    default: break;  // n is checked by the caller (0 < n <= kGemvBlockRows)
+    case 1:
+      gemv_rows<S, H, 1>(out, ldo, inp, w, w_stride, rows, cols);
+      break;
+    case 2:
+      gemv_rows<S, H, 2>(out, ldo, inp, w, w_stride, rows, cols);
+      break;
+    case 3:
+      gemv_rows<S, H, 3>(out, ldo, inp, w, w_stride, rows, cols);
+      break;
+    case 4:
+      gemv_rows<S, H, 4>(out, ldo, inp, w, w_stride, rows, cols);
+      break;
+    default:
+      break;  // n is checked by the caller (0 < n <= kGemvBlockRows)
   }
 }
 
