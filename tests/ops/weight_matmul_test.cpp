@@ -79,7 +79,8 @@ struct StoredWeight {
   }
 };
 
-class WeightMatmulTest : public ::testing::TestWithParam<SimdPath> {
+// Tests run once per SIMD path (skipped where the CPU cannot run it), with options_ selecting it.
+class PathTest : public ::testing::TestWithParam<SimdPath> {
  protected:
   void SetUp() override {
     if (!simd_path_supported(GetParam()))
@@ -88,6 +89,8 @@ class WeightMatmulTest : public ::testing::TestWithParam<SimdPath> {
   }
   ComputeOptions options_;
 };
+
+class WeightMatmulTest : public PathTest {};
 
 TEST_P(WeightMatmulTest, MatchesDoubleReferenceOnOddSizes) {
   const std::int64_t ns[] = {1, 3, 17, 64}, colss[] = {1, 7, 33, 576}, rowss[] = {1, 5, 129};
@@ -228,14 +231,17 @@ TEST(WeightMatmul, F64MatchesReference) {
   }
 }
 
+// f must throw zebra::Error with a message containing `needle`.
 template <typename F>
-std::string error_of(F&& f) {
+void expect_error_naming(F&& f, const std::string& needle) {
+  std::string message = "(no error)";
   try {
     f();
   } catch (const Error& e) {
-    return e.what();
+    message = e.what();
   }
-  return "(no error)";
+  EXPECT_NE(message.find(needle), std::string::npos)
+      << "expected an error naming '" << needle << "', got: " << message;
 }
 
 TEST(WeightMatmul, RefusesWhatItCannotCompute) {
@@ -243,22 +249,18 @@ TEST(WeightMatmul, RefusesWhatItCannotCompute) {
   std::vector<float> x(2 * 32, 1.0f), out(2 * 2);
   // A block-quantized type without a kernel yet: named in the error.
   const WeightMatrix q8{DType::kQ8_0, blocks.data(), 2, 32, 34};
-  EXPECT_NE(error_of([&] { weight_matmul(out.data(), 2, x.data(), 2, q8); }).find("Q8_0"), std::string::npos);
+  expect_error_naming([&] { weight_matmul(out.data(), 2, x.data(), 2, q8); }, "Q8_0");
   // double activations need F64 weights.
   std::vector<std::uint16_t> h(2 * 32, 0);
   std::vector<double> xd(2 * 32, 1.0), outd(2 * 2);
   const WeightMatrix bf{DType::kBF16, h.data(), 2, 32, 64};
-  EXPECT_NE(error_of([&] { weight_matmul(outd.data(), 2, xd.data(), 2, bf); }).find("BF16"),
-            std::string::npos);
+  expect_error_naming([&] { weight_matmul(outd.data(), 2, xd.data(), 2, bf); }, "BF16");
   // A row stride shorter than a row, an output stride shorter than the product, missing data.
   const WeightMatrix short_rows{DType::kBF16, h.data(), 2, 32, 62};
-  EXPECT_NE(error_of([&] { weight_matmul(out.data(), 2, x.data(), 2, short_rows); }).find("row stride is 62"),
-            std::string::npos);
-  EXPECT_NE(error_of([&] { weight_matmul(out.data(), 1, x.data(), 2, bf); }).find("output row stride 1"),
-            std::string::npos);
+  expect_error_naming([&] { weight_matmul(out.data(), 2, x.data(), 2, short_rows); }, "row stride is 62");
+  expect_error_naming([&] { weight_matmul(out.data(), 1, x.data(), 2, bf); }, "output row stride 1");
   const WeightMatrix no_data{DType::kF16, nullptr, 2, 32, 64};
-  EXPECT_NE(error_of([&] { weight_matmul(out.data(), 2, x.data(), 2, no_data); }).find("no data"),
-            std::string::npos);
+  expect_error_naming([&] { weight_matmul(out.data(), 2, x.data(), 2, no_data); }, "no data");
 }
 
 TEST(WeightMatmul, ScratchIsBoundedAndOnlyForTiles) {
@@ -279,15 +281,7 @@ bool same_or_both_nan(float a, float b) {
          std::bit_cast<std::uint32_t>(a) == std::bit_cast<std::uint32_t>(b);
 }
 
-class ConvertTest : public ::testing::TestWithParam<SimdPath> {
- protected:
-  void SetUp() override {
-    if (!simd_path_supported(GetParam()))
-      GTEST_SKIP() << "this CPU cannot run the " << to_string(GetParam()) << " path";
-    options_.simd = GetParam();
-  }
-  ComputeOptions options_;
-};
+class ConvertTest : public PathTest {};
 
 // Widening is exact: every one of the 65536 bit patterns of each type gives util/dtype.hpp's value.
 TEST_P(ConvertTest, WideningIsExactForEveryBitPattern) {
@@ -366,10 +360,8 @@ INSTANTIATE_TEST_SUITE_P(Paths, ConvertTest,
 TEST(Convert, RefusesOtherTypes) {
   std::vector<float> x(4);
   std::vector<unsigned char> out(64);
-  EXPECT_NE(error_of([&] { convert_from_f32(DType::kQ4_0, out.data(), x.data(), 4); }).find("Q4_0"),
-            std::string::npos);
-  EXPECT_NE(error_of([&] { convert_to_f32(x.data(), DType::kF64, out.data(), 4); }).find("F64"),
-            std::string::npos);
+  expect_error_naming([&] { convert_from_f32(DType::kQ4_0, out.data(), x.data(), 4); }, "Q4_0");
+  expect_error_naming([&] { convert_to_f32(x.data(), DType::kF64, out.data(), 4); }, "F64");
 }
 
 }  // namespace
