@@ -131,7 +131,8 @@ void add_bench_command(CLI::App& app) {
   train->add_option("--peak", a->train.peak_gflops, "GEMM peak GFLOP/s for MFU (default: measured first)");
   train->add_flag("--bf16", a->train.bf16, "BF16 matrix products (fp32 accumulation)");
   train->add_flag("--no-twin", [a](std::int64_t) { a->train.twin = false; }, "skip the full-attention twin");
-  train->add_option("--kernel", a->kernel, "attention kernel: default, scalar, avx2, avx512 or avx512-on-avx2");
+  train->add_option("--kernel", a->kernel,
+                    "attention kernel: only default until the model takes ComputeOptions (use ZEBRA_SIMD)");
   train->callback([a] {
     prepare(*a);
     a->train.config = config_or_default(a->config_path);

@@ -21,8 +21,9 @@ void half_rows_to_f32(float* dst, const WeightMatrix& w, std::int64_t r0, std::i
 }
 
 template <DType D>
-void half_gemv(float* out, std::int64_t ldo, const float* inp, std::int64_t n, const WeightMatrix& w,
+void half_gemv(float* out, std::int64_t ldo, const void* act, std::int64_t n, const WeightMatrix& w,
                std::int64_t r0, std::int64_t rows, SimdPath path) {
+  const auto* inp = static_cast<const float*>(act);
   const simd::HalfKernels& k = simd::half_kernels(D, path);
   const auto stride = static_cast<std::int64_t>(w.row_bytes / sizeof(std::uint16_t));
   // Blocks of up to kGemvBlockRows activation rows; the weight rows stay in L1/L2 between the blocks.
@@ -32,8 +33,9 @@ void half_gemv(float* out, std::int64_t ldo, const float* inp, std::int64_t n, c
   }
 }
 
-constexpr WeightTypeKernels kBf16{&half_rows_to_f32<DType::kBF16>, &half_gemv<DType::kBF16>};
-constexpr WeightTypeKernels kF16{&half_rows_to_f32<DType::kF16>, &half_gemv<DType::kF16>};
+constexpr WeightTypeKernels kBf16{&half_rows_to_f32<DType::kBF16>, &half_gemv<DType::kBF16>, nullptr,
+                                  nullptr};
+constexpr WeightTypeKernels kF16{&half_rows_to_f32<DType::kF16>, &half_gemv<DType::kF16>, nullptr, nullptr};
 
 }  // namespace
 

@@ -65,11 +65,19 @@ void kernel_product(float* out, std::int64_t ldo, const float* inp, std::int64_t
   const ThreadScope threads(options);
   const bool parallel = worth_parallel(w.rows * w.cols);
   if (n <= kGemvMaxRows) {
+    const void* act = inp;
+    if (k.prepare_activations != nullptr) {
+      thread_local AlignedBuffer<unsigned char> prepared;
+      const std::size_t bytes = k.prepared_bytes(n, w.cols);
+      if (prepared.size() < bytes) prepared.resize(bytes);
+      k.prepare_activations(prepared.data(), inp, n, w.cols, options.simd);
+      act = prepared.data();
+    }
     const std::int64_t tasks = (w.rows + kGemvTaskRows - 1) / kGemvTaskRows;
 #pragma omp parallel for schedule(static) if (parallel && tasks > 1)
     for (std::int64_t t = 0; t < tasks; ++t) {
       const std::int64_t r0 = t * kGemvTaskRows, rows = std::min(kGemvTaskRows, w.rows - r0);
-      k.gemv(out + r0, ldo, inp, n, w, r0, rows, options.simd);
+      k.gemv(out + r0, ldo, act, n, w, r0, rows, options.simd);
     }
     return;
   }
@@ -128,7 +136,13 @@ void weight_matmul(double* out, std::int64_t ldo, const double* inp, std::int64_
 std::int64_t weight_matmul_scratch_bytes(const WeightMatrix& w, std::int64_t n,
                                          const ComputeOptions& options) {
   if (w.dtype == DType::kF32) return options.bf16 ? bf16_scratch_bytes(n, w.cols, w.rows) : 0;
-  if (w.dtype == DType::kF64 || n <= kGemvMaxRows) return 0;
+  if (w.dtype == DType::kF64) return 0;
+  if (n <= kGemvMaxRows) {
+    const WeightTypeKernels* k = weight_type_kernels(w.dtype);
+    return k != nullptr && k->prepared_bytes != nullptr
+               ? static_cast<std::int64_t>(k->prepared_bytes(n, w.cols))
+               : 0;
+  }
   return tile_rows(w.cols) * w.cols * static_cast<std::int64_t>(sizeof(float));
 }
 
