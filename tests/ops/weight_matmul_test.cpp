@@ -180,6 +180,33 @@ TEST_P(WeightMatmulTest, OutputStrideFillsColumnSlices) {
   }
 }
 
+// F32 weights with options.bf16 on a strided view: the fp32 product of the bf16-rounded inputs (every product
+// of two bf16 values is exact in fp32, so only the summation order differs: (cols + 2) u S as above).
+TEST_P(WeightMatmulTest, Bf16OptionRoundsStridedF32Weights) {
+  const std::int64_t n = 5, rows = 7, cols = 33, pad = 3;
+  const auto x = random_floats(n * cols, 13), w32 = random_floats(rows * cols, 14);
+  const StoredWeight sw(DType::kF32, w32, rows, cols, pad, options_);
+  ComputeOptions bf16 = options_;
+  bf16.bf16 = true;
+  std::vector<float> out(static_cast<std::size_t>(n * rows));
+  weight_matmul(out.data(), rows, x.data(), n, sw.w, bf16);
+  std::vector<double> xr(x.size()), wr(w32.size()), ref(out.size());
+  for (std::size_t i = 0; i < x.size(); ++i) xr[i] = bf16_to_float(float_to_bf16(x[i]));
+  for (std::size_t i = 0; i < w32.size(); ++i) wr[i] = bf16_to_float(float_to_bf16(w32[i]));
+  ref::weight_matmul(ref.data(), xr.data(), n, WeightMatrix::dense(wr.data(), rows, cols));
+  for (std::int64_t i = 0; i < n; ++i) {
+    for (std::int64_t r = 0; r < rows; ++r) {
+      double s = 0.0;
+      for (std::int64_t k = 0; k < cols; ++k) {
+        s += std::fabs(xr[static_cast<std::size_t>(i * cols + k)] *
+                       wr[static_cast<std::size_t>(r * cols + k)]);
+      }
+      EXPECT_NEAR(out[static_cast<std::size_t>(i * rows + r)], ref[static_cast<std::size_t>(i * rows + r)],
+                  static_cast<double>(cols + 2) * kU32 * s);
+    }
+  }
+}
+
 // Both strategies (matrix-vector for N <= kGemvMaxRows, tiles + sgemm above) cut the work by shape only, so
 // the results are bit-identical for 1 and 2 threads; the sizes are large enough to run in parallel.
 TEST_P(WeightMatmulTest, ThreadCountDoesNotChangeResults) {
