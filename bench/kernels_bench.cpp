@@ -50,43 +50,44 @@ struct AttentionData {
 };
 
 // args: T, window (0 = global), kernel (AttentionKernel)
-void set_kernel(benchmark::State& state, std::int64_t arg) {
+ComputeOptions kernel_options(benchmark::State& state, std::int64_t arg) {
+  ComputeOptions o;
+  o.attention = static_cast<AttentionKernel>(arg);
   try {
-    set_attention_kernel(static_cast<AttentionKernel>(arg));
+    resolve_attention_kernel(o);
   } catch (const std::exception& e) {
     state.SkipWithError(e.what());
   }
+  return o;
 }
 
 void BM_AttentionForward(benchmark::State& state) {
   AttentionData a(state.range(0));
   const std::int64_t w = state.range(1) == 0 ? kGlobalWindow : state.range(1);
-  set_kernel(state, state.range(2));
+  const ComputeOptions o = kernel_options(state, state.range(2));
   const AttentionMask mask{w, nullptr, nullptr};
   for (auto _ : state) {
-    attention_forward(a.out.data(), a.lse.data(), a.q(), a.k(), a.v(), a.shape(), mask);
+    attention_forward(a.out.data(), a.lse.data(), a.q(), a.k(), a.v(), a.shape(), mask, o);
     benchmark::ClobberMemory();
   }
   const double flops = 4.0 * static_cast<double>(a.hd * a.h) * attention_visible_pairs(a.t, w);
   state.counters["FLOPS"] = benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
-  set_attention_kernel(AttentionKernel::kDefault);
 }
 
 void BM_AttentionBackward(benchmark::State& state) {
   AttentionData a(state.range(0));
   const std::int64_t w = state.range(1) == 0 ? kGlobalWindow : state.range(1);
-  set_kernel(state, state.range(2));
+  const ComputeOptions o = kernel_options(state, state.range(2));
   const AttentionMask mask{w, nullptr, nullptr};
-  attention_forward(a.out.data(), a.lse.data(), a.q(), a.k(), a.v(), a.shape(), mask);
+  attention_forward(a.out.data(), a.lse.data(), a.q(), a.k(), a.v(), a.shape(), mask, o);
   float* dq = a.dqkv.data();
   for (auto _ : state) {
     attention_backward(dq, dq + a.h * a.hd, dq + (a.h + a.hkv) * a.hd, a.dout.data(), a.out.data(), a.lse.data(),
-                       a.q(), a.k(), a.v(), a.shape(), mask);
+                       a.q(), a.k(), a.v(), a.shape(), mask, o);
     benchmark::ClobberMemory();
   }
   const double flops = 10.0 * static_cast<double>(a.hd * a.h) * attention_visible_pairs(a.t, w);
   state.counters["FLOPS"] = benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
-  set_attention_kernel(AttentionKernel::kDefault);
 }
 
 void attention_args(benchmark::internal::Benchmark* b) {

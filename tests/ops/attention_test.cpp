@@ -150,7 +150,7 @@ struct Result {
 };
 
 template <typename T>
-Result<T> run_kernel(const Inputs& in) {
+Result<T> run_kernel(const Inputs& in, const ComputeOptions& options = {}) {
   const Case& c = in.c;
   std::vector<T> qkv(in.qkv.begin(), in.qkv.end());
   std::vector<T> dout(in.dout.begin(), in.dout.end());
@@ -160,10 +160,10 @@ Result<T> run_kernel(const Inputs& in) {
   r.grad.assign(qkv.size(), T(kSentinel));
   const AttentionMask mask = in.mask();
   attention_forward(r.out.data(), r.lse.data(), qkv.data() + in.q_off, qkv.data() + in.k_off, qkv.data() + in.v_off,
-                    in.shape, mask, &r.forward_stats);
+                    in.shape, mask, &r.forward_stats, options);
   attention_backward(r.grad.data() + in.q_off, r.grad.data() + in.k_off, r.grad.data() + in.v_off, dout.data(),
                      r.out.data(), r.lse.data(), qkv.data() + in.q_off, qkv.data() + in.k_off,
-                     qkv.data() + in.v_off, in.shape, mask, &r.backward_stats);
+                     qkv.data() + in.v_off, in.shape, mask, &r.backward_stats, options);
   return r;
 }
 
@@ -494,13 +494,12 @@ TEST(Attention, DeterministicAcrossRunsAndThreadCounts) {
   c.window = 100;
   c.alibi = c.doc = true;
   const Inputs in(c, 8);
-  const int saved = omp_get_max_threads();
-  omp_set_num_threads(1);
-  const Result<float> one = run_kernel<float>(in);
-  omp_set_num_threads(std::max(2, saved));
-  const Result<float> many = run_kernel<float>(in);
-  const Result<float> again = run_kernel<float>(in);
-  omp_set_num_threads(saved);
+  ComputeOptions one_thread, two_threads;
+  one_thread.threads = 1;
+  two_threads.threads = 2;
+  const Result<float> one = run_kernel<float>(in, one_thread);
+  const Result<float> many = run_kernel<float>(in, two_threads);
+  const Result<float> again = run_kernel<float>(in, two_threads);
   EXPECT_EQ(one.out, many.out);
   EXPECT_EQ(one.lse, many.lse);
   EXPECT_EQ(one.grad, many.grad);
@@ -632,10 +631,16 @@ class AttentionKernelTest : public ::testing::TestWithParam<AttentionKernel> {
         !simd_path_supported(SimdPath::kAvx2)) {
       GTEST_SKIP() << "this CPU lacks AVX2/FMA";
     }
-    set_attention_kernel(k);
-    ASSERT_EQ(attention_kernel(), k);
+    options_.attention = k;
+    ASSERT_EQ(resolve_attention_kernel(options_), k);
   }
-  void TearDown() override { set_attention_kernel(AttentionKernel::kDefault); }
+  // The options of every call of a test: the kernel under test (threads: as the caller's default).
+  ComputeOptions options_;
+  ComputeOptions with_threads(int n) const {
+    ComputeOptions o = options_;
+    o.threads = n;
+    return o;
+  }
 };
 
 TEST_P(AttentionKernelTest, MatchesReferenceOnAwkwardSizes) {
@@ -649,7 +654,7 @@ TEST_P(AttentionKernelTest, MatchesReferenceOnAwkwardSizes) {
       ++index;
       SCOPED_TRACE(c.name());
       const Inputs in(c, 500 + static_cast<std::uint64_t>(index));
-      worst = std::max(worst, expect_result_near(in, run_kernel<float>(in), run_ref(in), kFloatAtol, kFloatRtol));
+      worst = std::max(worst, expect_result_near(in, run_kernel<float>(in, options_), run_ref(in), kFloatAtol, kFloatRtol));
     }
   }
   std::printf("%s: worst error/tolerance %.3g\n", to_string(GetParam()), worst);
@@ -672,12 +677,8 @@ TEST_P(AttentionKernelTest, ChunkedBackwardMatchesReferenceForAnyThreadCount) {
     c.fused = true;
     SCOPED_TRACE(c.name());
     const Inputs in(c, 77);
-    const int saved = omp_get_max_threads();
-    omp_set_num_threads(1);
-    const Result<float> one = run_kernel<float>(in);
-    omp_set_num_threads(std::max(2, saved));
-    const Result<float> two = run_kernel<float>(in);
-    omp_set_num_threads(saved);
+    const Result<float> one = run_kernel<float>(in, with_threads(1));
+    const Result<float> two = run_kernel<float>(in, with_threads(2));
     expect_result_near(in, two, run_ref(in), kFloatAtol, kFloatRtol);
     EXPECT_EQ(one.out, two.out);
     EXPECT_EQ(one.lse, two.lse);
@@ -695,7 +696,7 @@ TEST_P(AttentionKernelTest, LongLocalLayerMatchesReference) {
   c.head_dim = 32;
   c.window = 150;
   const Inputs in(c, 123);
-  expect_result_near(in, run_kernel<float>(in), run_ref(in), kFloatAtol, kFloatRtol);
+  expect_result_near(in, run_kernel<float>(in, options_), run_ref(in), kFloatAtol, kFloatRtol);
 }
 
 std::string kernel_name(const ::testing::TestParamInfo<AttentionKernel>& info) {

@@ -25,9 +25,8 @@ std::vector<float> random_floats(std::int64_t n, std::uint64_t seed, double scal
 // for 1 and 2 threads; transposed operands and beta = 1 included, on shapes large enough to be chunked and
 // small enough to run on one thread.
 TEST(Gemm, BackendsAgreeAndChunkedIsThreadCountIndependent) {
-  const GemmBackend saved = gemm_backend();
-  const int saved_threads = omp_get_max_threads();
-  omp_set_num_threads(std::max(2, saved_threads));
+  ComputeOptions options;
+  options.threads = 2;
   struct Shape {
     std::int64_t m, n, k;
   };
@@ -39,16 +38,16 @@ TEST(Gemm, BackendsAgreeAndChunkedIsThreadCountIndependent) {
         const std::int64_t lda = ta ? s.m : s.k, ldb = tb ? s.k : s.n;
         std::vector<std::vector<float>> results;
         for (GemmBackend be : {GemmBackend::kBlasThreads, GemmBackend::kChunked, GemmBackend::kAuto}) {
-          set_gemm_backend(be);
+          options.gemm = be;
           std::vector<float> c = c0;
-          gemm<float>(ta, tb, s.m, s.n, s.k, 0.5f, a.data(), lda, b.data(), ldb, 1.0f, c.data(), s.n);
+          gemm<float>(ta, tb, s.m, s.n, s.k, 0.5f, a.data(), lda, b.data(), ldb, 1.0f, c.data(), s.n, options);
           results.push_back(c);
         }
-        set_gemm_backend(GemmBackend::kChunked);
-        omp_set_num_threads(1);
+        ComputeOptions one_thread = options;
+        one_thread.gemm = GemmBackend::kChunked;
+        one_thread.threads = 1;
         std::vector<float> one = c0;
-        gemm<float>(ta, tb, s.m, s.n, s.k, 0.5f, a.data(), lda, b.data(), ldb, 1.0f, one.data(), s.n);
-        omp_set_num_threads(std::max(2, saved_threads));
+        gemm<float>(ta, tb, s.m, s.n, s.k, 0.5f, a.data(), lda, b.data(), ldb, 1.0f, one.data(), s.n, one_thread);
         EXPECT_EQ(one, results[1]);
         // And against a plain double product.
         for (std::int64_t i = 0; i < s.m; i += 37) {
@@ -67,8 +66,6 @@ TEST(Gemm, BackendsAgreeAndChunkedIsThreadCountIndependent) {
       }
     }
   }
-  set_gemm_backend(saved);
-  omp_set_num_threads(saved_threads);
 }
 
 // ---- BF16 ---------------------------------------------------------------------------------------------------

@@ -14,7 +14,6 @@
 #include "zebra/ops/mask.hpp"
 #include "zebra/train/bench.hpp"
 #include "zebra/util/error.hpp"
-#include "zebra/util/threads.hpp"
 
 namespace zebra {
 namespace {
@@ -39,8 +38,11 @@ void write_json(const std::string& path, const nlohmann::json& j) {
   std::printf("\nwrote %s\n", path.c_str());
 }
 
+// --threads and --kernel as the options every mode passes to the ops.
 void prepare(BenchArgs& a) {
-  if (a.threads > 0) set_num_threads(a.threads);
+  ComputeOptions co;
+  ZEBRA_CHECK(a.threads >= 0, "bench: --threads must be >= 0, got ", a.threads);
+  co.threads = a.threads;
   if (!a.kernel.empty()) {
     const AttentionKernel k = a.kernel == "scalar"           ? AttentionKernel::kScalar
                               : a.kernel == "avx2"           ? AttentionKernel::kAvx2
@@ -49,8 +51,10 @@ void prepare(BenchArgs& a) {
                                                              : AttentionKernel::kDefault;
     ZEBRA_CHECK(k != AttentionKernel::kDefault || a.kernel == "default",
                 "bench: --kernel must be default, scalar, avx2, avx512 or avx512-on-avx2; got ", a.kernel);
-    set_attention_kernel(k);
+    co.attention = k;
+    resolve_attention_kernel(co);  // refuses a kernel this CPU cannot run, before any measurement
   }
+  a.gemm.compute = a.attention.compute = a.train.compute = a.precision.compute = co;
 }
 
 ModelConfig config_or_default(const std::string& path) {
@@ -127,7 +131,8 @@ void add_bench_command(CLI::App& app) {
   train->add_option("--peak", a->train.peak_gflops, "GEMM peak GFLOP/s for MFU (default: measured first)");
   train->add_flag("--bf16", a->train.bf16, "BF16 matrix products (fp32 accumulation)");
   train->add_flag("--no-twin", [a](std::int64_t) { a->train.twin = false; }, "skip the full-attention twin");
-  train->add_option("--kernel", a->kernel, "attention kernel: default, scalar, avx2, avx512 or avx512-on-avx2");
+  train->add_option("--kernel", a->kernel,
+                    "attention kernel: only default until the model takes ComputeOptions (use ZEBRA_SIMD)");
   train->callback([a] {
     prepare(*a);
     a->train.config = config_or_default(a->config_path);

@@ -5,6 +5,7 @@
 #include <type_traits>
 
 #include "zebra/ops/parallel.hpp"
+#include "zebra/ops/compute.hpp"
 #include "zebra/ops/simd/elementwise.hpp"
 
 namespace zebra {
@@ -16,7 +17,8 @@ constexpr std::int64_t kChunk = 1 << 14;
 
 template <typename T>
 void adamw_update(T* params, const T* grads, T* m, T* v, std::int64_t n, const AdamWHyper& h, std::int64_t step,
-                  bool decay, double grad_scale) {
+                  bool decay, double grad_scale, const ComputeOptions& options) {
+  const ThreadScope threads(options);
   const T b1 = static_cast<T>(h.beta1), b2 = static_cast<T>(h.beta2);
   const T c1 = static_cast<T>(1.0 / (1.0 - std::pow(h.beta1, static_cast<double>(step))));
   const T c2 = static_cast<T>(1.0 / (1.0 - std::pow(h.beta2, static_cast<double>(step))));
@@ -24,7 +26,7 @@ void adamw_update(T* params, const T* grads, T* m, T* v, std::int64_t n, const A
   const T wd = decay ? static_cast<T>(h.weight_decay) : T(0);
   if constexpr (std::is_same_v<T, float>) {
     const simd::AdamWScalars s{b1, b2, c1, c2, lr, eps, wd, gs};
-    const simd::ElementwiseKernels& k = simd::elementwise();
+    const simd::ElementwiseKernels& k = simd::elementwise(options.simd);
     const std::int64_t chunks = (n + kChunk - 1) / kChunk;
 #pragma omp parallel for schedule(static) if (worth_parallel(n))
     for (std::int64_t c = 0; c < chunks; ++c) {
@@ -44,8 +46,8 @@ void adamw_update(T* params, const T* grads, T* m, T* v, std::int64_t n, const A
 }
 
 template void adamw_update<float>(float*, const float*, float*, float*, std::int64_t, const AdamWHyper&,
-                                  std::int64_t, bool, double);
+                                  std::int64_t, bool, double, const ComputeOptions&);
 template void adamw_update<double>(double*, const double*, double*, double*, std::int64_t, const AdamWHyper&,
-                                   std::int64_t, bool, double);
+                                   std::int64_t, bool, double, const ComputeOptions&);
 
 }  // namespace zebra

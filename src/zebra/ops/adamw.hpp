@@ -3,6 +3,8 @@
 
 #include <cstdint>
 
+#include "zebra/ops/compute.hpp"
+
 namespace zebra {
 
 struct AdamWHyper {
@@ -14,9 +16,10 @@ struct AdamWHyper {
 };
 
 // params[n], grads[n], m[n], v[n]; `step` counts from 1. grad_scale multiplies grads first
-// (gradient clipping and accumulation averaging). decay=false skips weight decay for this span.
+// (gradient clipping and accumulation averaging). decay=false skips weight decay for this span. options: threads,
+// SIMD path (ops/compute.hpp).
 template <typename T>
 void adamw_update(T* params, const T* grads, T* m, T* v, std::int64_t n, const AdamWHyper& h, std::int64_t step,
-                  bool decay, double grad_scale = 1.0);
+                  bool decay, double grad_scale = 1.0, const ComputeOptions& options = {});
 
 }  // namespace zebra

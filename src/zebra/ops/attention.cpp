@@ -329,9 +329,6 @@ T* workspace(std::int64_t elements) {
   return buf.data();
 }
 
-// Per-thread override of the kernel variant (tests, benchmarks).
-thread_local AttentionKernel g_kernel = AttentionKernel::kDefault;
-
 }  // namespace
 
 // ---- the kernels, once per SIMD path (traits in simd/traits.hpp) -------------------------------------------
@@ -377,23 +374,13 @@ ZEBRA_SIMD_END
 
 namespace {
 
-AttentionKernel resolve_kernel() {
-  if (g_kernel != AttentionKernel::kDefault) return g_kernel;
-  switch (active_simd_path()) {
-    case SimdPath::kAvx512: return AttentionKernel::kAvx512;
-    case SimdPath::kAvx2: return AttentionKernel::kAvx2;
-    case SimdPath::kScalar: return AttentionKernel::kScalar;
-  }
-  return AttentionKernel::kScalar;
-}
-
 template <typename T>
 AttentionStats forward_dispatch(T* out, T* lse, const T* q, const T* k, const T* v, const Dims& d,
-                                const AttentionMask& mask) {
+                                const AttentionMask& mask, AttentionKernel kernel) {
   const bool parallel = work_of(d) >= kParallelMinWork;
   T* ws = workspace<T>(forward_workspace_elements(d));
   if constexpr (std::is_same_v<T, float>) {
-    switch (resolve_kernel()) {
+    switch (kernel) {
       case AttentionKernel::kAvx512:
         return attn_avx512::forward_all<attn_avx512::Traits>(out, lse, q, k, v, d, mask, ws, parallel);
       case AttentionKernel::kAvx512OnAvx2:
@@ -408,12 +395,13 @@ AttentionStats forward_dispatch(T* out, T* lse, const T* q, const T* k, const T*
 
 template <typename T>
 AttentionStats backward_dispatch(T* dq, T* dk, T* dv, const T* dout, const T* out, const T* lse, const T* q,
-                                 const T* k, const T* v, const Dims& d, const AttentionMask& mask) {
+                                 const T* k, const T* v, const Dims& d, const AttentionMask& mask,
+                                 AttentionKernel kernel) {
   const bool parallel = work_of(d) >= kParallelMinWork;
   const BackwardPlan plan = plan_backward(d, mask);
   T* ws = workspace<T>(backward_workspace_elements(d, plan.partial_elements));
   if constexpr (std::is_same_v<T, float>) {
-    switch (resolve_kernel()) {
+    switch (kernel) {
       case AttentionKernel::kAvx512:
         return attn_avx512::backward_all<attn_avx512::Traits>(dq, dk, dv, dout, out, lse, q, k, v, d, mask, plan, ws,
                                                               parallel);
@@ -432,26 +420,26 @@ AttentionStats backward_dispatch(T* dq, T* dk, T* dv, const T* dout, const T* ou
 
 }  // namespace
 
-void set_attention_kernel(AttentionKernel kernel) {
-  ZEBRA_CHECK(kernel != AttentionKernel::kAvx512 || simd_path_supported(SimdPath::kAvx512),
-              "attention: the AVX-512 kernel needs a CPU with AVX-512 F/BW/VL/DQ");
-  ZEBRA_CHECK((kernel != AttentionKernel::kAvx2 && kernel != AttentionKernel::kAvx512OnAvx2) ||
-                  simd_path_supported(SimdPath::kAvx2),
-              "attention: the AVX2 kernels need a CPU with AVX2 and FMA");
-  g_kernel = kernel;
-}
-
-AttentionKernel attention_kernel() { return resolve_kernel(); }
-
-const char* to_string(AttentionKernel kernel) {
-  switch (kernel) {
-    case AttentionKernel::kDefault: return "default";
-    case AttentionKernel::kScalar: return "scalar";
-    case AttentionKernel::kAvx2: return "avx2";
-    case AttentionKernel::kAvx512: return "avx512";
-    case AttentionKernel::kAvx512OnAvx2: return "avx512-layout-on-avx2";
+AttentionKernel resolve_attention_kernel(const ComputeOptions& options) {
+  switch (options.attention) {
+    case AttentionKernel::kDefault:
+      check_simd_path(options.simd, "attention");
+      switch (options.simd) {
+        case SimdPath::kAvx512: return AttentionKernel::kAvx512;
+        case SimdPath::kAvx2: return AttentionKernel::kAvx2;
+        case SimdPath::kScalar: return AttentionKernel::kScalar;
+      }
+      return AttentionKernel::kScalar;
+    case AttentionKernel::kAvx512:
+      check_simd_path(SimdPath::kAvx512, "attention kernel avx512");
+      break;
+    case AttentionKernel::kAvx2:
+    case AttentionKernel::kAvx512OnAvx2:
+      check_simd_path(SimdPath::kAvx2, "attention kernel avx2 / avx512-layout-on-avx2");
+      break;
+    case AttentionKernel::kScalar: break;
   }
-  return "?";
+  return options.attention;
 }
 
 std::size_t attention_workspace_bytes(const AttentionShape& shape, const AttentionMask& mask) {
@@ -462,41 +450,48 @@ std::size_t attention_workspace_bytes(const AttentionShape& shape, const Attenti
 
 template <typename T>
 void attention_forward(T* out, T* lse, const T* q, const T* k, const T* v, const AttentionShape& shape,
-                       const AttentionMask& mask, AttentionStats* stats) {
+                       const AttentionMask& mask, AttentionStats* stats, const ComputeOptions& options) {
   const Dims d = resolve(shape, mask);
-  const AttentionStats st = forward_dispatch(out, lse, q, k, v, d, mask);
+  const AttentionKernel kernel = resolve_attention_kernel(options);
+  const ThreadScope threads(options);
+  const AttentionStats st = forward_dispatch(out, lse, q, k, v, d, mask, kernel);
   if (stats != nullptr) *stats = st;
 }
 
 template <typename T>
 void attention_forward(T* out, T* lse, const T* q, const T* k, const T* v, const AttentionShape& shape,
-                       const AttentionMask& mask) {
-  attention_forward(out, lse, q, k, v, shape, mask, nullptr);
+                       const AttentionMask& mask, const ComputeOptions& options) {
+  attention_forward(out, lse, q, k, v, shape, mask, nullptr, options);
 }
 
 template <typename T>
 void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* out, const T* lse, const T* q, const T* k,
-                        const T* v, const AttentionShape& shape, const AttentionMask& mask, AttentionStats* stats) {
+                        const T* v, const AttentionShape& shape, const AttentionMask& mask, AttentionStats* stats,
+                        const ComputeOptions& options) {
   const Dims d = resolve(shape, mask);
-  const AttentionStats st = backward_dispatch(dq, dk, dv, dout, out, lse, q, k, v, d, mask);
+  const AttentionKernel kernel = resolve_attention_kernel(options);
+  const ThreadScope threads(options);
+  const AttentionStats st = backward_dispatch(dq, dk, dv, dout, out, lse, q, k, v, d, mask, kernel);
   if (stats != nullptr) *stats = st;
 }
 
 template <typename T>
 void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* out, const T* lse, const T* q, const T* k,
-                        const T* v, const AttentionShape& shape, const AttentionMask& mask) {
-  attention_backward(dq, dk, dv, dout, out, lse, q, k, v, shape, mask, nullptr);
+                        const T* v, const AttentionShape& shape, const AttentionMask& mask,
+                        const ComputeOptions& options) {
+  attention_backward(dq, dk, dv, dout, out, lse, q, k, v, shape, mask, nullptr, options);
 }
 
 #define ZEBRA_ATTENTION_INSTANTIATE(T)                                                                          \
   template void attention_forward<T>(T*, T*, const T*, const T*, const T*, const AttentionShape&,              \
-                                     const AttentionMask&);                                                     \
+                                     const AttentionMask&, const ComputeOptions&);                              \
   template void attention_forward<T>(T*, T*, const T*, const T*, const T*, const AttentionShape&,              \
-                                     const AttentionMask&, AttentionStats*);                                    \
+                                     const AttentionMask&, AttentionStats*, const ComputeOptions&);             \
   template void attention_backward<T>(T*, T*, T*, const T*, const T*, const T*, const T*, const T*, const T*,  \
-                                      const AttentionShape&, const AttentionMask&);                             \
+                                      const AttentionShape&, const AttentionMask&, const ComputeOptions&);      \
   template void attention_backward<T>(T*, T*, T*, const T*, const T*, const T*, const T*, const T*, const T*,  \
-                                      const AttentionShape&, const AttentionMask&, AttentionStats*);
+                                      const AttentionShape&, const AttentionMask&, AttentionStats*,             \
+                                      const ComputeOptions&);
 ZEBRA_ATTENTION_INSTANTIATE(float)
 ZEBRA_ATTENTION_INSTANTIATE(double)
 #undef ZEBRA_ATTENTION_INSTANTIATE

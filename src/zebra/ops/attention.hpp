@@ -17,6 +17,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "zebra/ops/compute.hpp"
+
 namespace zebra {
 
 struct AttentionShape {
@@ -35,15 +37,16 @@ struct AttentionMask {
   const double* alibi_slopes = nullptr;    // [n_heads], or null for no bias
 };
 
-// Forward. Overwrites out and lse.
+// Forward. Overwrites out and lse. options: threads, attention kernel / SIMD path (ops/compute.hpp).
 template <typename T>
 void attention_forward(T* out, T* lse, const T* q, const T* k, const T* v, const AttentionShape& shape,
-                       const AttentionMask& mask);
+                       const AttentionMask& mask, const ComputeOptions& options = {});
 
 // Backward. Overwrites dq, dk, dv (same layouts and strides as q, k, v); reads out and lse from forward.
 template <typename T>
 void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* out, const T* lse, const T* q, const T* k,
-                        const T* v, const AttentionShape& shape, const AttentionMask& mask);
+                        const T* v, const AttentionShape& shape, const AttentionMask& mask,
+                        const ComputeOptions& options = {});
 
 // Edge of the square tiles the kernels work in (query rows and key columns alike).
 inline constexpr std::int64_t kAttentionTile = 64;
@@ -59,21 +62,15 @@ struct AttentionStats {
 // Same as above, and overwrite *stats (when not null) with the work the call did.
 template <typename T>
 void attention_forward(T* out, T* lse, const T* q, const T* k, const T* v, const AttentionShape& shape,
-                       const AttentionMask& mask, AttentionStats* stats);
+                       const AttentionMask& mask, AttentionStats* stats, const ComputeOptions& options = {});
 template <typename T>
 void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* out, const T* lse, const T* q, const T* k,
-                        const T* v, const AttentionShape& shape, const AttentionMask& mask, AttentionStats* stats);
+                        const T* v, const AttentionShape& shape, const AttentionMask& mask, AttentionStats* stats,
+                        const ComputeOptions& options = {});
 
-// Kernel variants. kDefault follows active_simd_path() (ops/cpu_features.hpp); the others are for tests and
-// benchmarks. kAvx512OnAvx2 runs the AVX-512 kernels' exact tiling and blocking (16 lanes, 12 x 2 vectors)
-// with AVX2 instructions, so that machines without AVX-512 can test that logic. Double precision always uses
-// the scalar kernels.
-enum class AttentionKernel { kDefault, kScalar, kAvx2, kAvx512, kAvx512OnAvx2 };
-// Sets the variant for calls made from this thread; throws when the CPU cannot run it.
-void set_attention_kernel(AttentionKernel kernel);
-// The variant the next call from this thread will use (never kDefault).
-AttentionKernel attention_kernel();
-const char* to_string(AttentionKernel kernel);
+// The kernel variant a call with these options runs (never kDefault: that resolves through options.simd); throws
+// when the CPU cannot run it. (AttentionKernel: ops/compute.hpp.)
+AttentionKernel resolve_attention_kernel(const ComputeOptions& options);
 
 // The kernels pack their inputs (K, V per kv head; Q, dO transposed per query tile) and accumulate dK, dV in a
 // workspace that belongs to the calling thread and only grows, so that repeated calls allocate nothing: it keeps

@@ -1,6 +1,7 @@
 #include "zebra/ops/cpu_features.hpp"
 
-#include <atomic>
+#include <cpuid.h>
+
 #include <cstdlib>
 #include <string>
 
@@ -15,6 +16,9 @@ CpuFeatures detect() {
   CpuFeatures f;
   f.avx2 = __builtin_cpu_supports("avx2");
   f.fma = __builtin_cpu_supports("fma");
+  // GCC's __builtin_cpu_supports has no "f16c": CPUID leaf 1, ECX bit 29.
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (__get_cpuid(1, &eax, &ebx, &ecx, &edx)) f.f16c = (ecx & bit_F16C) != 0;
   f.avx512f = __builtin_cpu_supports("avx512f");
   f.avx512bw = __builtin_cpu_supports("avx512bw");
   f.avx512vl = __builtin_cpu_supports("avx512vl");
@@ -39,9 +43,6 @@ SimdPath initial_path() {
   return p;
 }
 
-// -1 until first use; then the SimdPath value.
-std::atomic<int> g_path{-1};
-
 }  // namespace
 
 const CpuFeatures& cpu_features() {
@@ -53,8 +54,8 @@ bool simd_path_supported(SimdPath path) {
   const CpuFeatures& f = cpu_features();
   switch (path) {
     case SimdPath::kScalar: return true;
-    case SimdPath::kAvx2: return f.avx2 && f.fma;
-    case SimdPath::kAvx512: return f.avx2 && f.fma && f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq;
+    case SimdPath::kAvx2: return f.avx2 && f.fma && f.f16c;
+    case SimdPath::kAvx512: return f.avx2 && f.fma && f.f16c && f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq;
   }
   return false;
 }
@@ -74,19 +75,14 @@ SimdPath best_simd_path() {
   return SimdPath::kScalar;
 }
 
-SimdPath active_simd_path() {
-  int p = g_path.load(std::memory_order_relaxed);
-  if (p < 0) {
-    p = static_cast<int>(initial_path());
-    g_path.store(p, std::memory_order_relaxed);
-  }
-  return static_cast<SimdPath>(p);
+SimdPath default_simd_path() {
+  static const SimdPath path = initial_path();
+  return path;
 }
 
-void set_simd_path(SimdPath path) {
-  ZEBRA_CHECK(simd_path_supported(path), "SIMD path ", to_string(path), " is not supported by this CPU (best: ",
+void check_simd_path(SimdPath path, const char* what) {
+  ZEBRA_CHECK(simd_path_supported(path), what, ": SIMD path ", to_string(path), " is not supported by this CPU (best: ",
               to_string(best_simd_path()), ")");
-  g_path.store(static_cast<int>(path), std::memory_order_relaxed);
 }
 
 }  // namespace zebra

@@ -5,6 +5,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "zebra/ops/compute.hpp"
 #include "zebra/ops/parallel.hpp"
 #include "zebra/ops/simd/elementwise.hpp"
 #include "zebra/util/error.hpp"
@@ -13,7 +14,8 @@ namespace zebra {
 
 template <typename T>
 double cross_entropy_forward(T* logits, const std::int32_t* targets, std::int64_t rows, std::int64_t vocab,
-                             std::int64_t* n_valid) {
+                             std::int64_t* n_valid, const ComputeOptions& options) {
+  const ThreadScope threads(options);
   // Per-row losses summed serially afterwards: an OpenMP reduction may combine partial sums in a
   // different order from run to run, and resumed training must reproduce losses bit for bit.
   std::vector<double> row_loss(static_cast<std::size_t>(rows), 0.0);
@@ -24,7 +26,7 @@ double cross_entropy_forward(T* logits, const std::int32_t* targets, std::int64_
   for (std::int64_t i = 0; i < rows; ++i) {
     T* z = logits + i * vocab;
     if constexpr (std::is_same_v<T, float>) {
-      simd::elementwise().softmax(z, vocab);
+      simd::elementwise(options.simd).softmax(z, vocab);
     } else {
       T max_z = z[0];
       for (std::int64_t k = 1; k < vocab; ++k) max_z = std::max(max_z, z[k]);
@@ -53,7 +55,8 @@ double cross_entropy_forward(T* logits, const std::int32_t* targets, std::int64_
 
 template <typename T>
 void cross_entropy_backward(T* dlogits, const T* probs, const std::int32_t* targets, std::int64_t rows,
-                            std::int64_t vocab, T scale) {
+                            std::int64_t vocab, T scale, const ComputeOptions& options) {
+  const ThreadScope threads(options);
 #pragma omp parallel for schedule(static) if (worth_parallel(rows * vocab))
   for (std::int64_t i = 0; i < rows; ++i) {
     T* dz = dlogits + i * vocab;
@@ -68,12 +71,12 @@ void cross_entropy_backward(T* dlogits, const T* probs, const std::int32_t* targ
 }
 
 template double cross_entropy_forward<float>(float*, const std::int32_t*, std::int64_t, std::int64_t,
-                                             std::int64_t*);
+                                             std::int64_t*, const ComputeOptions&);
 template double cross_entropy_forward<double>(double*, const std::int32_t*, std::int64_t, std::int64_t,
-                                              std::int64_t*);
+                                              std::int64_t*, const ComputeOptions&);
 template void cross_entropy_backward<float>(float*, const float*, const std::int32_t*, std::int64_t, std::int64_t,
-                                            float);
+                                            float, const ComputeOptions&);
 template void cross_entropy_backward<double>(double*, const double*, const std::int32_t*, std::int64_t,
-                                             std::int64_t, double);
+                                             std::int64_t, double, const ComputeOptions&);
 
 }  // namespace zebra

@@ -4,9 +4,6 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <atomic>
-#include <cstdlib>
-#include <string>
 #include <bit>
 #include <cstring>
 #include <type_traits>
@@ -108,18 +105,6 @@ constexpr std::int64_t kChunks = 16;
 // shows.
 constexpr std::int64_t kMinChunk = 64;
 
-GemmBackend initial_backend() {
-  const char* env = std::getenv("ZEBRA_GEMM");
-  if (env == nullptr || *env == '\0') return GemmBackend::kAuto;
-  const std::string v(env);
-  if (v == "blas") return GemmBackend::kBlasThreads;
-  if (v == "chunked") return GemmBackend::kChunked;
-  if (v == "auto") return GemmBackend::kAuto;
-  fail("ZEBRA_GEMM must be blas, chunked or auto, got '", v, "'");
-}
-
-std::atomic<int> g_backend{-1};
-
 // C = alpha op(A) op(B) + beta C with the larger of M, N cut into chunks taken dynamically by the OpenMP team;
 // inside the parallel region each BLAS call runs single-threaded (OpenBLAS's OpenMP build checks
 // omp_in_parallel()). The chunks depend only on the shape, so the result is the same for any thread count (it
@@ -148,31 +133,13 @@ void chunked_gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, st
 
 }  // namespace
 
-GemmBackend gemm_backend() {
-  int v = g_backend.load(std::memory_order_relaxed);
-  if (v < 0) {
-    v = static_cast<int>(initial_backend());
-    g_backend.store(v, std::memory_order_relaxed);
-  }
-  return static_cast<GemmBackend>(v);
-}
-
-void set_gemm_backend(GemmBackend backend) { g_backend.store(static_cast<int>(backend), std::memory_order_relaxed); }
-
-const char* to_string(GemmBackend backend) {
-  switch (backend) {
-    case GemmBackend::kBlasThreads: return "blas-threads";
-    case GemmBackend::kChunked: return "chunked";
-    case GemmBackend::kAuto: return "auto";
-  }
-  return "?";
-}
-
 template <typename T>
 void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a,
-          std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc) {
+          std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc,
+          const ComputeOptions& options) {
+  const ThreadScope threads(options);
   const double work = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
-  const GemmBackend be = gemm_backend();
+  const GemmBackend be = options.gemm;
   const bool chunk = be == GemmBackend::kChunked || (be == GemmBackend::kAuto && std::max(m, n) >= 2 * k);
   if (work < kSingleThreadMaxWork && !omp_in_parallel()) {
     on_one_thread([&] { blas_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc); });
@@ -184,29 +151,35 @@ void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64
 }
 
 template void gemm<float>(bool, bool, std::int64_t, std::int64_t, std::int64_t, float, const float*, std::int64_t,
-                          const float*, std::int64_t, float, float*, std::int64_t);
+                          const float*, std::int64_t, float, float*, std::int64_t, const ComputeOptions&);
 template void gemm<double>(bool, bool, std::int64_t, std::int64_t, std::int64_t, double, const double*,
-                           std::int64_t, const double*, std::int64_t, double, double*, std::int64_t);
+                           std::int64_t, const double*, std::int64_t, double, double*, std::int64_t,
+                           const ComputeOptions&);
 
 namespace {
 
 // BF16 products: the inputs rounded to bf16 (held in fp32, exactly representable), multiplied by the fp32
 // GEMM. A product of two bf16 values has at most 16 significant bits, so every product is exact in fp32 and the
 // result differs from a native BF16 GEMM with fp32 accumulation only in the order of the sums.
-void forward_bf16(float* out, const float* inp, const float* weight, std::int64_t n, std::int64_t in,
-                  std::int64_t outf) {
+// out [N, ldo], weight rows ldw apart (the rounded copy is contiguous).
+void forward_bf16(float* out, std::int64_t ldo, const float* inp, const float* weight, std::int64_t ldw,
+                  std::int64_t n, std::int64_t in, std::int64_t outf, const ComputeOptions& options) {
   float* w = Bf16Scratch::ensure(g_scratch.weight, outf * in);
-  round_to_bf16(w, weight, outf * in);
+  if (ldw == in) {
+    round_to_bf16(w, weight, outf * in);
+  } else {
+    for (std::int64_t r = 0; r < outf; ++r) round_to_bf16(w + r * in, weight + r * ldw, in);
+  }
   float* a = Bf16Scratch::ensure(g_scratch.rows_a, std::min(n, kBf16ChunkRows) * in);
   for (std::int64_t r0 = 0; r0 < n; r0 += kBf16ChunkRows) {
     const std::int64_t rows = std::min(kBf16ChunkRows, n - r0);
     round_to_bf16(a, inp + r0 * in, rows * in);
-    gemm<float>(false, true, rows, outf, in, 1.0f, a, in, w, in, 0.0f, out + r0 * outf, outf);
+    gemm<float>(false, true, rows, outf, in, 1.0f, a, in, w, in, 0.0f, out + r0 * ldo, ldo, options);
   }
 }
 
 void backward_bf16(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
-                   std::int64_t n, std::int64_t in, std::int64_t outf) {
+                   std::int64_t n, std::int64_t in, std::int64_t outf, const ComputeOptions& options) {
   const std::int64_t chunk = std::min(n, kBf16ChunkRows);
   float* a = Bf16Scratch::ensure(g_scratch.rows_a, chunk * outf);  // rows of dout
   float* b = dweight != nullptr ? Bf16Scratch::ensure(g_scratch.rows_b, chunk * in) : nullptr;  // rows of inp
@@ -217,12 +190,12 @@ void backward_bf16(float* dinp, float* dweight, const float* dout, const float* 
     round_to_bf16(a, dout + r0 * outf, rows * outf);
     if (dinp != nullptr) {
       // dinp[rows, IC] = dout[rows, OC] . weight[OC, IC]
-      gemm<float>(false, false, rows, in, outf, 1.0f, a, outf, w, in, 0.0f, dinp + r0 * in, in);
+      gemm<float>(false, false, rows, in, outf, 1.0f, a, outf, w, in, 0.0f, dinp + r0 * in, in, options);
     }
     if (dweight != nullptr) {
       // dweight[OC, IC] += dout^T[OC, rows] . inp[rows, IC], chunk by chunk in fp32
       round_to_bf16(b, inp + r0 * in, rows * in);
-      gemm<float>(true, false, outf, in, rows, 1.0f, a, outf, b, in, 1.0f, dweight, in);
+      gemm<float>(true, false, outf, in, rows, 1.0f, a, outf, b, in, 1.0f, dweight, in, options);
     }
   }
 }
@@ -230,48 +203,63 @@ void backward_bf16(float* dinp, float* dweight, const float* dout, const float* 
 }  // namespace
 
 template <typename T>
-void matmul_forward(T* out, const T* inp, const T* weight, std::int64_t n, std::int64_t in_features,
-                    std::int64_t out_features, const MatmulOptions& options) {
-  if (n == 0) return;
+void matmul_forward_strided(T* out, std::int64_t ldo, const T* inp, const T* weight, std::int64_t ldw,
+                            std::int64_t n, std::int64_t in_features, std::int64_t out_features,
+                            const ComputeOptions& options) {
+  ZEBRA_CHECK(ldo >= out_features && ldw >= in_features, "matmul_forward_strided: need ldo >= out_features and ",
+              "ldw >= in_features, got ldo=", ldo, " out_features=", out_features, " ldw=", ldw,
+              " in_features=", in_features);
+  if (n == 0 || out_features == 0) return;
   if constexpr (std::is_same_v<T, float>) {
     if (options.bf16) {
-      forward_bf16(out, inp, weight, n, in_features, out_features);
+      const ThreadScope threads(options);  // also for the rounding loops
+      forward_bf16(out, ldo, inp, weight, ldw, n, in_features, out_features, options);
       return;
     }
   }
-  gemm<T>(false, true, n, out_features, in_features, T(1), inp, in_features, weight, in_features, T(0), out,
-          out_features);
+  gemm<T>(false, true, n, out_features, in_features, T(1), inp, in_features, weight, ldw, T(0), out, ldo, options);
+}
+
+template <typename T>
+void matmul_forward(T* out, const T* inp, const T* weight, std::int64_t n, std::int64_t in_features,
+                    std::int64_t out_features, const ComputeOptions& options) {
+  matmul_forward_strided(out, out_features, inp, weight, in_features, n, in_features, out_features, options);
 }
 
 template <typename T>
 void matmul_backward(T* dinp, T* dweight, const T* dout, const T* inp, const T* weight, std::int64_t n,
-                     std::int64_t in_features, std::int64_t out_features, const MatmulOptions& options) {
+                     std::int64_t in_features, std::int64_t out_features, const ComputeOptions& options) {
   if (n == 0) return;
   if constexpr (std::is_same_v<T, float>) {
     if (options.bf16) {
-      backward_bf16(dinp, dweight, dout, inp, weight, n, in_features, out_features);
+      const ThreadScope threads(options);  // also for the rounding loops
+      backward_bf16(dinp, dweight, dout, inp, weight, n, in_features, out_features, options);
       return;
     }
   }
   if (dinp != nullptr) {
     // dinp[N, IC] = dout[N, OC] . weight[OC, IC]
     gemm<T>(false, false, n, in_features, out_features, T(1), dout, out_features, weight, in_features, T(0), dinp,
-            in_features);
+            in_features, options);
   }
   if (dweight != nullptr) {
     // dweight[OC, IC] += dout^T[OC, N] . inp[N, IC]
     gemm<T>(true, false, out_features, in_features, n, T(1), dout, out_features, inp, in_features, T(1), dweight,
-            in_features);
+            in_features, options);
   }
 }
 
 template void matmul_forward<float>(float*, const float*, const float*, std::int64_t, std::int64_t, std::int64_t,
-                                    const MatmulOptions&);
+                                    const ComputeOptions&);
 template void matmul_forward<double>(double*, const double*, const double*, std::int64_t, std::int64_t,
-                                     std::int64_t, const MatmulOptions&);
+                                     std::int64_t, const ComputeOptions&);
+template void matmul_forward_strided<float>(float*, std::int64_t, const float*, const float*, std::int64_t,
+                                            std::int64_t, std::int64_t, std::int64_t, const ComputeOptions&);
+template void matmul_forward_strided<double>(double*, std::int64_t, const double*, const double*, std::int64_t,
+                                             std::int64_t, std::int64_t, std::int64_t, const ComputeOptions&);
 template void matmul_backward<float>(float*, float*, const float*, const float*, const float*, std::int64_t,
-                                     std::int64_t, std::int64_t, const MatmulOptions&);
+                                     std::int64_t, std::int64_t, const ComputeOptions&);
 template void matmul_backward<double>(double*, double*, const double*, const double*, const double*, std::int64_t,
-                                      std::int64_t, std::int64_t, const MatmulOptions&);
+                                      std::int64_t, std::int64_t, const ComputeOptions&);
 
 }  // namespace zebra

@@ -6,45 +6,33 @@
 
 #include <cstdint>
 
+#include "zebra/ops/compute.hpp"
+
 namespace zebra {
 
-struct MatmulOptions {
-  // BF16 products: both inputs of every product are rounded to bfloat16 (round to nearest even) and the
-  // products are accumulated in fp32, as a BF16 GEMM with fp32 accumulation computes them. float only (double
-  // ignores it). The rounding runs in chunks of rows, so it needs only a bounded scratch (bf16_scratch_bytes).
-  bool bf16 = false;
-};
-
-// Overwrites out.
+// Overwrites out. options: threads, gemm backend, bf16 (ops/compute.hpp).
 template <typename T>
 void matmul_forward(T* out, const T* inp, const T* weight, std::int64_t n, std::int64_t in_features,
-                    std::int64_t out_features, const MatmulOptions& options = {});
+                    std::int64_t out_features, const ComputeOptions& options = {});
+
+// The strided form: out [N, ldo] (columns [0, OC) of each row overwritten, the rest untouched), inp [N, IC],
+// weight [OC, IC] with rows ldw elements apart (ldo >= OC, ldw >= IC).
+template <typename T>
+void matmul_forward_strided(T* out, std::int64_t ldo, const T* inp, const T* weight, std::int64_t ldw,
+                            std::int64_t n, std::int64_t in_features, std::int64_t out_features,
+                            const ComputeOptions& options = {});
 
 // dinp [N, IC] is overwritten (skipped when null); dweight [OC, IC] accumulates (+=) (skipped when null).
 template <typename T>
 void matmul_backward(T* dinp, T* dweight, const T* dout, const T* inp, const T* weight, std::int64_t n,
-                     std::int64_t in_features, std::int64_t out_features, const MatmulOptions& options = {});
+                     std::int64_t in_features, std::int64_t out_features, const ComputeOptions& options = {});
 
-// How a product is spread over the threads (docs/performance.md compares them on a training step's shapes):
-//   kBlasThreads  one BLAS call; OpenBLAS splits it over the OpenMP team itself, statically.
-//   kChunked      the larger output dimension cut into 16 chunks that the team takes dynamically, one
-//                 single-threaded BLAS call each: a thread that the OS deschedules on a busy machine holds up
-//                 only its chunk instead of the whole product, and the result does not depend on the thread
-//                 count; but each chunk packs the shared operand again. (K sums are never split; results may
-//                 differ from kBlasThreads in the last bits, where the BLAS kernels handle edges differently.)
-//   kAuto         kChunked when the output is large against K (max(M, N) >= 2 K: the activation products of a
-//                 layer, where chunking measured faster), kBlasThreads otherwise (the weight gradients, whose
-//                 K = tokens makes repacking per chunk costly).
-// Default: ZEBRA_GEMM=blas|chunked|auto from the environment, else kAuto.
-enum class GemmBackend { kBlasThreads, kChunked, kAuto };
-GemmBackend gemm_backend();
-void set_gemm_backend(GemmBackend backend);
-const char* to_string(GemmBackend backend);
-
-// General row-major C[M,N] = alpha * op(A) . op(B) + beta * C through the BLAS (and gemm_backend()).
+// General row-major C[M,N] = alpha * op(A) . op(B) + beta * C through the BLAS, spread over options.threads as
+// options.gemm says (options.bf16 is not used here).
 template <typename T>
 void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a,
-          std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc);
+          std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc,
+          const ComputeOptions& options = {});
 
 // x rounded to the nearest bfloat16 (ties to even), as a float: the top 16 bits of the result are the bf16
 // value and the low 16 are zero. NaN stays NaN; values beyond the bf16 range round to infinity.

@@ -5,6 +5,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "zebra/ops/compute.hpp"
 #include "zebra/ops/parallel.hpp"
 #include "zebra/ops/simd/elementwise.hpp"
 
@@ -19,9 +20,11 @@ constexpr std::int64_t kRowsPerBlock = 64;
 }  // namespace
 
 template <typename T>
-void rmsnorm_forward(T* out, T* rstd, const T* inp, const T* weight, std::int64_t n, std::int64_t d, double eps) {
+void rmsnorm_forward(T* out, T* rstd, const T* inp, const T* weight, std::int64_t n, std::int64_t d, double eps,
+                     const ComputeOptions& options) {
+  const ThreadScope threads(options);
   if constexpr (std::is_same_v<T, float>) {
-    const simd::ElementwiseKernels& k = simd::elementwise();
+    const simd::ElementwiseKernels& k = simd::elementwise(options.simd);
 #pragma omp parallel for schedule(static) if (worth_parallel(n * d))
     for (std::int64_t i = 0; i < n; ++i) {
       // Float sum of d squares (in W lanes): relative error <= ~d/W * 2^-24, far below what the norm needs.
@@ -45,7 +48,8 @@ void rmsnorm_forward(T* out, T* rstd, const T* inp, const T* weight, std::int64_
 
 template <typename T>
 void rmsnorm_backward(T* dinp, T* dweight, const T* dout, const T* inp, const T* weight, const T* rstd,
-                      std::int64_t n, std::int64_t d) {
+                      std::int64_t n, std::int64_t d, const ComputeOptions& options) {
+  const ThreadScope threads(options);
   // y_k = x_k r g_k, r = (mean(x^2)+eps)^-1/2, dr/dx_k = -r^3 x_k / d
   // dx_k = r g_k dy_k - x_k r^3/d * sum_j dy_j g_j x_j
   const std::int64_t n_blocks = (n + kRowsPerBlock - 1) / kRowsPerBlock;
@@ -63,7 +67,7 @@ void rmsnorm_backward(T* dinp, T* dweight, const T* dout, const T* inp, const T*
         T* dx = dinp + i * d;
         const T r = rstd[i];
         if constexpr (std::is_same_v<T, float>) {
-          const simd::ElementwiseKernels& k = simd::elementwise();
+          const simd::ElementwiseKernels& k = simd::elementwise(options.simd);
           const float c = k.dot3(dy, weight, x, d) * r * r * r / static_cast<float>(d);
           k.rms_backward_row(dx, dw, dy, x, weight, r, c, d);
         } else {
@@ -87,12 +91,13 @@ void rmsnorm_backward(T* dinp, T* dweight, const T* dout, const T* inp, const T*
   }
 }
 
-template void rmsnorm_forward<float>(float*, float*, const float*, const float*, std::int64_t, std::int64_t, double);
+template void rmsnorm_forward<float>(float*, float*, const float*, const float*, std::int64_t, std::int64_t, double,
+                                     const ComputeOptions&);
 template void rmsnorm_forward<double>(double*, double*, const double*, const double*, std::int64_t, std::int64_t,
-                                      double);
+                                      double, const ComputeOptions&);
 template void rmsnorm_backward<float>(float*, float*, const float*, const float*, const float*, const float*,
-                                      std::int64_t, std::int64_t);
+                                      std::int64_t, std::int64_t, const ComputeOptions&);
 template void rmsnorm_backward<double>(double*, double*, const double*, const double*, const double*, const double*,
-                                       std::int64_t, std::int64_t);
+                                       std::int64_t, std::int64_t, const ComputeOptions&);
 
 }  // namespace zebra

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "zebra/ops/compute.hpp"
 #include "zebra/ops/parallel.hpp"
 #include "zebra/util/error.hpp"
 
@@ -65,25 +66,27 @@ void rotate(T* x, const std::int32_t* positions, const RopeTable<T>& table, std:
 
 template <typename T>
 void rope_forward(T* x, const std::int32_t* positions, const RopeTable<T>& table, std::int64_t n,
-                  std::int64_t n_heads, std::int64_t row_stride) {
+                  std::int64_t n_heads, std::int64_t row_stride, const ComputeOptions& options) {
+  const ThreadScope threads(options);
   rotate(x, positions, table, n, n_heads, row_stride, T(1));
 }
 
 template <typename T>
 void rope_backward(T* dx, const std::int32_t* positions, const RopeTable<T>& table, std::int64_t n,
-                   std::int64_t n_heads, std::int64_t row_stride) {
+                   std::int64_t n_heads, std::int64_t row_stride, const ComputeOptions& options) {
+  const ThreadScope threads(options);
   rotate(dx, positions, table, n, n_heads, row_stride, T(-1));
 }
 
 template RopeTable<float> make_rope_table<float>(const RopeParams&, std::int64_t);
 template RopeTable<double> make_rope_table<double>(const RopeParams&, std::int64_t);
 template void rope_forward<float>(float*, const std::int32_t*, const RopeTable<float>&, std::int64_t, std::int64_t,
-                                  std::int64_t);
+                                  std::int64_t, const ComputeOptions&);
 template void rope_forward<double>(double*, const std::int32_t*, const RopeTable<double>&, std::int64_t,
-                                   std::int64_t, std::int64_t);
+                                   std::int64_t, std::int64_t, const ComputeOptions&);
 template void rope_backward<float>(float*, const std::int32_t*, const RopeTable<float>&, std::int64_t, std::int64_t,
-                                   std::int64_t);
+                                   std::int64_t, const ComputeOptions&);
 template void rope_backward<double>(double*, const std::int32_t*, const RopeTable<double>&, std::int64_t,
-                                    std::int64_t, std::int64_t);
+                                    std::int64_t, std::int64_t, const ComputeOptions&);
 
 }  // namespace zebra

@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "zebra/ops/compute.hpp"
+
 namespace zebra {
 
 enum class RopeScaling { kNone, kLinear, kNtk };
@@ -32,14 +34,14 @@ template <typename T>
 RopeTable<T> make_rope_table(const RopeParams& p, std::int64_t n_positions);
 
 // Rotates x in place. x: [N, n_heads, head_dim] with row stride `row_stride` elements between tokens;
-// positions[N] < table.n_positions.
+// positions[N] < table.n_positions. options: threads (ops/compute.hpp).
 template <typename T>
 void rope_forward(T* x, const std::int32_t* positions, const RopeTable<T>& table, std::int64_t n,
-                  std::int64_t n_heads, std::int64_t row_stride);
+                  std::int64_t n_heads, std::int64_t row_stride, const ComputeOptions& options = {});
 
 // In place: turns d(rotated x) into d(x) (the rotation is orthogonal: apply its transpose).
 template <typename T>
 void rope_backward(T* dx, const std::int32_t* positions, const RopeTable<T>& table, std::int64_t n,
-                   std::int64_t n_heads, std::int64_t row_stride);
+                   std::int64_t n_heads, std::int64_t row_stride, const ComputeOptions& options = {});
 
 }  // namespace zebra

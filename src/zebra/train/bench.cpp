@@ -120,11 +120,11 @@ ModelConfig default_bench_model() {
   return c;
 }
 
-MachineInfo machine_info() {
+MachineInfo machine_info(const ComputeOptions& options) {
   MachineInfo m;
   m.cpu = cpu_model();
-  m.threads = omp_get_max_threads();
-  m.simd = to_string(active_simd_path());
+  m.threads = options.threads > 0 ? options.threads : omp_get_max_threads();
+  m.simd = to_string(resolve_attention_kernel(options));
   const char* core = openblas_get_corename();
   m.blas_core = core != nullptr ? core : "?";
   m.load_before = load_average();
@@ -169,9 +169,9 @@ std::vector<StepProduct> step_products(const ModelConfig& c, std::int64_t tokens
 
 GemmReport run_gemm(const GemmOptions& o) {
   GemmReport rep;
-  rep.machine = machine_info();
+  rep.machine = machine_info(o.compute);
   rep.options = o;
-  const GemmBackend saved = gemm_backend();
+  ComputeOptions co = o.compute;
   constexpr GemmBackend backends[] = {GemmBackend::kBlasThreads, GemmBackend::kChunked, GemmBackend::kAuto};
   constexpr int kBackends = static_cast<int>(std::size(backends));
   for (std::int64_t s : o.square_sizes) {
@@ -179,13 +179,14 @@ GemmReport run_gemm(const GemmOptions& o) {
     fill_random(a.data(), a.size(), 1);
     fill_random(b.data(), b.size(), 2);
     for (GemmBackend be : {GemmBackend::kBlasThreads, GemmBackend::kChunked}) {
-      set_gemm_backend(be);
+      co.gemm = be;
       GemmRow row;
       row.name = "square " + std::to_string(s);
       row.backend = to_string(be);
       row.m = row.n = row.k = s;
       row.t = time_runs(
-          [&] { gemm<float>(false, false, s, s, s, 1.0f, a.data(), s, b.data(), s, 0.0f, c.data(), s); }, o.repeats);
+          [&] { gemm<float>(false, false, s, s, s, 1.0f, a.data(), s, b.data(), s, 0.0f, c.data(), s, co); },
+          o.repeats);
       row.gflops = 2.0 * static_cast<double>(s) * s * s / row.t.min_s * 1e-9;
       rep.peak_gflops = std::max(rep.peak_gflops, row.gflops);
       rep.squares.push_back(row);
@@ -200,11 +201,11 @@ GemmReport run_gemm(const GemmOptions& o) {
       fill_random(inp.data(), inp.size(), 3);
       fill_random(w.data(), w.size(), 4, 0.02);
       fill_random(outb.data(), outb.size(), 5);
-      MatmulOptions mo;
+      ComputeOptions mo = o.compute;
       mo.bf16 = bf16;
       // Both backends on the same buffers, one after the other, so that they see the same machine state.
       for (int bi = 0; bi < kBackends; ++bi) {
-        set_gemm_backend(backends[bi]);
+        mo.gemm = backends[bi];
         std::function<void()> f;
         GemmRow row;
         row.name = p.name;
@@ -238,7 +239,6 @@ GemmReport run_gemm(const GemmOptions& o) {
                                    flops[bi] / seconds[bi] * 1e-9);
     }
   }
-  set_gemm_backend(saved);
   finish_machine_info(rep.machine);
   return rep;
 }
@@ -290,7 +290,7 @@ json GemmReport::to_json() const {
 
 AttentionReport run_attention(const AttentionOptions& o) {
   AttentionReport rep;
-  rep.machine = machine_info();
+  rep.machine = machine_info(o.compute);
   rep.options = o;
   const std::int64_t H = o.n_heads, Hkv = o.n_kv_heads, hd = o.head_dim, B = o.batch;
   const std::int64_t qkv_w = (H + 2 * Hkv) * hd;
@@ -322,11 +322,11 @@ AttentionReport run_attention(const AttentionOptions& o) {
       row.fwd_flops = 4.0 * static_cast<double>(hd * H * B) * pairs;
       row.fwdbwd_flops = 3.5 * row.fwd_flops;
       const AttentionMask mask{w, nullptr, nullptr};
-      auto fwd = [&] { attention_forward(out.data(), lse.data(), q, k, v, shape, mask); };
+      auto fwd = [&] { attention_forward(out.data(), lse.data(), q, k, v, shape, mask, o.compute); };
       auto fwdbwd = [&] {
-        attention_forward(out.data(), lse.data(), q, k, v, shape, mask);
+        attention_forward(out.data(), lse.data(), q, k, v, shape, mask, o.compute);
         attention_backward(dq, dq + H * hd, dq + (H + Hkv) * hd, dout.data(), out.data(), lse.data(), q, k, v, shape,
-                           mask);
+                           mask, o.compute);
       };
       // Estimate one forward call first, to drop repeats on very long calls.
       Timer probe;
@@ -476,9 +476,21 @@ TrainRow train_row(const ModelConfig& c, const std::string& name, std::int64_t t
 
 }  // namespace
 
+namespace {
+
+// The modes that run the model: until it takes ComputeOptions, only their thread count can be honoured.
+void check_model_compute(const ComputeOptions& o, const char* mode) {
+  ZEBRA_CHECK(o.attention == AttentionKernel::kDefault && o.simd == default_simd_path(), "bench ", mode,
+              ": choosing the attention kernel or SIMD path needs the model to take ComputeOptions (not yet)");
+}
+
+}  // namespace
+
 TrainReport run_train(const TrainBenchOptions& o) {
+  check_model_compute(o.compute, "train");
+  const ThreadScope threads(o.compute);
   TrainReport rep;
-  rep.machine = machine_info();
+  rep.machine = machine_info(o.compute);
   rep.options = o;
   ModelConfig zebra = o.config;
   zebra.resolve();
@@ -605,8 +617,10 @@ std::vector<std::int32_t> synthetic_tokens(std::int64_t n, std::int64_t vocab, s
 }  // namespace
 
 PrecisionReport run_precision(const PrecisionOptions& o) {
+  check_model_compute(o.compute, "bf16");
+  const ThreadScope threads(o.compute);
   PrecisionReport rep;
-  rep.machine = machine_info();
+  rep.machine = machine_info(o.compute);
   rep.options = o;
   ModelConfig c = o.config.d_model > 0 && o.config.n_layers > 0 && !o.config.layer_types.empty() ? o.config
                                                                                                    : small_model();

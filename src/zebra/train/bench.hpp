@@ -15,6 +15,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "zebra/model/config.hpp"
+#include "zebra/ops/compute.hpp"
 
 namespace zebra::bench {
 
@@ -33,11 +34,12 @@ struct Timing {
 struct MachineInfo {
   std::string cpu;
   int threads = 0;
-  std::string simd;        // attention kernel path in use
+  std::string simd;        // attention kernel in use
   std::string blas_core;   // OpenBLAS core name
   double load_before = 0.0, load_after = 0.0;  // 1-minute load average
 };
-MachineInfo machine_info();
+// threads and simd as `options` resolve them on the calling thread.
+MachineInfo machine_info(const ComputeOptions& options);
 void finish_machine_info(MachineInfo& m);  // fills load_after
 
 // ---- gemm -------------------------------------------------------------------------------------------------
@@ -49,6 +51,7 @@ struct GemmOptions {
   std::vector<std::int64_t> square_sizes{1024, 2048, 4096};  // the "best the machine reaches"
   int repeats = 5;
   bool bf16 = false;                   // measure the BF16 product path too
+  ComputeOptions compute;              // threads (its gemm member is overridden per measured backend)
 };
 
 struct GemmRow {
@@ -89,6 +92,7 @@ struct AttentionOptions {
   std::int64_t max_global_seq = 0;
   // Repeats drop to 1 (no warm-up) when one call takes longer than this many seconds.
   double long_call_s = 20.0;
+  ComputeOptions compute;              // threads, attention kernel
 };
 
 struct AttentionRow {
@@ -126,6 +130,9 @@ struct TrainBenchOptions {
   bool bf16 = false;                    // RunOptions::bf16_matmul
   bool twin = true;                     // also the full-attention twin
   double peak_gflops = 0.0;             // GEMM peak for MFU; 0 = measure (square 2048/4096) first
+  // Threads. The model does not take ComputeOptions yet, so its other members must keep their defaults (a
+  // non-default attention kernel is refused rather than silently ignored).
+  ComputeOptions compute;
 };
 
 struct TrainRow {
@@ -165,6 +172,7 @@ struct PrecisionOptions {
   // Folder written by `zebra prepare` (train.bin, valid.bin): train and evaluate on its first tokens instead of
   // the synthetic language; the config's vocabulary is widened to the dataset's when smaller.
   std::string data_dir;
+  ComputeOptions compute;               // threads (other members: as TrainBenchOptions::compute)
 };
 
 struct PrecisionReport {

@@ -83,8 +83,9 @@ const ElementwiseKernels& elementwise_kernels(Isa isa) {
   return ew_scalar::kKernels;
 }
 
-const ElementwiseKernels& elementwise() {
-  switch (active_simd_path()) {
+const ElementwiseKernels& elementwise(SimdPath path) {
+  check_simd_path(path, "elementwise kernels");
+  switch (path) {
     case SimdPath::kAvx512: return ew_avx512::kKernels;
     case SimdPath::kAvx2: return ew_avx2::kKernels;
     case SimdPath::kScalar: break;

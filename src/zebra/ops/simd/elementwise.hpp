@@ -8,6 +8,8 @@
 
 #include <cstdint>
 
+#include "zebra/ops/cpu_features.hpp"
+
 namespace zebra::simd {
 
 enum class Isa {
@@ -47,7 +49,7 @@ bool isa_supported(Isa isa);
 const char* to_string(Isa isa);
 // The kernels of one instruction set (throws zebra::Error when the CPU cannot run it).
 const ElementwiseKernels& elementwise_kernels(Isa isa);
-// The kernels of active_simd_path() (ops/cpu_features.hpp).
-const ElementwiseKernels& elementwise();
+// The kernels of a SimdPath (ops/cpu_features.hpp; throws when the CPU cannot run it).
+const ElementwiseKernels& elementwise(SimdPath path);
 
 }  // namespace zebra::simd

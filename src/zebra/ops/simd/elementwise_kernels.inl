@@ -1,20 +1,6 @@
 // Row kernels of simd/elementwise.hpp over a SIMD traits class `S`, included once per instruction set by
-// simd/elementwise.cpp inside that set's target region (after simd/math.inl). Each loop runs over whole
-// vectors, then the last n % W elements one at a time with the same formulas in S::T.
-
-// A vector of the first `rest` < W elements of p (the others zero), and its store: the tails of the row.
-template <class S>
-[[gnu::always_inline]] inline typename S::V load_partial(const float* p, std::int64_t rest) {
-  float buf[S::W] = {};
-  for (std::int64_t i = 0; i < rest; ++i) buf[i] = p[i];
-  return S::load(buf);
-}
-template <class S>
-[[gnu::always_inline]] inline void store_partial(float* p, typename S::V v, std::int64_t rest) {
-  float buf[S::W];
-  S::store(buf, v);
-  for (std::int64_t i = 0; i < rest; ++i) p[i] = buf[i];
-}
+// simd/elementwise.cpp inside that set's target region (after simd/math.inl, which has load_partial). Each loop
+// runs over whole vectors, then the last n % W elements one at a time with the same formulas in S::T.
 
 template <class S>
 float sum_squares(const float* x, std::int64_t n) {

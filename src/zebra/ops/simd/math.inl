@@ -1,5 +1,20 @@
 // Vector math over a SIMD traits class `S` (ops/simd/traits.hpp), included once per instruction set inside
-// the target region of the kernels that use it (see ops/simd/attention_kernels.inl).
+// the target region of the kernels that use it (see ops/simd/attention_kernels.inl): partial loads and stores
+// for the tails of rows, the exponential and the sigmoid.
+
+// A vector of the first `rest` < W elements of p (the others zero), and its store: the tails of the row.
+template <class S>
+[[gnu::always_inline]] inline typename S::V load_partial(const float* p, std::int64_t rest) {
+  float buf[S::W] = {};
+  for (std::int64_t i = 0; i < rest; ++i) buf[i] = p[i];
+  return S::load(buf);
+}
+template <class S>
+[[gnu::always_inline]] inline void store_partial(float* p, typename S::V v, std::int64_t rest) {
+  float buf[S::W];
+  S::store(buf, v);
+  for (std::int64_t i = 0; i < rest; ++i) p[i] = buf[i];
+}
 
 // The softmax exponential exp(x) for x <= 0 (and for masked scores around kMasked), with exp(x) = 0 exactly for
 // x <= -87 (exp(-87) = 1.6e-38 is below anything a softmax sum of terms >= 1 can register). Float:

@@ -1,7 +1,10 @@
 // SIMD traits for the kernels that are written once and compiled once per instruction set (attention tiles,
-// the elementwise ops): each struct gives the element type T, the vector V of W lanes (W = 1: plain T), int32
-// lanes VI of the same count, and load/store/broadcast/fma/min/max/select on them, plus the register blocking
-// (MR rows x NV vectors) of the attention micro-kernel. The members of each struct carry their instruction set
+// the elementwise ops, the 16-bit weight kernels): each struct gives the element type T, the vector V of W lanes
+// (W = 1: plain T), int32 lanes VI of the same count, and load/store/broadcast/fma/min/max/select on them, plus
+// the register blocking (MR rows x NV vectors) of the attention micro-kernel. The float traits (not
+// Avx512LayoutOnAvx2Traits) also convert W 16-bit values to and from a float vector: load_bf16 / load_f16
+// (exact) and store_bf16 / store_f16 (round to nearest even, overflow to infinity, NaN stays NaN), for
+// simd/weight_kernels.inl. The members of each struct carry their instruction set
 // as a target attribute (#pragma GCC target below), so a binary built for any x86-64 baseline contains every
 // path and picks one at run time (ops/cpu_features.hpp). Kernel code using a traits struct must itself be
 // compiled under the same target (see ops/attention.cpp) so that these members inline into it.
@@ -16,11 +19,13 @@
 #include <cstdint>
 #include <cstring>
 
+#include "zebra/util/dtype.hpp"
+
 // Regions of code compiled for one instruction set. AVX-512: the subset the kernels use (Skylake-X and later,
 // Zen 4 and later).
-#define ZEBRA_SIMD_BEGIN_AVX2 _Pragma("GCC push_options") _Pragma("GCC target(\"avx2,fma\")")
+#define ZEBRA_SIMD_BEGIN_AVX2 _Pragma("GCC push_options") _Pragma("GCC target(\"avx2,fma,f16c\")")
 #define ZEBRA_SIMD_BEGIN_AVX512 \
-  _Pragma("GCC push_options") _Pragma("GCC target(\"avx512f,avx512bw,avx512vl,avx512dq,avx2,fma\")")
+  _Pragma("GCC push_options") _Pragma("GCC target(\"avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c\")")
 #define ZEBRA_SIMD_END _Pragma("GCC pop_options")
 
 // Avx512LayoutOnAvx2Traits passes 64-byte vectors between functions compiled without AVX-512, whose calling
@@ -53,6 +58,10 @@ struct ScalarTraits {
   static V vsqrt(V x) { return std::sqrt(x); }
   static T hsum(V v) { return v; }
   static T hmax(V v) { return v; }
+  static V load_bf16(const std::uint16_t* p) { return static_cast<V>(bf16_to_float(*p)); }
+  static V load_f16(const std::uint16_t* p) { return static_cast<V>(f16_to_float(*p)); }
+  static void store_bf16(std::uint16_t* p, V v) { *p = float_to_bf16(static_cast<float>(v)); }
+  static void store_f16(std::uint16_t* p, V v) { *p = float_to_f16(static_cast<float>(v)); }
 };
 
 }  // namespace zebra::simd
@@ -94,6 +103,32 @@ struct Avx2Traits {
     float m = l[0];
     for (int i = 1; i < 8; ++i) m = l[i] > m ? l[i] : m;
     return m;
+  }
+  static V load_bf16(const std::uint16_t* p) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  }
+  static V load_f16(const std::uint16_t* p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
+  static void store_bf16(std::uint16_t* p, V v) {
+    // float_to_bf16 on 8 lanes: add 0x7fff plus the lowest kept bit (ties to even), keep the top half; NaN
+    // keeps its top half with the quiet bit set. packus_epi32 packs each 128-bit half in order.
+    const __m256i u = _mm256_castps_si256(v);
+    const __m256i r = _mm256_srli_epi32(
+        _mm256_add_epi32(u, _mm256_add_epi32(_mm256_set1_epi32(0x7fff),
+                                             _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1)))),
+        16);
+    const __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, _mm256_set1_epi32(0x7fffffff)),
+                                           _mm256_set1_epi32(0x7f800000));
+    const __m256i q = _mm256_or_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(0x0040));
+    const __m256i b = _mm256_blendv_epi8(r, q, nan);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p),
+                     _mm_packus_epi32(_mm256_castsi256_si128(b), _mm256_extracti128_si256(b, 1)));
+  }
+  static void store_f16(std::uint16_t* p, V v) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p),
+                     _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
   }
 };
 
@@ -204,6 +239,31 @@ struct Avx512Traits {
     float m = l[0];
     for (int i = 1; i < 16; ++i) m = l[i] > m ? l[i] : m;
     return m;
+  }
+  static V load_bf16(const std::uint16_t* p) {
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+    return _mm512_castsi512_ps(_mm512_maskz_slli_epi32(0xffff, _mm512_maskz_cvtepu16_epi32(0xffff, h), 16));
+  }
+  static V load_f16(const std::uint16_t* p) {
+    return _mm512_maskz_cvtph_ps(0xffff, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  }
+  static void store_bf16(std::uint16_t* p, V v) {
+    // As Avx2Traits::store_bf16 on 16 lanes; cvtepi32_epi16 keeps the low half of each lane. (maskz forms: see
+    // vmax.)
+    const __m512i u = _mm512_castps_si512(v);
+    const __m512i hi = _mm512_maskz_srli_epi32(0xffff, u, 16);
+    const __m512i odd = _mm512_and_si512(hi, _mm512_set1_epi32(1));
+    const __m512i r =
+        _mm512_maskz_srli_epi32(0xffff, _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), odd)), 16);
+    const __mmask16 nan = _mm512_cmpgt_epi32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
+                                                  _mm512_set1_epi32(0x7f800000));
+    const __m512i q = _mm512_or_si512(hi, _mm512_set1_epi32(0x0040));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p),
+                        _mm512_maskz_cvtepi32_epi16(0xffff, _mm512_mask_blend_epi32(nan, r, q)));
+  }
+  static void store_f16(std::uint16_t* p, V v) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p),
+                        _mm512_maskz_cvtps_ph(0xffff, v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
   }
 };
 
