@@ -272,11 +272,11 @@ void expect_error_naming(F&& f, const std::string& needle) {
 }
 
 TEST(WeightMatmul, RefusesWhatItCannotCompute) {
-  std::vector<unsigned char> blocks(2 * 34, 0);
+  std::vector<double> blocks(2 * 32, 0);
   std::vector<float> x(2 * 32, 1.0f), out(2 * 2);
-  // A block-quantized type without a kernel yet: named in the error.
-  const WeightMatrix q8{DType::kQ8_0, blocks.data(), 2, 32, 34};
-  expect_error_naming([&] { weight_matmul(out.data(), 2, x.data(), 2, q8); }, "Q8_0");
+  // float activations with F64 weights: no kernel, named in the error.
+  const WeightMatrix f64{DType::kF64, blocks.data(), 2, 32, 32 * 8};
+  expect_error_naming([&] { weight_matmul(out.data(), 2, x.data(), 2, f64); }, "F64");
   // double activations need F64 weights.
   std::vector<std::uint16_t> h(2 * 32, 0);
   std::vector<double> xd(2 * 32, 1.0), outd(2 * 2);

@@ -4,7 +4,9 @@
 #include <cmath>
 
 #include "zebra/ops/cross_entropy.hpp"
-#include "zebra/ops/linear.hpp"
+#include "zebra/ops/embedding.hpp"
+#include "zebra/ops/weight.hpp"
+#include "zebra/ops/weight_matmul.hpp"
 #include "zebra/util/error.hpp"
 #include "zebra/util/timer.hpp"
 
@@ -41,7 +43,7 @@ std::int64_t row_losses(const Transformer<float>& model, std::span<const std::in
     const std::int64_t rows = std::min(chunk, n - r0);
     const std::int32_t* t = targets.data() + r0;
     if (std::none_of(t, t + rows, [](std::int32_t x) { return x >= 0; })) continue;
-    linear_forward(logits.data(), vocab, model.final_hidden() + r0 * d, model.weights().lm_head, rows);
+    weight_matmul(logits.data(), vocab, model.final_hidden() + r0 * d, rows, model.weights().lm_head);
     for (std::int64_t r = 0; r < rows; ++r) {
       if (t[r] < 0) continue;
       ZEBRA_CHECK(t[r] < vocab, "perplexity: token ", t[r], " is outside the model's vocabulary of ", vocab);

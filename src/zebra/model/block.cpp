@@ -1,6 +1,8 @@
 #include "zebra/model/block.hpp"
 
-#include "zebra/ops/linear.hpp"
+#include "zebra/ops/embedding.hpp"
+#include "zebra/ops/weight.hpp"
+#include "zebra/ops/weight_matmul.hpp"
 #include "zebra/ops/parallel.hpp"
 #include "zebra/ops/rmsnorm.hpp"
 #include "zebra/ops/swiglu.hpp"
@@ -24,12 +26,12 @@ void project(T* out, const T* inp, std::int64_t n, const WeightMatrix& fused,
   std::int64_t width = 0;
   for (const WeightMatrix* p : parts) width += p->rows;
   if (fused.rows > 0) {
-    linear_forward(out, width, inp, fused, n, mo);
+    weight_matmul(out, width, inp, n, fused, mo);
     return;
   }
   std::int64_t col = 0;
   for (const WeightMatrix* p : parts) {
-    linear_forward(out + col, width, inp, *p, n, mo);
+    weight_matmul(out + col, width, inp, n, *p, mo);
     col += p->rows;
   }
 }
@@ -50,13 +52,13 @@ void block_forward(const BlockContext<T>& ctx, const LayerWeightViews<T>& w, std
     rope_forward(s.qkv + qd, ctx.positions, *ctx.rope, n, c.n_kv_heads, qkv_dim);
   }
   attention(s.qkv, s.att);
-  linear_forward(s.h, d, s.att, w.wo, n, mo);
+  weight_matmul(s.h, d, s.att, n, w.wo, mo);
   add_inplace(s.h, x_in, n * d);
 
   rmsnorm_forward(s.xn2, s.rstd2, s.h, w.ffn_norm, n, d, c.norm_eps);
   project(s.gu, s.xn2, n, w.w_gate_up, {&w.w_gate, &w.w_up}, mo);  // [N, 2F] gate | up
   swiglu_forward(s.act, s.gu, n, f);
-  linear_forward(x_out, d, s.act, w.w_down, n, mo);  // x_in is not read after h was formed
+  weight_matmul(x_out, d, s.act, n, w.w_down, mo);  // x_in is not read after h was formed
   add_inplace(x_out, s.h, n * d);
 }
 

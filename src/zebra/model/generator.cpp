@@ -7,7 +7,9 @@
 #include "zebra/ops/attention.hpp"
 #include "zebra/model/block.hpp"
 #include "zebra/ops/attention_cached.hpp"
-#include "zebra/ops/linear.hpp"
+#include "zebra/ops/embedding.hpp"
+#include "zebra/ops/weight.hpp"
+#include "zebra/ops/weight_matmul.hpp"
 #include "zebra/ops/mask.hpp"
 #include "zebra/ops/matmul.hpp"
 #include "zebra/ops/rmsnorm.hpp"
@@ -321,7 +323,7 @@ void InferenceSession<T>::forward_rows(const std::vector<Segment>& segments, T* 
   // Final norm and lm head: every row when asked, else the last row of each sequence.
   if (all_logits != nullptr) {
     rmsnorm_forward(xn_.data(), rstd_.data(), x_.data(), w.final_norm, n, d, c.norm_eps);
-    linear_forward(all_logits, c.vocab_size, xn_.data(), w.lm_head, n);
+    weight_matmul(all_logits, c.vocab_size, xn_.data(), n, w.lm_head);
     std::vector<T>& logits = states_.at(segments[0].seq).logits;
     std::copy(all_logits + (n - 1) * c.vocab_size, all_logits + n * c.vocab_size, logits.begin());
     return;
@@ -333,11 +335,11 @@ void InferenceSession<T>::forward_rows(const std::vector<Segment>& segments, T* 
   }
   rmsnorm_forward(xn_.data(), rstd_.data(), h_.data(), w.final_norm, n_seq, d, c.norm_eps);
   if (n_seq == 1) {
-    linear_forward(states_.at(segments[0].seq).logits.data(), c.vocab_size, xn_.data(), w.lm_head, 1);
+    weight_matmul(states_.at(segments[0].seq).logits.data(), c.vocab_size, xn_.data(), 1, w.lm_head);
     return;
   }
   std::vector<T> logits(sz(n_seq * c.vocab_size));
-  linear_forward(logits.data(), c.vocab_size, xn_.data(), w.lm_head, n_seq);
+  weight_matmul(logits.data(), c.vocab_size, xn_.data(), n_seq, w.lm_head);
   for (std::int64_t i = 0; i < n_seq; ++i) {
     std::vector<T>& out = states_.at(segments[sz(i)].seq).logits;
     std::copy(logits.begin() + i * c.vocab_size, logits.begin() + (i + 1) * c.vocab_size, out.begin());

@@ -7,7 +7,9 @@
 #include "zebra/ops/attention.hpp"
 #include "zebra/ops/cross_entropy.hpp"
 #include "zebra/ops/embedding.hpp"
-#include "zebra/ops/linear.hpp"
+#include "zebra/ops/embedding.hpp"
+#include "zebra/ops/weight.hpp"
+#include "zebra/ops/weight_matmul.hpp"
 #include "zebra/ops/mask.hpp"
 #include "zebra/ops/matmul.hpp"
 #include "zebra/ops/parallel.hpp"
@@ -193,7 +195,7 @@ LossResult Transformer<T>::lm_head_loss(const BatchView& batch, bool backward, d
     T* logits = logits_chunk_.data();  // [rows, V]
     const T* xf = acts_.xf.data() + r0 * d;
     const MatmulOptions mo = matmul_options();
-    linear_forward(logits, vocab, xf, weights_.lm_head, rows, mo);
+    weight_matmul(logits, vocab, xf, rows, weights_.lm_head, mo);
     result.loss_sum += cross_entropy_forward(logits, targets, rows, vocab, &result.n_valid);
     if (backward) {
       cross_entropy_backward(logits, logits, targets, rows, vocab, scale);
@@ -245,7 +247,7 @@ LossResult Transformer<T>::forward_backward(const BatchView& batch, double grad_
 template <typename T>
 void Transformer<T>::logits_for_row(std::int64_t row, T* out) const {
   const ModelConfig& c = config();
-  linear_forward(out, c.vocab_size, acts_.xf.data() + row * c.d_model, weights_.lm_head, 1);
+  weight_matmul(out, c.vocab_size, acts_.xf.data() + row * c.d_model, 1, weights_.lm_head);
 }
 
 template <typename T>

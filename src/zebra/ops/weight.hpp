@@ -13,6 +13,9 @@
 
 namespace zebra {
 
+struct WeightMatrix;
+[[noreturn]] void dense_data_error(const WeightMatrix& w, DType want);
+
 struct WeightMatrix {
   DType dtype = DType::kF32;
   const void* data = nullptr;
@@ -36,6 +39,17 @@ WeightMatrix WeightMatrix::dense(const T* p, std::int64_t rows, std::int64_t col
   static_assert(sizeof(T) == 4 || sizeof(T) == 8, "dense weights are float or double");
   return WeightMatrix{sizeof(T) == 4 ? DType::kF32 : DType::kF64, p, rows, cols,
                       static_cast<std::size_t>(cols) * sizeof(T)};
+}
+
+// The dense T storage of w (backward needs dense weights: float F32, double F64, contiguous rows); throws
+// naming the dtype otherwise.
+template <typename T>
+const T* dense_data(const WeightMatrix& w) {
+  constexpr DType want = sizeof(T) == 4 ? DType::kF32 : DType::kF64;
+  if (w.dtype != want || w.row_bytes != static_cast<std::size_t>(w.cols) * sizeof(T)) {
+    dense_data_error(w, want);
+  }
+  return static_cast<const T*>(w.data);
 }
 
 inline WeightMatrix WeightMatrix::row_slice(std::int64_t r0, std::int64_t n) const {
