@@ -45,7 +45,7 @@ VocabTokenizer::VocabTokenizer(VocabData vocab, std::string name, bool default_a
   for (std::size_t id = 0; id < vocab_.tokens.size(); ++id) {
     index_.emplace(vocab_.tokens[id], static_cast<std::int32_t>(id));  // keeps the first (lowest) id
   }
-  add_bos_ = vocab_.add_bos.value_or(default_add_bos);
+  add_bos_ = vocab_.add_bos.value_or(default_add_bos && vocab_.bos_id >= 0);
   add_eos_ = vocab_.add_eos.value_or(false);
   if (add_bos_) ZEBRA_CHECK(vocab_.bos_id >= 0, "vocabulary '", name_, "' asks for BOS but has no bos_id");
   if (add_eos_) ZEBRA_CHECK(vocab_.eos_id >= 0, "vocabulary '", name_, "' asks for EOS but has no eos_id");

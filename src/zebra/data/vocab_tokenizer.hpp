@@ -30,7 +30,8 @@ class VocabTokenizer : public Tokenizer {
 
   // Concatenation of piece(id), except that BOS, EOS and PAD vanish, and with a space prefix
   // (SentencePiece style) the first text piece after the start or a special token loses one leading
-  // space, as encode() added it. decode(encode(s)) == s for valid UTF-8 s (also for encode_special).
+  // space, as encode() added it. decode(encode(s)) == s for valid UTF-8 s; also for encode_special(s)
+  // unless s spells out BOS, EOS or PAD.
   std::string decode(const std::vector<std::int32_t>& ids) const override;
   // The bytes of one token: byte-level or "▁" text decoded, <0xNN> as the byte, special tokens as
   // their text. Bytes of a UTF-8 character may be split across tokens (a streaming consumer holds back
@@ -49,7 +50,8 @@ class VocabTokenizer : public Tokenizer {
   std::int32_t token_id(std::string_view text) const;
 
  protected:
-  // Validates `vocab` (errors name `name` and the field); add_bos/add_eos fall back to the defaults.
+  // Validates `vocab` (errors name `name` and the field); unset add_bos falls back to
+  // `default_add_bos` where there is a BOS token, unset add_eos to false.
   VocabTokenizer(VocabData vocab, std::string name, bool default_add_bos);
   // Appends the ids of one stretch of raw text (non-empty valid UTF-8, no special tokens in it);
   // `after_special`: it starts the text or follows a special token.
