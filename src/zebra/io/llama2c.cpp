@@ -4,6 +4,7 @@
 #include <cstring>
 #include <vector>
 
+#include "zebra/io/rope_layout.hpp"
 #include "zebra/util/atomic_file.hpp"
 #include "zebra/util/error.hpp"
 #include "zebra/util/mapped_file.hpp"
@@ -194,29 +195,11 @@ class Cursor {
 }  // namespace
 
 void permute_interleaved_to_half(float* w, std::int64_t n_heads, std::int64_t head_dim, std::int64_t cols) {
-  const std::int64_t half = head_dim / 2;
-  std::vector<float> tmp(static_cast<std::size_t>(head_dim * cols));
-  for (std::int64_t h = 0; h < n_heads; ++h) {
-    float* head = w + h * head_dim * cols;
-    std::memcpy(tmp.data(), head, tmp.size() * sizeof(float));
-    for (std::int64_t k = 0; k < half; ++k) {
-      std::memcpy(head + k * cols, tmp.data() + (2 * k) * cols, static_cast<std::size_t>(cols) * sizeof(float));
-      std::memcpy(head + (half + k) * cols, tmp.data() + (2 * k + 1) * cols, static_cast<std::size_t>(cols) * sizeof(float));
-    }
-  }
+  permute_rows_interleaved_to_half(w, n_heads, head_dim, static_cast<std::size_t>(cols) * sizeof(float));
 }
 
 void permute_half_to_interleaved(float* w, std::int64_t n_heads, std::int64_t head_dim, std::int64_t cols) {
-  const std::int64_t half = head_dim / 2;
-  std::vector<float> tmp(static_cast<std::size_t>(head_dim * cols));
-  for (std::int64_t h = 0; h < n_heads; ++h) {
-    float* head = w + h * head_dim * cols;
-    std::memcpy(tmp.data(), head, tmp.size() * sizeof(float));
-    for (std::int64_t k = 0; k < half; ++k) {
-      std::memcpy(head + (2 * k) * cols, tmp.data() + k * cols, static_cast<std::size_t>(cols) * sizeof(float));
-      std::memcpy(head + (2 * k + 1) * cols, tmp.data() + (half + k) * cols, static_cast<std::size_t>(cols) * sizeof(float));
-    }
-  }
+  permute_rows_half_to_interleaved(w, n_heads, head_dim, static_cast<std::size_t>(cols) * sizeof(float));
 }
 
 Llama2cHeader read_llama2c_header(const std::string& path) {

@@ -55,7 +55,8 @@ ModelConfig llama2c_config(const Llama2cHeader& header, const std::optional<Patt
 // Imports a llama2.c checkpoint (version 0, 1 or 2), permuting Wq/Wk to the rotate-half layout.
 ParameterSet<float> load_llama2c(const std::string& path, const std::optional<PatternOverride>& pattern = std::nullopt);
 
-// Row permutations between the two RoPE layouts for a matrix [n_heads * head_dim, cols], in place.
+// Row permutations between the two RoPE layouts for a float matrix [n_heads * head_dim, cols], in place
+// (io/rope_layout.hpp does it for rows of any bytes).
 // interleaved -> rotate-half: new[h*hd + k] = old[h*hd + 2k], new[h*hd + hd/2 + k] = old[h*hd + 2k + 1].
 void permute_interleaved_to_half(float* w, std::int64_t n_heads, std::int64_t head_dim, std::int64_t cols);
 void permute_half_to_interleaved(float* w, std::int64_t n_heads, std::int64_t head_dim, std::int64_t cols);
