@@ -1,0 +1,105 @@
+// The tokenizer vectors of ../shared/data/tokenizer-vectors (llama.cpp's, produced by an independent
+// implementation): each vocabulary read from its GGUF must give exactly the expected ids for every
+// input, decode them back to the input, and survive a tokenizer.json save and load unchanged.
+#include <gtest/gtest.h>
+
+#include <sstream>
+
+#include "io/io_test_util.hpp"
+#include "test_paths.hpp"
+#include "zebra/data/tokenizer_json.hpp"
+#include "zebra/data/vocab_tokenizer.hpp"
+#include "zebra/io/gguf.hpp"
+#include "zebra/io/gguf_model.hpp"
+#include "zebra/util/atomic_file.hpp"
+
+namespace zebra {
+namespace {
+
+struct Case {
+  std::string text;
+  std::vector<std::int32_t> ids;
+};
+
+// .inp: texts each followed by "\n__ggml_vocab_test__\n"; .out: one line of ids per text.
+std::vector<Case> read_cases(const std::string& base) {
+  const std::string inp = read_file(base + ".inp"), out = read_file(base + ".out");
+  const std::string sep = "\n__ggml_vocab_test__\n";
+  std::vector<Case> cases;
+  for (std::size_t at = 0;;) {
+    const std::size_t hit = inp.find(sep, at);
+    if (hit == std::string::npos) break;
+    cases.push_back(Case{inp.substr(at, hit - at), {}});
+    at = hit + sep.size();
+  }
+  std::istringstream lines(out);
+  std::string line;
+  for (Case& c : cases) {
+    if (!std::getline(lines, line)) break;
+    std::istringstream ids(line);
+    for (std::int32_t id; ids >> id;) c.ids.push_back(id);
+  }
+  return cases;
+}
+
+std::string ids_text(const std::vector<std::int32_t>& ids) {
+  std::string s;
+  for (std::int32_t id : ids) {
+    s += ' ';
+    s += std::to_string(id);
+  }
+  return s;
+}
+
+// Number of cases where `tok` gives the expected ids; each mismatch is reported.
+std::size_t count_matches(const Tokenizer& tok, const std::vector<Case>& cases, const std::string& what) {
+  std::size_t ok = 0;
+  for (const Case& c : cases) {
+    const std::vector<std::int32_t> got = tok.encode(c.text);
+    if (got == c.ids) {
+      ++ok;
+    } else {
+      ADD_FAILURE() << what << ": '" << c.text.substr(0, 80) << "'\n expected" << ids_text(c.ids) << "\n got     "
+                    << ids_text(got);
+    }
+    EXPECT_EQ(tok.decode(got), c.text) << what;
+  }
+  return ok;
+}
+
+class TokenizerVectors : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(TokenizerVectors, MatchExactly) {
+  if (!test::shared_available()) GTEST_SKIP() << "../shared is absent";
+  const std::string base = test::shared_dir() + "/data/tokenizer-vectors/ggml-vocab-" + GetParam() + ".gguf";
+  const std::vector<Case> cases = read_cases(base);
+  ASSERT_GE(cases.size(), 40u) << base;
+  const GgufFile file = GgufFile::open(base);
+  const VocabData vocab = gguf_vocab(file);
+  const auto tok = make_vocab_tokenizer(vocab, base);
+  const std::size_t ok = count_matches(*tok, cases, GetParam());
+  std::cout << "[ vectors  ] " << GetParam() << " (" << vocab.model << ", pre " << vocab.pre << "): " << ok << "/"
+            << cases.size() << " match\n";
+  EXPECT_EQ(ok, cases.size());
+
+  // Saved as tokenizer.json and read back, the tokenizer is the same (the SentencePiece-style one
+  // then merges by ranks derived from the scores).
+  test::TempDir dir;
+  tok->save(dir.file(tok->file_name()));
+  const auto back = load_tokenizer(dir.file(tok->file_name()));
+  EXPECT_EQ(count_matches(*back, cases, GetParam() + " via tokenizer.json"), cases.size());
+  EXPECT_EQ(back->bos_id(), tok->bos_id());
+  EXPECT_EQ(back->eos_id(), tok->eos_id());
+  EXPECT_EQ(back->add_bos(), tok->add_bos());
+}
+
+INSTANTIATE_TEST_SUITE_P(Gguf, TokenizerVectors,
+                         ::testing::Values("llama-spm", "llama-bpe", "gpt-2", "starcoder", "qwen2"),
+                         [](const auto& info) {
+                           std::string n = info.param;
+                           for (char& c : n) c = c == '-' ? '_' : c;
+                           return n;
+                         });
+
+}  // namespace
+}  // namespace zebra
