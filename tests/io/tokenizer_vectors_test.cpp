@@ -3,6 +3,8 @@
 // input, decode them back to the input, and survive a tokenizer.json save and load unchanged.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <filesystem>
 #include <sstream>
 
 #include "io/io_test_util.hpp"
@@ -91,6 +93,12 @@ TEST_P(TokenizerVectors, MatchExactly) {
   EXPECT_EQ(back->bos_id(), tok->bos_id());
   EXPECT_EQ(back->eos_id(), tok->eos_id());
   EXPECT_EQ(back->add_bos(), tok->add_bos());
+  // scripts/tokenizer_interop.sh sets this to check the files with Hugging Face tokenizers.
+  if (const char* out = std::getenv("ZEBRA_TOKENIZER_EXPORT_DIR")) {
+    const std::string to = std::string(out) + "/" + GetParam();
+    std::filesystem::create_directories(to);
+    tok->save(to + "/" + tok->file_name());
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Gguf, TokenizerVectors,
