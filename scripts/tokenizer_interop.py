@@ -1,5 +1,6 @@
 """Encodes the tokenizer-vector inputs with Hugging Face tokenizers from zebra's exported
 tokenizer.json files and compares with the expected ids (see tokenizer_interop.sh)."""
+import json
 import os
 import sys
 
@@ -33,7 +34,18 @@ def main(exported, vectors):
             else:
                 failures += 1
                 print("%s: %r\n  expected %s\n  got      %s\n  decoded  %r" % (name, text[:80], want, got, back[:80]))
-        print("%s: %d/%d match with HF tokenizers" % (name, ok, len(pairs)))
+        print("%s: %d/%d vectors match with HF tokenizers" % (name, ok, len(pairs)))
+        with open(os.path.join(exported, name, "varied.json"), encoding="utf-8") as f:
+            varied = json.load(f)
+        same = 0
+        for case in varied:
+            got = tok.encode(case["text"], add_special_tokens=False).ids
+            if got == case["ids"]:
+                same += 1
+            else:
+                failures += 1
+                print("%s varied: %r\n  zebra %s\n  HF    %s" % (name, case["text"][:80], case["ids"], got))
+        print("%s: %d/%d varied texts (code, digits, accents, CJK, emoji, spaces, special tokens) equal" % (name, same, len(varied)))
     return 1 if failures else 0
 
 

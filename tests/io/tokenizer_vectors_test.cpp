@@ -5,15 +5,18 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "io/io_test_util.hpp"
 #include "test_paths.hpp"
+#include "zebra/data/corpus.hpp"
 #include "zebra/data/tokenizer_json.hpp"
 #include "zebra/data/vocab_tokenizer.hpp"
 #include "zebra/io/gguf.hpp"
 #include "zebra/io/gguf_model.hpp"
 #include "zebra/util/atomic_file.hpp"
+#include "zebra/util/rng.hpp"
 
 namespace zebra {
 namespace {
@@ -69,6 +72,26 @@ std::size_t count_matches(const Tokenizer& tok, const std::vector<Case>& cases, 
   return ok;
 }
 
+// Texts glued from pieces that stress pre-tokenizers and byte handling: code, digit runs, accents,
+// CJK, emoji with ZWJ, runs of spaces and line breaks, special-token spellings, invalid UTF-8. Not a
+// literal U+2581: SentencePiece-style vocabularies cannot tell it from a space (it decodes as one).
+std::vector<std::string> random_texts(std::uint64_t seed, std::size_t count) {
+  static const char* kPieces[] = {
+      "Hello", " world", "  ", "   ", "\t", "\n", "\n\n", "\r\n", "123", "4567890", "3.14", "I'm", " they'LL",
+      "if (x) { return y[i]; }", "caf\xC3\xA9", "\xC3\xA4pfel", "\xE4\xB8\xAD\xE6\x96\x87", "\xF0\x9F\x9A\x80",
+      "\xF0\x9F\x98\xB6\xE2\x80\x8D\xF0\x9F\x8C\xAB\xEF\xB8\x8F", "<|endoftext|>", "<s>", "</s>", "\xFF",
+      "\xC3", "\xD0\x9F\xD1\x80\xD0\xB8", "!!!", "...", "'", "\xEF\xBC\x9F"};
+  Rng rng(seed);
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < count; ++i) {
+    std::string t;
+    const std::size_t n = rng.below(12);
+    for (std::size_t k = 0; k < n; ++k) t += kPieces[rng.below(std::size(kPieces))];
+    out.push_back(t);
+  }
+  return out;
+}
+
 class TokenizerVectors : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(TokenizerVectors, MatchExactly) {
@@ -93,11 +116,25 @@ TEST_P(TokenizerVectors, MatchExactly) {
   EXPECT_EQ(back->bos_id(), tok->bos_id());
   EXPECT_EQ(back->eos_id(), tok->eos_id());
   EXPECT_EQ(back->add_bos(), tok->add_bos());
+  // Any text, invalid UTF-8 included, decodes back to itself with invalid sequences as U+FFFD, and
+  // the reloaded tokenizer agrees.
+  for (const std::string& t : random_texts(7, 60)) {
+    const std::vector<std::int32_t> ids = tok->encode(t);
+    EXPECT_EQ(tok->decode(ids), sanitize_utf8(t)) << GetParam();
+    EXPECT_EQ(back->encode(t), ids) << GetParam();
+    EXPECT_EQ(back->encode_special(t), tok->encode_special(t)) << GetParam();
+  }
   // scripts/tokenizer_interop.sh sets this to check the files with Hugging Face tokenizers.
   if (const char* out = std::getenv("ZEBRA_TOKENIZER_EXPORT_DIR")) {
     const std::string to = std::string(out) + "/" + GetParam();
     std::filesystem::create_directories(to);
     tok->save(to + "/" + tok->file_name());
+    // And zebra's ids for varied texts (special tokens parsed, as HF's encode does by default).
+    nlohmann::json lines = nlohmann::json::array();
+    for (const std::string& t : random_texts(11, 200)) {
+      lines.push_back({{"text", sanitize_utf8(t)}, {"ids", tok->encode_special(t)}});
+    }
+    write_file_atomic(to + "/varied.json", lines.dump());
   }
 }
 

@@ -3,7 +3,8 @@
 // raw text at the start and after special tokens (add_space_prefix), spaces become U+2581 "▁", the
 // characters merge pairwise -- by the score of the merged token (highest first) or, where the
 // vocabulary has merges, by merge rank -- and a character left without a token becomes its <0xNN>
-// byte tokens (else the unknown token).
+// byte tokens (else the unknown token). As in SentencePiece, a literal "▁" in the text is not told
+// apart from a space: it decodes as ' '.
 #pragma once
 
 #include <array>
