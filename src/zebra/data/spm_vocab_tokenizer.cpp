@@ -1,42 +1,10 @@
 #include "zebra/data/spm_vocab_tokenizer.hpp"
 
+#include "zebra/data/piece_text.hpp"
 #include "zebra/data/tokenizer_json.hpp"
 #include "zebra/util/error.hpp"
 
 namespace zebra {
-
-namespace {
-
-constexpr std::string_view kSpace = "\xE2\x96\x81";  // U+2581 "▁"
-
-std::string replace_all(std::string_view s, std::string_view from, std::string_view to) {
-  std::string out;
-  out.reserve(s.size());
-  std::size_t at = 0;
-  for (;;) {
-    const std::size_t hit = s.find(from, at);
-    if (hit == std::string_view::npos) break;
-    out.append(s.substr(at, hit - at));
-    out.append(to);
-    at = hit + from.size();
-  }
-  out.append(s.substr(at));
-  return out;
-}
-
-}  // namespace
-
-int byte_token_value(std::string_view p) {
-  auto hex = [](char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-  };
-  if (p.size() != 6 || p.substr(0, 3) != "<0x" || p[5] != '>') return -1;
-  const int hi = hex(p[3]), lo = hex(p[4]);
-  return hi < 0 || lo < 0 ? -1 : hi * 16 + lo;
-}
 
 SpmVocabTokenizer::SpmVocabTokenizer(VocabData vocab, const std::string& name)
     : VocabTokenizer(std::move(vocab), name, /*default_add_bos=*/true) {
@@ -50,12 +18,12 @@ SpmVocabTokenizer::SpmVocabTokenizer(VocabData vocab, const std::string& name)
   byte_ids_.fill(-1);
   for (std::size_t id = 0; id < pieces_.size(); ++id) {
     const auto t = static_cast<TokenType>(vocab_.token_types[id]);
-    const int b = byte_token_value(vocab_.tokens[id]);
+    const int b = byte_piece_value(vocab_.tokens[id]);
     if (b >= 0 && (t == TokenType::kByte || t == TokenType::kNormal || t == TokenType::kUndefined)) {
       if (byte_ids_[static_cast<std::size_t>(b)] < 0) byte_ids_[static_cast<std::size_t>(b)] = static_cast<std::int32_t>(id);
       pieces_[id] = std::string(1, static_cast<char>(b));
     } else if (t != TokenType::kControl && t != TokenType::kUserDefined && t != TokenType::kUnknown) {
-      pieces_[id] = replace_all(vocab_.tokens[id], kSpace, " ");
+      pieces_[id] = replace_all(vocab_.tokens[id], kSpaceSymbol, " ");
     }
   }
 }
@@ -69,8 +37,8 @@ std::int32_t SpmVocabTokenizer::mergeable_id(std::string_view text) const {
 
 void SpmVocabTokenizer::encode_raw(std::string_view text, bool after_special, std::vector<std::int32_t>& out) const {
   std::string s;
-  if (add_space_prefix_ && after_special) s.append(kSpace);
-  s.append(replace_all(text, " ", kSpace));
+  if (add_space_prefix_ && after_special) s.append(kSpaceSymbol);
+  s.append(replace_all(text, " ", kSpaceSymbol));
   std::vector<MergeSymbol> symbols = utf8_symbols(s, [this](std::string_view c) { return mergeable_id(c); });
   if (uses_merges()) {
     merge_symbols(s, symbols,

@@ -43,7 +43,4 @@ class SpmVocabTokenizer : public VocabTokenizer {
   std::array<std::int32_t, 256> byte_ids_{};  // byte -> its <0xNN> token, -1 where none
 };
 
-// "<0xNN>" -> NN, else -1.
-int byte_token_value(std::string_view token);
-
 }  // namespace zebra

@@ -5,6 +5,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "zebra/data/piece_text.hpp"
 #include "zebra/data/spm_vocab_tokenizer.hpp"
 #include "zebra/util/atomic_file.hpp"
 #include "zebra/util/error.hpp"
@@ -19,7 +20,6 @@ constexpr std::size_t kMaxFileBytes = std::size_t{1} << 28;  // 256 MiB: real fi
 constexpr std::size_t kMaxDepth = 16;                        // real files nest 6 deep
 constexpr std::size_t kMaxTokens = std::size_t{1} << 24;
 constexpr std::size_t kMaxMerges = std::size_t{1} << 25;
-constexpr std::string_view kSpace = "\xE2\x96\x81";  // U+2581 "▁"
 // HF ByteLevel's own regex (use_regex = true) is GPT-2's.
 constexpr std::string_view kGpt2Pre = "gpt-2";
 
@@ -67,6 +67,12 @@ class Reader {
     auto it = parent.find(key);
     if (it == parent.end()) fail("'", name_, "': field ", field, " is missing");
     if (!it->is_object()) bad(field, *it, "an object");
+    return *it;
+  }
+  const json& array(const json& parent, const std::string& key, const std::string& field) const {
+    auto it = parent.find(key);
+    if (it == parent.end()) fail("'", name_, "': field ", field, " is missing");
+    if (!it->is_array()) bad(field, *it, "an array");
     return *it;
   }
   std::string string(const json& v, const std::string& field) const {
@@ -118,9 +124,8 @@ void read_pre_tokenizer(const Reader& r, const json& p, const std::string& field
   if (!p.is_object()) r.bad(field, p, "an object or null");
   const std::string type = r.opt_string(p, "type", field + ".type");
   if (type == "Sequence") {
-    auto it = p.find("pretokenizers");
-    if (it == p.end() || !it->is_array()) r.bad(field + ".pretokenizers", it == p.end() ? json() : *it, "an array");
-    for (std::size_t i = 0; i < it->size(); ++i) read_pre_tokenizer(r, (*it)[i], str_cat(field, ".pretokenizers[", i, "]"), info);
+    const json& list = r.array(p, "pretokenizers", field + ".pretokenizers");
+    for (std::size_t i = 0; i < list.size(); ++i) read_pre_tokenizer(r, list[i], str_cat(field, ".pretokenizers[", i, "]"), info);
   } else if (type == "ByteLevel") {
     info.byte_level = true;
     info.add_prefix_space = r.opt_bool(p, "add_prefix_space", field + ".add_prefix_space").value_or(true);
@@ -157,16 +162,15 @@ void read_normalizer(const Reader& r, const json& n, const std::string& field, b
   if (!n.is_object()) r.bad(field, n, "an object or null");
   const std::string type = r.opt_string(n, "type", field + ".type");
   if (type == "Sequence") {
-    auto it = n.find("normalizers");
-    if (it == n.end() || !it->is_array()) r.bad(field + ".normalizers", it == n.end() ? json() : *it, "an array");
-    for (std::size_t i = 0; i < it->size(); ++i) read_normalizer(r, (*it)[i], str_cat(field, ".normalizers[", i, "]"), prepend, replace);
+    const json& list = r.array(n, "normalizers", field + ".normalizers");
+    for (std::size_t i = 0; i < list.size(); ++i) read_normalizer(r, list[i], str_cat(field, ".normalizers[", i, "]"), prepend, replace);
   } else if (type == "Prepend") {
-    if (r.opt_string(n, "prepend", field + ".prepend") != kSpace) r.bad(field + ".prepend", n.value("prepend", json()), "\"▁\"");
+    if (r.opt_string(n, "prepend", field + ".prepend") != kSpaceSymbol) r.bad(field + ".prepend", n.value("prepend", json()), "\"▁\"");
     prepend = true;
   } else if (type == "Replace") {
     const json& pattern = r.object(n, "pattern", field + ".pattern");
     const std::string from = pattern.contains("String") ? r.string(pattern["String"], field + ".pattern.String") : "";
-    if (from != " " || r.opt_string(n, "content", field + ".content") != kSpace) r.bad(field, n, "Replace(\" \", \"▁\")");
+    if (from != " " || r.opt_string(n, "content", field + ".content") != kSpaceSymbol) r.bad(field, n, "Replace(\" \", \"▁\")");
     replace = true;
   } else if (type != "NFC") {
     r.bad(field + ".type", n.value("type", json()), "Sequence, Prepend, Replace or NFC");
@@ -294,7 +298,7 @@ TokenizerJson parse_tokenizer_json(std::string_view text, const std::string& nam
     v.model = "llama";
     v.add_space_prefix = prepend || pre.metaspace_prefix.value_or(false);
     for (std::size_t id = 0; id < v.tokens.size(); ++id) {
-      if (v.token_types[id] == static_cast<std::int32_t>(TokenType::kNormal) && byte_token_value(v.tokens[id]) >= 0) {
+      if (v.token_types[id] == static_cast<std::int32_t>(TokenType::kNormal) && byte_piece_value(v.tokens[id]) >= 0) {
         v.token_types[id] = static_cast<std::int32_t>(TokenType::kByte);
       }
     }
@@ -491,10 +495,10 @@ std::string spm_tokenizer_json(const VocabData& v, bool add_space_prefix) {
   ZEBRA_CHECK(!v.merges.empty() || v.scores.size() == v.tokens.size(),
               "tokenizer.json: a SentencePiece-style vocabulary needs merges or scores");
   json normalizers = json::array();
-  if (add_space_prefix) normalizers.push_back({{"type", "Prepend"}, {"prepend", kSpace}});
-  normalizers.push_back({{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", kSpace}});
+  if (add_space_prefix) normalizers.push_back({{"type", "Prepend"}, {"prepend", kSpaceSymbol}});
+  normalizers.push_back({{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", kSpaceSymbol}});
   json decoders = json::array({
-      {{"type", "Replace"}, {"pattern", {{"String", kSpace}}}, {"content", " "}},
+      {{"type", "Replace"}, {"pattern", {{"String", kSpaceSymbol}}}, {"content", " "}},
       {{"type", "ByteFallback"}},
       {{"type", "Fuse"}},
   });

@@ -69,10 +69,7 @@ std::int32_t VocabTokenizer::token_id(std::string_view text) const {
 
 std::vector<std::int32_t> VocabTokenizer::encode(std::string_view text, bool parse_special) const {
   std::string clean;
-  if (find_invalid_utf8(text)) {
-    clean = sanitize_utf8(text);
-    text = clean;
-  }
+  text = as_valid_utf8(text, clean);
   std::vector<std::int32_t> out;
   bool after_special = true;
   for (const auto& seg : special_.split(text, parse_special)) {
