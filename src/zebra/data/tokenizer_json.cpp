@@ -415,6 +415,36 @@ json post_processor_json(const VocabData& v, bool add_bos, bool add_eos, json ot
   return {{"type", "TemplateProcessing"}, {"single", single}, {"pair", pair}, {"special_tokens", specials}};
 }
 
+// What the two kinds of file differ in.
+struct HfParts {
+  json normalizer, pre_tokenizer, post_processor, decoder;
+  bool default_add_bos = false;
+  bool byte_fallback = false;
+  bool ignore_merges = false;
+};
+
+std::string hf_tokenizer_json(const VocabData& v, const HfParts& p, const std::vector<std::string>& merges) {
+  const bool add_bos = v.add_bos.value_or(p.default_add_bos) && v.bos_id >= 0;
+  const bool add_eos = v.add_eos.value_or(false) && v.eos_id >= 0;
+  json root = {
+      {"version", "1.0"},
+      {"truncation", nullptr},
+      {"padding", nullptr},
+      {"added_tokens", added_tokens_json(v)},
+      {"normalizer", p.normalizer},
+      {"pre_tokenizer", p.pre_tokenizer},
+      {"post_processor", post_processor_json(v, add_bos, add_eos, p.post_processor)},
+      {"decoder", p.decoder},
+      {"model",
+       {{"type", "BPE"}, {"dropout", nullptr},
+        {"unk_token", v.unk_id >= 0 ? json(v.tokens[static_cast<std::size_t>(v.unk_id)]) : json(nullptr)},
+        {"continuing_subword_prefix", nullptr}, {"end_of_word_suffix", nullptr}, {"fuse_unk", p.byte_fallback},
+        {"byte_fallback", p.byte_fallback}, {"ignore_merges", p.ignore_merges}, {"vocab", vocab_json(v)},
+        {"merges", merges}}},
+  };
+  return root.dump(1) + "\n";
+}
+
 }  // namespace
 
 std::string bpe_tokenizer_json(const VocabData& v, const ByteLevelOptions& options) {
@@ -425,26 +455,12 @@ std::string bpe_tokenizer_json(const VocabData& v, const ByteLevelOptions& optio
   }
   pretok.push_back({{"type", "ByteLevel"}, {"add_prefix_space", options.add_prefix_space}, {"trim_offsets", true},
                     {"use_regex", false}});
-  const bool ignore = options.ignore_merges.value_or(v.pre == "llama-bpe");
-  const bool add_bos = v.add_bos.value_or(false) && v.bos_id >= 0, add_eos = v.add_eos.value_or(false) && v.eos_id >= 0;
-  json root = {
-      {"version", "1.0"},
-      {"truncation", nullptr},
-      {"padding", nullptr},
-      {"added_tokens", added_tokens_json(v)},
-      {"normalizer", nullptr},
-      {"pre_tokenizer", {{"type", "Sequence"}, {"pretokenizers", pretok}}},
-      {"post_processor", post_processor_json(v, add_bos, add_eos,
-                                             {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", false},
-                                              {"use_regex", true}})},
-      {"decoder", {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}}},
-      {"model",
-       {{"type", "BPE"}, {"dropout", nullptr},
-        {"unk_token", v.unk_id >= 0 ? json(v.tokens[static_cast<std::size_t>(v.unk_id)]) : json(nullptr)},
-        {"continuing_subword_prefix", nullptr}, {"end_of_word_suffix", nullptr}, {"fuse_unk", false},
-        {"byte_fallback", false}, {"ignore_merges", ignore}, {"vocab", vocab_json(v)}, {"merges", v.merges}}},
-  };
-  return root.dump(1) + "\n";
+  HfParts parts;
+  parts.pre_tokenizer = {{"type", "Sequence"}, {"pretokenizers", pretok}};
+  parts.post_processor = {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", false}, {"use_regex", true}};
+  parts.decoder = {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}};
+  parts.ignore_merges = options.ignore_merges.value_or(v.pre == "llama-bpe");
+  return hf_tokenizer_json(v, parts, v.merges);
 }
 
 namespace {
@@ -503,24 +519,12 @@ std::string spm_tokenizer_json(const VocabData& v, bool add_space_prefix) {
       {{"type", "Fuse"}},
   });
   if (add_space_prefix) decoders.push_back({{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}});
-  const bool add_bos = v.add_bos.value_or(true) && v.bos_id >= 0, add_eos = v.add_eos.value_or(false) && v.eos_id >= 0;
-  json root = {
-      {"version", "1.0"},
-      {"truncation", nullptr},
-      {"padding", nullptr},
-      {"added_tokens", added_tokens_json(v)},
-      {"normalizer", {{"type", "Sequence"}, {"normalizers", normalizers}}},
-      {"pre_tokenizer", nullptr},
-      {"post_processor", post_processor_json(v, add_bos, add_eos, nullptr)},
-      {"decoder", {{"type", "Sequence"}, {"decoders", decoders}}},
-      {"model",
-       {{"type", "BPE"}, {"dropout", nullptr},
-        {"unk_token", v.unk_id >= 0 ? json(v.tokens[static_cast<std::size_t>(v.unk_id)]) : json(nullptr)},
-        {"continuing_subword_prefix", nullptr}, {"end_of_word_suffix", nullptr}, {"fuse_unk", true},
-        {"byte_fallback", true}, {"ignore_merges", false}, {"vocab", vocab_json(v)},
-        {"merges", v.merges.empty() ? merges_from_scores(v) : v.merges}}},
-  };
-  return root.dump(1) + "\n";
+  HfParts parts;
+  parts.normalizer = {{"type", "Sequence"}, {"normalizers", normalizers}};
+  parts.decoder = {{"type", "Sequence"}, {"decoders", decoders}};
+  parts.default_add_bos = true;
+  parts.byte_fallback = true;
+  return hf_tokenizer_json(v, parts, v.merges.empty() ? merges_from_scores(v) : v.merges);
 }
 
 std::string tokenizer_config_json(const VocabData& v) {
