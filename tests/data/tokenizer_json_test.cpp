@@ -141,6 +141,9 @@ TEST(TokenizerJson, HostileFilesGetClearErrors) {
             std::string::npos);
   const std::string added = head + R"("vocab": {"a": 0}, "merges": ["a a"]}, "added_tokens": [{"id": 0, "content": "zz"}]})";
   EXPECT_NE(error_of(added).find("added_tokens[0]"), std::string::npos) << error_of(added);
+  EXPECT_NE(error_of(R"({"model": {"type": 5}})").find("model.type"), std::string::npos);
+  const std::string odd_post = head + R"("vocab": {"a": 0, "aa": 1}, "merges": ["a a"]}, "post_processor": {"type": 7}})";
+  EXPECT_NE(error_of(odd_post).find("hostile/tokenizer.json"), std::string::npos) << error_of(odd_post);
   // A huge value is never echoed whole.
   const std::string big = head + R"("vocab": {"a": ")" + std::string(100000, 'x') + R"("}, "merges": []}})";
   EXPECT_LT(error_of(big).size(), 400u) << error_of(big).substr(0, 400);

@@ -187,7 +187,9 @@ std::string config_token(const Reader& r, const json& config, const std::string&
 
 }  // namespace
 
-TokenizerJson parse_tokenizer_json(std::string_view text, const std::string& name, std::string_view config_text) {
+namespace {
+
+TokenizerJson parse_checked(std::string_view text, const std::string& name, std::string_view config_text) {
   const Reader r(name);
   const json root = parse_bounded(text, name);
   if (!root.is_object()) r.bad("(top level)", root, "an object");
@@ -340,6 +342,17 @@ TokenizerJson parse_tokenizer_json(std::string_view text, const std::string& nam
     if (auto it = config.find("chat_template"); it != config.end() && it->is_string()) v.chat_template = it->get<std::string>();
   }
   return out;
+}
+
+}  // namespace
+
+TokenizerJson parse_tokenizer_json(std::string_view text, const std::string& name, std::string_view config_text) {
+  try {
+    return parse_checked(text, name, config_text);
+  } catch (const json::exception& e) {
+    // A value of an unexpected type somewhere the checks above did not look.
+    fail("'", name, "': unexpected JSON content: ", bounded(e.what(), 200));
+  }
 }
 
 TokenizerJson read_tokenizer_json(const std::string& path) {
