@@ -91,7 +91,7 @@ BpeTokenizer::BpeTokenizer(VocabData vocab, const std::string& name, ByteLevelOp
   ZEBRA_CHECK(vocab_.model == "gpt2", "vocabulary '", name_, "': model '", bounded(vocab_.model),
               "' is not byte-level BPE (expected gpt2)");
   options_.regexes = splitter_.patterns();
-  ignore_merges_ = options_.ignore_merges.value_or(vocab_.pre == "llama-bpe");
+  ignore_merges_ = options_.ignore_merges.value_or(pre_tokenizer_ignores_merges(vocab_.pre));
   merges_ = MergeTable(vocab_.merges, [this](std::string_view t) { return token_id(t); }, name_);
   for (std::size_t id = 0; id < pieces_.size(); ++id) {
     const auto t = static_cast<TokenType>(vocab_.token_types[id]);

@@ -22,7 +22,7 @@ namespace zebra {
 struct ByteLevelOptions {
   std::optional<std::vector<std::string>> regexes;  // unset: pre_tokenizer_regexes(vocab.pre)
   bool add_prefix_space = false;      // HF ByteLevel(add_prefix_space): a space before raw text not starting with one
-  std::optional<bool> ignore_merges;  // a word that is a token is taken whole; unset: true for "llama-bpe"
+  std::optional<bool> ignore_merges;  // a word that is a token is taken whole; unset: pre_tokenizer_ignores_merges(pre)
 };
 
 class BpeTokenizer : public VocabTokenizer {

@@ -100,9 +100,13 @@ std::vector<std::string_view> RegexSplitter::split(std::string_view text) const 
   return pieces;
 }
 
+bool pre_tokenizer_ignores_merges(std::string_view pre) {
+  return pre == "llama-bpe" || pre == "llama3" || pre == "llama-v3";
+}
+
 std::vector<std::string> pre_tokenizer_regexes(std::string_view pre) {
   if (pre.empty() || pre == "default" || pre == "gpt-2" || pre == "gpt2") return {kGpt2};
-  if (pre == "llama-bpe" || pre == "llama3" || pre == "llama-v3") return {kLlama3};
+  if (pre_tokenizer_ignores_merges(pre)) return {kLlama3};
   if (pre == "qwen2" || pre == "stablelm2") return {kQwen2};
   if (pre == "starcoder" || pre == "smollm") return {kDigit, kGpt2};
   fail("pre-tokenizer '", bounded(pre),

@@ -35,5 +35,8 @@ class RegexSplitter {
 // "llama3", "llama-v3"), "qwen2" (also "stablelm2"), "starcoder" / "smollm" (digits split one by one,
 // then GPT-2's). Throws for other names, listing these.
 std::vector<std::string> pre_tokenizer_regexes(std::string_view pre);
+// Whether that family's BPE takes a word that is itself a token whole, before any merge (HF BPE
+// ignore_merges, set in Llama 3's tokenizer.json): the Llama 3 names.
+bool pre_tokenizer_ignores_merges(std::string_view pre);
 
 }  // namespace zebra

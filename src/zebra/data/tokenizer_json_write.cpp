@@ -100,7 +100,7 @@ std::string bpe_tokenizer_json(const VocabData& v, const ByteLevelOptions& optio
   parts.pre_tokenizer = {{"type", "Sequence"}, {"pretokenizers", pretok}};
   parts.post_processor = {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", false}, {"use_regex", true}};
   parts.decoder = {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}};
-  parts.ignore_merges = options.ignore_merges.value_or(v.pre == "llama-bpe");
+  parts.ignore_merges = options.ignore_merges.value_or(pre_tokenizer_ignores_merges(v.pre));
   return hf_tokenizer_json(v, parts, v.merges);
 }
 
