@@ -5,7 +5,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config git
   libopenblas-openmp-dev libopenblas-dev
-  libsentencepiece-dev sentencepiece
+  libsentencepiece-dev sentencepiece libpcre2-dev
   nlohmann-json3-dev libcli11-dev libzstd-dev zstd
   libgtest-dev googletest libbenchmark-dev
   libopenmpi-dev openmpi-bin

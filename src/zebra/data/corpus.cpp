@@ -318,6 +318,12 @@ void read_text_file(ByteStream& stream, const std::string& path, DocumentEmitter
 
 }  // namespace
 
+std::string_view as_valid_utf8(std::string_view text, std::string& storage) {
+  if (!find_invalid_utf8(text)) return text;
+  storage = sanitize_utf8(text);
+  return storage;
+}
+
 std::optional<std::size_t> find_invalid_utf8(std::string_view text) {
   const auto* p = reinterpret_cast<const std::uint8_t*>(text.data());
   std::size_t n = text.size(), i = 0;

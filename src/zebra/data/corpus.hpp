@@ -56,6 +56,9 @@ void for_each_document(const std::vector<std::string>& inputs, const CorpusOptio
 // Adds the number of replacements to `*n_replaced` when given.
 std::string sanitize_utf8(std::string_view text, std::int64_t* n_replaced = nullptr);
 
+// `text` itself when it is valid UTF-8, else sanitize_utf8(text) kept in `storage`.
+std::string_view as_valid_utf8(std::string_view text, std::string& storage);
+
 // Byte offset of the first invalid UTF-8 sequence, or nullopt when `text` is valid.
 std::optional<std::size_t> find_invalid_utf8(std::string_view text);
 

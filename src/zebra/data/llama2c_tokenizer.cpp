@@ -4,6 +4,7 @@
 #include <cstring>
 #include <queue>
 
+#include "zebra/data/piece_text.hpp"
 #include "zebra/util/atomic_file.hpp"
 #include "zebra/util/error.hpp"
 
@@ -13,22 +14,6 @@ namespace {
 
 constexpr std::int32_t kMaxTokenLengthLimit = 1 << 20;  // sanity bound for hostile headers
 constexpr float kMergeFloor = -1e10f;                   // llama2.c's initial best_score
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  return -1;
-}
-
-// "<0xNN>" -> NN, else -1. Only the exact 6-character form counts (llama2.c's sscanf would also take
-// "<0xN" prefixes of longer strings; real vocabularies have none).
-int parse_byte_piece(std::string_view p) {
-  if (p.size() != 6 || p.substr(0, 3) != "<0x" || p[5] != '>') return -1;
-  int hi = hex_value(p[3]), lo = hex_value(p[4]);
-  if (hi < 0 || lo < 0) return -1;
-  return hi * 16 + lo;
-}
 
 }  // namespace
 
@@ -98,7 +83,7 @@ void Llama2cTokenizer::build_index() {
   byte_value_.assign(pieces_.size(), -1);
   for (std::size_t i = 0; i < pieces_.size(); ++i) {
     index_.emplace(std::string_view(pieces_[i]), static_cast<std::int32_t>(i));  // keeps the lowest id
-    byte_value_[i] = static_cast<std::int16_t>(parse_byte_piece(pieces_[i]));
+    byte_value_[i] = static_cast<std::int16_t>(byte_piece_value(pieces_[i]));
   }
 }
 

@@ -7,6 +7,7 @@
 #include <unordered_map>
 
 #include "zebra/data/corpus.hpp"
+#include "zebra/data/piece_text.hpp"
 #include "zebra/util/atomic_file.hpp"
 #include "zebra/util/error.hpp"
 #include "zebra/util/rng.hpp"
@@ -15,33 +16,6 @@
 namespace zebra {
 
 namespace {
-
-constexpr std::string_view kSpaceSymbol = "\xE2\x96\x81";  // U+2581 "▁"
-
-std::string replace_all(std::string_view s, std::string_view from, std::string_view to) {
-  std::string out;
-  std::size_t at = 0;
-  for (;;) {
-    std::size_t hit = s.find(from, at);
-    if (hit == std::string_view::npos) break;
-    out.append(s.substr(at, hit - at));
-    out.append(to);
-    at = hit + from.size();
-  }
-  out.append(s.substr(at));
-  return out;
-}
-
-int byte_piece_value(std::string_view p) {
-  auto hex = [](char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  if (p.size() != 6 || p.substr(0, 3) != "<0x" || p[5] != '>') return -1;
-  int hi = hex(p[3]), lo = hex(p[4]);
-  return hi < 0 || lo < 0 ? -1 : hi * 16 + lo;
-}
 
 // Feeds SentencePiece the sampler's sentences in order.
 class VectorSentenceIterator : public sentencepiece::SentenceIterator {
@@ -191,10 +165,7 @@ void SentencePieceTokenizer::check_id(std::int32_t id) const {
 
 std::vector<std::int32_t> SentencePieceTokenizer::encode(std::string_view text) const {
   std::string clean;
-  if (find_invalid_utf8(text)) {
-    clean = sanitize_utf8(text);
-    text = clean;
-  }
+  text = as_valid_utf8(text, clean);
   std::vector<std::int32_t> out;
   bool first = true;
   for (std::string_view seg : segment(text)) {

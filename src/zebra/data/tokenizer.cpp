@@ -4,6 +4,7 @@
 
 #include "zebra/data/llama2c_tokenizer.hpp"
 #include "zebra/data/sentencepiece_tokenizer.hpp"
+#include "zebra/data/tokenizer_json.hpp"
 #include "zebra/util/atomic_file.hpp"
 #include "zebra/util/error.hpp"
 
@@ -23,8 +24,10 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
               "' does not exist or is not a file");
   if (ends_with(path, ".model")) return SentencePieceTokenizer::load(path);
   if (ends_with(path, ".bin")) return Llama2cTokenizer::load(path);
-  // Unknown name: try both formats and report both failures.
+  if (ends_with(path, ".json")) return load_tokenizer_json(path);
+  // Unknown name: a tokenizer.json by its content, else try both binary formats and report both failures.
   std::string bytes = read_file(path);
+  if (looks_like_tokenizer_json(bytes)) return load_tokenizer_json(path);
   std::string sp_error, l2c_error;
   try {
     return SentencePieceTokenizer::from_serialized(bytes, path);

@@ -4,6 +4,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <utility>
 
 namespace zebra {
@@ -23,6 +24,11 @@ std::string str_cat(Args&&... args) {
 template <typename... Args>
 [[noreturn]] void fail(Args&&... args) {
   throw Error(str_cat(std::forward<Args>(args)...));
+}
+
+// A value from an untrusted input as it may appear in an error message: at most `max_bytes` of it.
+inline std::string bounded(std::string_view s, std::size_t max_bytes = 60) {
+  return s.size() <= max_bytes ? std::string(s) : str_cat(s.substr(0, max_bytes), "... (", s.size(), " bytes)");
 }
 
 }  // namespace zebra
