@@ -73,7 +73,8 @@ void run_generate(const GenerateArgs& a) {
 
   // The prompt.
   std::vector<std::int32_t> ids;
-  if (!a.no_bos) ids.push_back(bos);
+  // BOS unless the tokenizer says its model takes none (byte-level BPE models such as SmolLM2).
+  if (!a.no_bos && (tok == nullptr || tok->add_bos())) ids.push_back(bos);
   std::string prompt_text;
   if (a.random_prompt > 0) {
     ZEBRA_CHECK(!a.prompt_given && a.prompt_file.empty(), "generate: --random-prompt excludes --prompt and --file");

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "zebra/cli/commands.hpp"
+#include "zebra/io/model_loader.hpp"
 #include "zebra/util/format.hpp"
 #include "zebra/model/config.hpp"
 #include "zebra/model/flops.hpp"
@@ -24,6 +25,7 @@ struct InfoArgs {
   std::int64_t kv_bytes = 4;
   bool step = false;  // also initialise the model and run one forward/backward step
   std::uint64_t seed = 1;
+  std::int64_t group_size = 0, window = 0;  // re-lay the model (0: keep)
 };
 
 // Initialises the model and runs one forward/backward pass on random tokens: a freshly initialised
@@ -49,7 +51,10 @@ void run_one_step(const ModelConfig& c, const InfoArgs& args) {
 }
 
 void run_info(const InfoArgs& args) {
-  ModelConfig c = load_config(args.config_path);
+  // A config file, or any model zebra loads (directory, GGUF, llama2.c), optionally re-laid.
+  ModelConfig c = args.config_path.ends_with(".json") ? load_config(args.config_path) : peek_model_config(args.config_path);
+  c.resolve();
+  c = apply_pattern(c, pattern_from_flags(c, args.group_size, args.window));
   c.resolve();
   const ModelConfig full = c.full_attention_twin();
   const std::int64_t t = args.seq_len, ctx = args.context > 0 ? args.context : args.seq_len;
@@ -97,7 +102,10 @@ void run_info(const InfoArgs& args) {
 void add_info_command(CLI::App& app) {
   auto args = std::make_shared<InfoArgs>();
   CLI::App* cmd = app.add_subcommand("info", "Parameter count, layer pattern, FLOPs and KV-cache size of a config");
-  cmd->add_option("config", args->config_path, "config.json or a checkpoint directory")->required();
+  cmd->add_option("config", args->config_path, "config.json, a model directory, a GGUF or a llama2.c file")->required();
+  cmd->add_option("--group-size", args->group_size, "re-lay the model as Zebra with this group size L")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--window", args->window, "local-attention window for the re-laid model")->check(CLI::PositiveNumber);
   cmd->add_option("--seq-len,-T", args->seq_len, "training sequence length for the FLOP count")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--context,-C", args->context, "context length for the KV-cache size (default: seq-len)")

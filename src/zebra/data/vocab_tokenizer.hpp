@@ -43,6 +43,7 @@ class VocabTokenizer : public Tokenizer {
   std::int32_t unk_id() const { return vocab_.unk_id; }
   bool add_bos() const override { return add_bos_; }
   bool add_eos() const override { return add_eos_; }
+  std::string chat_template() const override { return vocab_.chat_template; }
 
   const VocabData& vocab() const { return vocab_; }
   TokenType token_type(std::int32_t id) const;

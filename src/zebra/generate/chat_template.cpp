@@ -172,7 +172,8 @@ std::vector<std::int32_t> encode_chat_text(const ChatTemplate& t, const Tokenize
   std::vector<std::int32_t> ids;
   auto encode = [&](std::string_view s) {
     if (s.empty()) return;
-    const std::vector<std::int32_t> part = tokenizer.encode(s);
+    // Special tokens spelled in the template (<|im_start|>, <|eot_id|>) become single tokens.
+    const std::vector<std::int32_t> part = tokenizer.encode_special(s);
     ids.insert(ids.end(), part.begin(), part.end());
   };
   std::size_t at = 0;

@@ -9,6 +9,7 @@
 
 #include "zebra/io/gguf.hpp"
 #include "zebra/io/gguf_model.hpp"
+#include "zebra/data/vocab_tokenizer.hpp"
 #include "zebra/io/llama2c.hpp"
 #include "zebra/ops/quant/quant.hpp"
 #include "zebra/util/error.hpp"
@@ -200,7 +201,10 @@ std::unique_ptr<Tokenizer> load_model_tokenizer(const LoadedModel& model) {
   ZEBRA_CHECK(!model.tokenizer_path.empty(), "no tokenizer found for model '", model.path,
               "' (looked for tokenizer.model / tokenizer.bin", model.format == ModelFormat::kLlama2c ? " / tok*.bin" : "",
               " beside it): pass --tokenizer FILE");
-  std::unique_ptr<Tokenizer> tok = load_tokenizer(model.tokenizer_path);
+  std::unique_ptr<Tokenizer> tok =
+      is_gguf(model.tokenizer_path)
+          ? make_vocab_tokenizer(gguf_vocab(GgufFile::open(model.tokenizer_path)), model.tokenizer_path)
+          : load_tokenizer(model.tokenizer_path);
   ZEBRA_CHECK(tok->vocab_size() == model.config().vocab_size, "tokenizer '", model.tokenizer_path, "' has ",
               tok->vocab_size(), " tokens but model '", model.path, "' has a vocabulary of ",
               model.config().vocab_size);
