@@ -151,12 +151,17 @@ std::span<const T> InferenceSession<T>::prefill(std::span<const std::int32_t> to
     ZEBRA_CHECK(tokens[sz(i)] >= 0 && tokens[sz(i)] < c.vocab_size, "prefill: token id ", tokens[sz(i)],
                 " at index ", i, " is outside the vocabulary [0, ", c.vocab_size, ")");
   }
-  if (c.pos_embedding == PosEmbedding::kRope && rope_.n_positions < p_end) {
-    RopeParams p{c.head_dim, c.rope_theta, c.rope_scaling, c.rope_scaling_factor};
+  // Dynamic NTK recomputes the frequencies for each call from its largest position, as transformers does
+  // (the cached keys keep the rotation they got): past the original length the table is rebuilt per call.
+  const RopeParams rope_params = c.rope_params();
+  const std::int64_t rope_basis = rope_table_basis(rope_params, p_end);
+  if (c.pos_embedding == PosEmbedding::kRope && (rope_.n_positions < p_end || rope_.basis != rope_basis)) {
+    const RopeParams& p = rope_params;
     // Doubling: a long decode does not rebuild the table at every step.
     std::int64_t rows = std::max<std::int64_t>({p_end, 2 * rope_.n_positions, 1024});
+    if (rope_basis > 0 && rope_basis == p_end) rows = p_end;  // the next call's table differs anyway
     if (options_.max_context > 0) rows = std::min(rows, std::max(options_.max_context, p_end));
-    rope_ = make_rope_table<T>(p, rows);
+    rope_ = make_rope_table<T>(p, rows, rope_basis);
   }
   cache_.reserve(n);
   if (all_logits != nullptr) all_logits->assign(sz(n * c.vocab_size), T(0));
