@@ -143,6 +143,12 @@ TEST(Config, RejectsInvalidValuesNamingTheField) {
                          {"num_hidden_layers", 2}}),
                "sliding_window", "expected a window");
   expect_error(with(json{{"model_type", std::string(5000, 'x')}}), "model_type", "...");
+  // A layer count is checked before a per-layer list is allocated from it.
+  for (const char* type : {"mistral", "ministral", "llama", "zebra"}) {
+    expect_error(with(json{{"model_type", type}, {"num_hidden_layers", std::int64_t{1} << 60}}), "num_hidden_layers",
+                 "at most");
+    expect_error(with(json{{"model_type", type}, {"num_hidden_layers", -2}}), "num_hidden_layers", "positive");
+  }
   expect_error(with(json{{"hidden_size", 30}}), "head_dim", "multiple");
   expect_error(json::array({1, 2}), "config", "object");
   // head_dim odd is fine without RoPE.

@@ -77,6 +77,15 @@ void require_positive(const char* field, std::int64_t v) {
   if (v <= 0) fail("config field '", field, "': got ", v, ", expected a positive integer");
 }
 
+// Sizes whose products must stay far from overflow when the parameter buffer is laid out.
+constexpr std::int64_t kMaxDim = std::int64_t{1} << 24;
+
+// Checked before a per-layer list is allocated from it.
+void check_layer_count(std::int64_t n_layers) {
+  require_positive("num_hidden_layers", n_layers);
+  if (n_layers > kMaxDim) fail("config field 'num_hidden_layers': got ", n_layers, ", expected at most ", kMaxDim);
+}
+
 }  // namespace
 
 std::int64_t ModelConfig::layer_window(std::int64_t layer) const {
@@ -130,7 +139,8 @@ std::string ModelConfig::pattern_string() const {
 
 void ModelConfig::resolve() {
   if (group_size < 1) fail("config field 'group_size': got ", group_size, ", expected an integer >= 1");
-  if (layer_types.empty() && n_layers > 0) {
+  if (layer_types.empty()) {
+    check_layer_count(n_layers);
     layer_types.resize(static_cast<std::size_t>(n_layers));
     for (std::int64_t l = 0; l < n_layers; ++l) {
       layer_types[static_cast<std::size_t>(l)] = (l % group_size == 0) ? LayerType::kGlobal : LayerType::kLocal;
@@ -177,8 +187,6 @@ void ModelConfig::validate() const {
   if (static_cast<std::int64_t>(layer_types.size()) != n_layers) {
     fail("config field 'layer_types': got ", layer_types.size(), " entries, expected num_hidden_layers = ", n_layers);
   }
-  // Sizes whose products must stay far from overflow when the parameter buffer is laid out.
-  const std::int64_t kMaxDim = std::int64_t{1} << 24;
   for (auto [name, v] : {std::pair<const char*, std::int64_t>{"vocab_size", vocab_size}, {"hidden_size", d_model},
                          {"intermediate_size", ffn_dim}, {"head_dim", head_dim}, {"num_attention_heads", n_heads},
                          {"num_hidden_layers", n_layers}, {"max_position_embeddings", max_seq_len}}) {
@@ -275,7 +283,10 @@ void read_pattern(const json& j, ModelConfig& c) {
   c.group_size = get_int(j, "group_size", 1);
   c.window = get_int(j, "sliding_window", get_int(j, "zebra_window", c.window));
   const bool has_window = has(j, "sliding_window");
-  const auto all = [&](LayerType t) { c.layer_types.assign(static_cast<std::size_t>(std::max<std::int64_t>(c.n_layers, 0)), t); };
+  const auto all = [&](LayerType t) {
+    check_layer_count(c.n_layers);
+    c.layer_types.assign(static_cast<std::size_t>(c.n_layers), t);
+  };
   if (model_type == "mistral") {
     // MistralConfig has no layer_types (transformers warns and ignores them): the window is every layer's.
     all(has_window ? LayerType::kLocal : LayerType::kGlobal);
