@@ -262,6 +262,9 @@ TEST(Rope, RejectsBadParameters) {
   RopeParams p{16, 10000.0, RopeScaling::kYarn, 2.0};  // no original length
   EXPECT_THROW(rope_inv_freq(p, 8), Error);
   p.original_max_positions = 32;
+  p.theta = 1.0;  // ln(theta) = 0 in the correction range
+  EXPECT_THROW(rope_inv_freq(p, 8), Error);
+  p.theta = 10000.0;
   p.beta_fast = 0.0;
   EXPECT_THROW(rope_inv_freq(p, 8), Error);
   EXPECT_THROW(rope_inv_freq(RopeParams{16, 10000.0, RopeScaling::kLinear, 0.5}, 8), Error);

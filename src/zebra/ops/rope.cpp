@@ -35,6 +35,8 @@ void check_params(const RopeParams& p) {
                 " scaling needs original_max_positions > 0, got ", p.original_max_positions);
   }
   if (p.scaling == RopeScaling::kYarn) {
+    // The correction range divides by ln(theta).
+    ZEBRA_CHECK(p.theta > 1.0, "rope: yarn scaling needs theta > 1, got ", p.theta);
     ZEBRA_CHECK(p.beta_fast > 0.0 && p.beta_slow > 0.0 && std::isfinite(p.beta_fast) && std::isfinite(p.beta_slow),
                 "rope: yarn beta_fast and beta_slow must be > 0, got ", p.beta_fast, " and ", p.beta_slow);
     ZEBRA_CHECK(p.attention_factor >= 0.0 && std::isfinite(p.attention_factor),
