@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs every Debian package that building, testing and the demo need.
 # Safe to run repeatedly; runs apt only when something is missing.
+#   scripts/setup.sh --interop   also what the interop suite needs (python3 with venv: scripts/interop.sh)
 set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config git
@@ -13,6 +14,7 @@ packages=(
   python3-venv
   bible-kjv bible-kjv-text
 )
+[ "${1:-}" = "--interop" ] && packages+=(python3 python3-venv)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

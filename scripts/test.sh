@@ -3,15 +3,19 @@
 #   scripts/test.sh            the default suite (what CI runs)
 #   scripts/test.sh --slow     also the slow tests
 #   scripts/test.sh --sanitize the suite again in an ASan/UBSan build (build-asan/)
+#   scripts/test.sh --interop  also the interop suite against Hugging Face transformers (scripts/interop.sh;
+#                              downloads torch and transformers from PyPI into a cached venv on first use)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 slow=0
 sanitize=0
+interop=0
 for arg in "$@"; do
   case "$arg" in
     --slow) slow=1 ;;
     --sanitize) sanitize=1 ;;
-    *) echo "test.sh: unknown option '$arg' (expected --slow or --sanitize)" >&2; exit 2 ;;
+    --interop) interop=1 ;;
+    *) echo "test.sh: unknown option '$arg' (expected --slow, --sanitize or --interop)" >&2; exit 2 ;;
   esac
 done
 bash "$root/scripts/setup.sh"
@@ -24,4 +28,7 @@ if [ "$sanitize" = 1 ]; then
   ZEBRA_BUILD_DIR="$root/build-asan" bash "$root/scripts/build.sh" -DZEBRA_SANITIZE=ON -DZEBRA_BENCH=OFF \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo
   (cd "$root/build-asan" && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j "$jobs" "${labels[@]}")
+fi
+if [ "$interop" = 1 ]; then
+  ZEBRA_BIN="$root/build/zebra" bash "$root/scripts/interop.sh"
 fi

@@ -103,6 +103,35 @@ TEST(ModelDir, RoundTripBf16AndF16WithinRounding) {
   }
 }
 
+// config.json says what transformers should build (model/config.hpp) and the dtype it loads in.
+TEST(ModelDir, ConfigNamesTheTransformersFamilyAndDtype) {
+  TempDir tmp;
+  auto read_json = [&](const std::string& f) { return nlohmann::json::parse(read_file(tmp.file(f))); };
+  auto params = random_params(small_config(true), 3);
+  SaveModelOptions o;
+  o.dtype = DType::kBF16;
+  save_model_dir(tmp.file("zebra"), params, o);
+  nlohmann::json j = read_json("zebra/config.json");
+  EXPECT_EQ(j["architectures"][0], "MinistralForCausalLM");
+  EXPECT_EQ(j["torch_dtype"], "bfloat16");
+  EXPECT_EQ(load_model_dir_config(tmp.file("zebra")).pattern_string(), "GLGL");
+
+  ParameterSet<float> global(params.config.full_attention_twin());
+  global.data = params.data;
+  save_model_dir(tmp.file("llama"), global);
+  j = read_json("llama/config.json");
+  EXPECT_EQ(j["architectures"][0], "LlamaForCausalLM");
+  EXPECT_EQ(j["torch_dtype"], "float32");
+
+  ModelConfig alibi = small_config(true);
+  alibi.pos_embedding = PosEmbedding::kAlibi;
+  ParameterSet<float> a(alibi);
+  init_parameters(a, 4, 0.5);
+  save_model_dir(tmp.file("alibi"), a);
+  EXPECT_EQ(read_json("alibi/config.json")["model_type"], "zebra");
+  EXPECT_TRUE(bitwise_equal(load_model_dir(tmp.file("alibi")), a));
+}
+
 TEST(ModelDir, SavesOverAnExistingDirectoryAndCopiesTokenizer) {
   TempDir tmp;
   const std::string tok = tmp.file("tokenizer.model");

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -125,8 +126,29 @@ TEST(Config, RejectsInvalidValuesNamingTheField) {
   expect_error(with(json{{"pos_embedding", "sinusoid"}}), "pos_embedding", "alibi");
   expect_error(with(json{{"hidden_size", "big"}}), "hidden_size", "integer");
   expect_error(with(json{{"rms_norm_eps", 0.0}}), "rms_norm_eps", "> 0");
-  expect_error(with(json{{"rope_scaling", {{"type", "yarn"}, {"factor", 2.0}}}}),
-               "rope_scaling.type", "linear");
+  expect_error(with(json{{"rope_scaling", {{"type", "llama3"}, {"factor", 2.0}}}}),
+               "rope_scaling.type", "yarn");
+  expect_error(with(json{{"rope_scaling", {{"rope_type", "longrope"}}}}), "rope_scaling.rope_type", "dynamic");
+  expect_error(with(json{{"rope_scaling", {{"rope_type", "linear"}}}}), "rope_scaling.factor", "required");
+  expect_error(with(json{{"rope_scaling", {{"rope_type", "linear"}, {"factor", 0.5}}}}), "rope_scaling.factor", ">= 1");
+  expect_error(with(json{{"rope_scaling", {{"rope_type", "yarn"}, {"factor", 2.0}, {"beta_fast", -1.0}}}}),
+               "beta_fast", "> 0");
+  expect_error(with(json{{"rope_parameters", {{"rope_type", "default"}, {"partial_rotary_factor", 0.5}}}}),
+               "rope_parameters.partial_rotary_factor", "expected 1");
+  expect_error(with(json{{"rope_parameters", {{"full_attention", {{"rope_type", "default"}}}}}}), "rope_parameters",
+               "one set");
+  expect_error(with(json{{"rope_scaling", "yarn"}}), "rope_scaling", "object");
+  expect_error(with(json{{"model_type", "qwen2"}}), "model_type", "ministral");
+  expect_error(with(json{{"model_type", "ministral"}, {"layer_types", {"full_attention", "sliding_attention"}},
+                         {"num_hidden_layers", 2}}),
+               "sliding_window", "expected a window");
+  expect_error(with(json{{"model_type", std::string(5000, 'x')}}), "model_type", "...");
+  // A layer count is checked before a per-layer list is allocated from it.
+  for (const char* type : {"mistral", "ministral", "llama", "zebra"}) {
+    expect_error(with(json{{"model_type", type}, {"num_hidden_layers", std::int64_t{1} << 60}}), "num_hidden_layers",
+                 "at most");
+    expect_error(with(json{{"model_type", type}, {"num_hidden_layers", -2}}), "num_hidden_layers", "positive");
+  }
   expect_error(with(json{{"hidden_size", 30}}), "head_dim", "multiple");
   expect_error(json::array({1, 2}), "config", "object");
   // head_dim odd is fine without RoPE.
@@ -138,6 +160,143 @@ TEST(Config, NullSlidingWindowMeansDefault) {
   json j = base_json();
   j["sliding_window"] = nullptr;
   EXPECT_NO_THROW(config_from_json(j));
+}
+
+
+// Every RoPE scaling survives config_to_json -> config_from_json, and is written in transformers' form.
+TEST(Config, RopeScalingRoundTrips) {
+  struct Case {
+    RopeScaling scaling;
+    double factor;
+  };
+  for (Case k : {Case{RopeScaling::kNone, 1.0}, Case{RopeScaling::kLinear, 2.0}, Case{RopeScaling::kNtk, 4.0},
+                 Case{RopeScaling::kDynamic, 3.0}, Case{RopeScaling::kYarn, 8.0}}) {
+    ModelConfig c = config_from_json(with(json{{"group_size", 2}, {"sliding_window", 5}}));
+    c.rope_scaling = k.scaling;
+    c.rope_scaling_factor = k.factor;
+    if (k.scaling == RopeScaling::kYarn) {
+      c.rope_original_max_positions = 64;
+      c.rope_beta_fast = 16.0;
+      c.rope_beta_slow = 2.0;
+      c.rope_attention_factor = 1.25;
+      c.rope_truncate = false;
+    }
+    const json out = config_to_json(c);
+    const ModelConfig d = config_from_json(out);
+    EXPECT_EQ(config_to_json(d), out) << to_string(k.scaling);
+    EXPECT_EQ(d.rope_scaling, k.scaling);
+    EXPECT_EQ(d.rope_scaling_factor, k.factor);
+    EXPECT_EQ(d.rope_theta, c.rope_theta);
+    const RopeParams a = c.rope_params(), b = d.rope_params();
+    EXPECT_EQ(rope_inv_freq(a, 100), rope_inv_freq(b, 100)) << to_string(k.scaling);
+    EXPECT_EQ(rope_attention_factor(a), rope_attention_factor(b));
+    switch (k.scaling) {
+      case RopeScaling::kNone: EXPECT_TRUE(out["rope_scaling"].is_null()); break;
+      case RopeScaling::kNtk:
+        // transformers has no static NTK: the equivalent base, and zebra's own record.
+        EXPECT_TRUE(out["rope_scaling"].is_null());
+        EXPECT_DOUBLE_EQ(out["rope_theta"].get<double>(), 10000.0 * std::pow(4.0, 8.0 / 6.0));
+        EXPECT_EQ(out["zebra_rope_scaling"]["rope_type"], "ntk");
+        break;
+      case RopeScaling::kYarn:
+        EXPECT_EQ(out["rope_scaling"]["rope_type"], "yarn");
+        EXPECT_EQ(out["rope_scaling"]["original_max_position_embeddings"], 64);
+        EXPECT_EQ(out["rope_scaling"]["attention_factor"], 1.25);
+        EXPECT_EQ(out["rope_scaling"]["truncate"], false);
+        break;
+      default: EXPECT_EQ(out["rope_scaling"]["rope_type"], to_string(k.scaling));
+    }
+  }
+}
+
+// The forms transformers writes: transformers 5's rope_parameters, the legacy "type" key, YaRN defaults.
+TEST(Config, ReadsTransformersRopeForms) {
+  ModelConfig c = config_from_json(with(json{{"rope_parameters", {{"rope_type", "default"}, {"rope_theta", 5e5}}}}));
+  EXPECT_EQ(c.rope_scaling, RopeScaling::kNone);
+  EXPECT_EQ(c.rope_theta, 5e5);
+  c = config_from_json(with(json{{"rope_theta", 1e4}, {"rope_scaling", {{"type", "dynamic"}, {"factor", 2.0}}}}));
+  EXPECT_EQ(c.rope_scaling, RopeScaling::kDynamic);
+  EXPECT_EQ(c.rope_params().original_max_positions, c.max_seq_len);  // transformers' dynamic L0
+  // YaRN without a factor: max_position_embeddings / original (transformers 5); L0 defaults to
+  // max_position_embeddings; beta 0 means the default, as transformers' `or 32`.
+  c = config_from_json(with(json{{"max_position_embeddings", 4096},
+                                 {"rope_parameters", {{"rope_type", "yarn"}, {"original_max_position_embeddings", 1024},
+                                                      {"beta_fast", 0}, {"rope_theta", 1e6}}}}));
+  EXPECT_EQ(c.rope_scaling, RopeScaling::kYarn);
+  EXPECT_EQ(c.rope_scaling_factor, 4.0);
+  EXPECT_EQ(c.rope_beta_fast, 32.0);
+  EXPECT_EQ(c.rope_params().original_max_positions, 1024);
+  EXPECT_NEAR(rope_attention_factor(c.rope_params()), 0.1 * std::log(4.0) + 1.0, 1e-15);
+  c = config_from_json(with(json{{"max_position_embeddings", 512}, {"rope_scaling", {{"rope_type", "yarn"}, {"factor", 2.0}}}}));
+  EXPECT_EQ(c.rope_params().original_max_positions, 512);
+  // DeepSeek's mscale pair sets the attention factor.
+  c = config_from_json(with(json{{"rope_scaling", {{"rope_type", "yarn"}, {"factor", 40.0}, {"mscale", 1.0},
+                                                    {"mscale_all_dim", 0.5}, {"original_max_position_embeddings", 64}}}}));
+  const double lf = std::log(40.0);
+  EXPECT_NEAR(c.rope_attention_factor, (0.1 * lf + 1) / (0.05 * lf + 1), 1e-15);
+}
+
+json with_layers(const json& patch) {
+  json j = with(json{{"num_hidden_layers", 4}});
+  j.update(patch);
+  return j;
+}
+
+// What transformers would run, per model_type.
+TEST(Config, ReadsEachFamilyAsTransformersRunsIt) {
+  const json mixed = {"full_attention", "sliding_attention", "sliding_attention", "full_attention"};
+  // Mistral: the window is every layer's; its layer_types are ignored, as transformers does.
+  ModelConfig c = config_from_json(with_layers({{"model_type", "mistral"}, {"sliding_window", 9}, {"layer_types", mixed}}));
+  EXPECT_EQ(c.pattern_string(), "LLLL");
+  EXPECT_EQ(c.window, 9);
+  c = config_from_json(with_layers({{"model_type", "mistral"}, {"sliding_window", nullptr}}));
+  EXPECT_EQ(c.pattern_string(), "GGGG");
+  // Ministral: layer_types, defaulting to all sliding when a window is set.
+  c = config_from_json(with_layers({{"model_type", "ministral"}, {"sliding_window", 9}, {"layer_types", mixed}}));
+  EXPECT_EQ(c.pattern_string(), "GLLG");
+  c = config_from_json(with_layers({{"model_type", "ministral"}, {"sliding_window", 9}}));
+  EXPECT_EQ(c.pattern_string(), "LLLL");
+  c = config_from_json(with_layers({{"model_type", "ministral"}, {"sliding_window", nullptr}}));
+  EXPECT_EQ(c.pattern_string(), "GGGG");
+  // A Llama from elsewhere is full attention whatever its config carries; one zebra wrote keeps its pattern.
+  c = config_from_json(with_layers({{"model_type", "llama"}, {"sliding_window", 9}, {"layer_types", mixed}}));
+  EXPECT_EQ(c.pattern_string(), "GGGG");
+  c = config_from_json(with_layers({{"model_type", "llama"}, {"group_size", 2}, {"sliding_window", 9}}));
+  EXPECT_EQ(c.pattern_string(), "GLGL");
+  // The original Zebra release, whatever its model_type.
+  c = config_from_json(with_layers({{"model_type", "llama"}, {"self_attn_type", "mix"}, {"layer_group_size", 2},
+                                    {"window_size", 15}}));
+  EXPECT_EQ(c.pattern_string(), "GLGL");
+  EXPECT_EQ(c.window, 16);
+}
+
+TEST(Config, WritesTheFamilyTransformersReadsAsTheSameModel) {
+  ModelConfig zebra = config_from_json(with_layers({{"group_size", 2}, {"sliding_window", 7}}));
+  json out = config_to_json(zebra);
+  EXPECT_EQ(out["architectures"], json::array({"MinistralForCausalLM"}));
+  EXPECT_EQ(out["model_type"], "ministral");
+  EXPECT_EQ(out["sliding_window"], 7);  // transformers' mask: q - window < kv <= q, zebra's own
+  EXPECT_EQ(out["layer_types"], json::array({"full_attention", "sliding_attention", "full_attention", "sliding_attention"}));
+  EXPECT_EQ(out["head_dim"], zebra.head_dim);
+  EXPECT_EQ(config_to_json(config_from_json(out)), out);
+
+  ModelConfig llama = config_from_json(with_layers({{"sliding_window", 7}}));
+  out = config_to_json(llama);
+  EXPECT_EQ(out["architectures"], json::array({"LlamaForCausalLM"}));
+  EXPECT_EQ(out["model_type"], "llama");
+  EXPECT_FALSE(out.contains("sliding_window"));
+  EXPECT_FALSE(out.contains("layer_types"));
+  const ModelConfig back = config_from_json(out);
+  EXPECT_EQ(back.pattern_string(), "GGGG");
+  EXPECT_EQ(back.window, 7);  // kept for a later re-lay
+
+  for (const char* pos : {"alibi", "learned", "none"}) {
+    out = config_to_json(config_from_json(with_layers({{"pos_embedding", pos}, {"group_size", 2}})));
+    EXPECT_EQ(out["model_type"], "zebra") << pos;
+    EXPECT_EQ(out["architectures"], json::array({"ZebraForCausalLM"}));
+    EXPECT_EQ(config_from_json(out).pos_embedding, parse_pos_embedding(pos));
+    EXPECT_EQ(config_from_json(out).pattern_string(), "GLGL");
+  }
 }
 
 }  // namespace

@@ -132,6 +132,43 @@ TEST(KvCache, IncrementalDecodingMatchesFullForwardAtEveryPosition) {
   }
 }
 
+// RoPE scaling through the cache. Linear, static NTK and YaRN tables do not depend on the length: decoding
+// matches the full pass everywhere. Dynamic NTK recomputes the frequencies per call from its length, as
+// transformers does: a one-shot prefill equals the full pass, and so does decoding while the length stays
+// within the original 16 positions (past them the cached keys keep the rotation they were given).
+TEST(KvCache, RopeScalingsThroughTheCache) {
+  ScopedThreads single_thread(1);
+  for (RopeScaling scaling : {RopeScaling::kLinear, RopeScaling::kNtk, RopeScaling::kYarn, RopeScaling::kDynamic}) {
+    SCOPED_TRACE(to_string(scaling));
+    ModelConfig c = make_config({PosEmbedding::kRope, {G, L, L}, 3, 4, 2});
+    c.rope_scaling = scaling;
+    c.rope_scaling_factor = 3.0;
+    c.max_seq_len = 16;  // dynamic's L0
+    c.rope_original_max_positions = 16;
+    Transformer<double> model(c);
+    init_parameters(model.params(), 19, 0.3);
+    const auto tokens = random_tokens(kT, c.vocab_size, 5);
+    const std::vector<double> ref = full_logits(model, tokens);
+    const std::int64_t v = c.vocab_size;
+    InferenceSession<double> one_shot(model.params());
+    std::vector<double> got;
+    one_shot.prefill(tokens, kT, &got);
+    EXPECT_LE(violation<double>(got, ref, 1e-9, 1e-9), 1.0);
+    InferenceSession<double> session(model.params());
+    const std::int64_t exact = scaling == RopeScaling::kDynamic ? 16 : kT;
+    for (std::int64_t t = 0; t < exact; ++t) {
+      const std::vector<std::int32_t> prefix(tokens.begin(), tokens.begin() + t + 1);
+      const std::vector<double> want = scaling == RopeScaling::kDynamic ? full_logits(model, prefix) : ref;
+      const std::span<const double> step = session.decode(tokens[static_cast<std::size_t>(t)]);
+      ASSERT_LE(violation<double>(step, std::span<const double>(want).subspan(static_cast<std::size_t>(t * v),
+                                                                                static_cast<std::size_t>(v)),
+                                  1e-9, 1e-9),
+                1.0)
+          << "position " << t;
+    }
+  }
+}
+
 TEST(KvCache, ChunkedPrefillEqualsOneShotForEveryChunkSize) {
   ScopedThreads single_thread(1);
   for (const Variant& s : {variants()[0], variants()[3], variants()[4]}) {

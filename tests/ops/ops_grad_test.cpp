@@ -6,8 +6,10 @@
 // |fd - analytic| <= 1e-7 (1 + |g|) has three orders of margin and fails on any wrong term.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
+#include <numbers>
 #include <vector>
 
 #include "zebra/ops/adamw.hpp"
@@ -143,47 +145,131 @@ TEST(SwiGlu, ForwardMatchesReferenceAndBackwardMatchesFd) {
 struct RopeCase {
   RopeScaling scaling;
   double factor;
+  double attention_factor = 0.0;  // kYarn: 0 = derived
+  bool truncate = true;           // kYarn
 };
+
+// inv_freq and the cos/sin multiplier of transformers' rope_type formulas (modeling_rope_utils.py), written out
+// here independently of ops/rope.cpp, in double. Tables are built for positions [0, seq_len), L0 = original.
+struct RopeReference {
+  std::vector<double> inv_freq;
+  double scale = 1.0;
+};
+
+RopeReference rope_reference(const RopeParams& p, std::int64_t seq_len) {
+  const double hd = static_cast<double>(p.head_dim), l0 = static_cast<double>(p.original_max_positions);
+  double base = p.theta;
+  if (p.scaling == RopeScaling::kNtk) base *= std::pow(p.factor, hd / (hd - 2));
+  if (p.scaling == RopeScaling::kDynamic) {
+    const double len = std::max(static_cast<double>(seq_len), l0);
+    base *= std::pow(p.factor * len / l0 - (p.factor - 1), hd / (hd - 2));
+  }
+  RopeReference r;
+  for (std::int64_t k = 0; k < p.head_dim / 2; ++k) {
+    const double extrap = 1.0 / std::pow(base, 2.0 * k / hd);
+    double f = extrap;
+    if (p.scaling == RopeScaling::kLinear) f = extrap / p.factor;
+    if (p.scaling == RopeScaling::kYarn) {
+      // find_correction_dim / find_correction_range / linear_ramp_factor of transformers.
+      auto dim_of = [&](double rot) { return hd * std::log(l0 / (rot * 2 * std::numbers::pi)) / (2 * std::log(base)); };
+      double lo = dim_of(p.beta_fast), hi = dim_of(p.beta_slow);
+      if (p.truncate) {
+        lo = std::floor(lo);
+        hi = std::ceil(hi);
+      }
+      lo = std::max(lo, 0.0);
+      hi = std::min(hi, hd - 1);
+      if (lo == hi) hi += 0.001;
+      const double ramp = std::min(std::max((k - lo) / (hi - lo), 0.0), 1.0);
+      const double extrap_factor = 1 - ramp;
+      f = extrap / p.factor * (1 - extrap_factor) + extrap * extrap_factor;
+    }
+    r.inv_freq.push_back(f);
+  }
+  if (p.scaling == RopeScaling::kYarn) {
+    r.scale = p.attention_factor > 0 ? p.attention_factor : 0.1 * std::log(p.factor) + 1.0;
+  }
+  return r;
+}
 
 class RopeTest : public ::testing::TestWithParam<RopeCase> {};
 
 TEST_P(RopeTest, RotatesHalvesAndBackwardIsTheTranspose) {
-  const std::int64_t n = 6, heads = 3, hd = 8, stride = heads * hd + 5;  // a strided view
-  RopeParams p{hd, 10000.0, GetParam().scaling, GetParam().factor};
-  auto table = make_rope_table<double>(p, 40);
-  std::vector<std::int32_t> pos = {0, 1, 7, 13, 39, 2};
-  Vec x = random_vec(n * stride, 9), proj = random_vec(n * stride, 10);
-  // reference: pair (k, k + hd/2) rotates by pos * inv_freq[k]
-  double base = p.theta;
-  if (p.scaling == RopeScaling::kNtk) base *= std::pow(p.factor, static_cast<double>(hd) / (hd - 2));
-  Vec ref = x;
-  for (std::int64_t r = 0; r < n; ++r)
-    for (std::int64_t h = 0; h < heads; ++h)
-      for (std::int64_t k = 0; k < hd / 2; ++k) {
-        double position = pos[r];
-        if (p.scaling == RopeScaling::kLinear) position /= p.factor;
-        const double angle = position * std::pow(base, -2.0 * k / hd);
-        const double a = x[r * stride + h * hd + k], b = x[r * stride + h * hd + k + hd / 2];
-        ref[r * stride + h * hd + k] = a * std::cos(angle) - b * std::sin(angle);
-        ref[r * stride + h * hd + k + hd / 2] = b * std::cos(angle) + a * std::sin(angle);
-      }
-  Vec y = x;
-  rope_forward(y.data(), pos.data(), table, n, heads, stride);
-  for (std::size_t i = 0; i < y.size(); ++i) ASSERT_NEAR(y[i], ref[i], 1e-12) << i;
+  const std::int64_t n = 6, heads = 3, stride = heads * 32 + 5;  // a strided view
+  for (std::int64_t hd : {8, 32}) {
+    RopeParams p{hd, 10000.0, GetParam().scaling, GetParam().factor};
+    p.original_max_positions = 16;  // the positions below reach past it
+    p.attention_factor = GetParam().attention_factor;
+    p.truncate = GetParam().truncate;
+    const std::int64_t rows = 40;
+    auto table = make_rope_table<double>(p, rows, rope_table_basis(p, rows));
+    const RopeReference want = rope_reference(p, rows);
+    const std::vector<double> inv_freq = rope_inv_freq(p, rows);
+    ASSERT_EQ(inv_freq.size(), want.inv_freq.size());
+    // Both sides evaluate the same double expressions in a different order: a few ulp.
+    for (std::size_t k = 0; k < inv_freq.size(); ++k) ASSERT_NEAR(inv_freq[k], want.inv_freq[k], 1e-14) << k;
+    EXPECT_NEAR(rope_attention_factor(p), want.scale, 1e-15);
+    std::vector<std::int32_t> pos = {0, 1, 7, 13, 39, 2};
+    Vec x = random_vec(n * stride, 9), proj = random_vec(n * stride, 10);
+    // reference: pair (k, k + hd/2) rotates by pos * inv_freq[k], scaled by the attention factor
+    Vec ref = x;
+    for (std::int64_t r = 0; r < n; ++r)
+      for (std::int64_t h = 0; h < heads; ++h)
+        for (std::int64_t k = 0; k < hd / 2; ++k) {
+          const double angle = pos[r] * want.inv_freq[k], c = want.scale * std::cos(angle),
+                       sn = want.scale * std::sin(angle);
+          const double a = x[r * stride + h * hd + k], b = x[r * stride + h * hd + k + hd / 2];
+          ref[r * stride + h * hd + k] = a * c - b * sn;
+          ref[r * stride + h * hd + k + hd / 2] = b * c + a * sn;
+        }
+    Vec y = x;
+    rope_forward(y.data(), pos.data(), table, n, heads, stride);
+    // angles up to 39 rad: cos/sin of them carry ~39 * 2^-53 absolute error on both sides.
+    for (std::size_t i = 0; i < y.size(); ++i) ASSERT_NEAR(y[i], ref[i], 1e-12) << i;
 
-  auto loss = [&] {
-    Vec z = x;
-    rope_forward(z.data(), pos.data(), table, n, heads, stride);
-    return dot(z, proj);
-  };
-  Vec dx = proj;
-  rope_backward(dx.data(), pos.data(), table, n, heads, stride);
-  check_fd(x, loss, dx, "dx");
+    auto loss = [&] {
+      Vec z = x;
+      rope_forward(z.data(), pos.data(), table, n, heads, stride);
+      return dot(z, proj);
+    };
+    Vec dx = proj;
+    rope_backward(dx.data(), pos.data(), table, n, heads, stride);
+    check_fd(x, loss, dx, "dx");
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Scalings, RopeTest,
                          ::testing::Values(RopeCase{RopeScaling::kNone, 1.0}, RopeCase{RopeScaling::kLinear, 4.0},
-                                           RopeCase{RopeScaling::kNtk, 4.0}));
+                                           RopeCase{RopeScaling::kNtk, 4.0}, RopeCase{RopeScaling::kDynamic, 3.0},
+                                           RopeCase{RopeScaling::kYarn, 4.0},
+                                           RopeCase{RopeScaling::kYarn, 16.0, 1.5, false}));
+
+// Dynamic NTK is the plain RoPE up to the original length and raises the base past it, per pass length.
+TEST(Rope, DynamicDependsOnThePassLength) {
+  RopeParams p{16, 10000.0, RopeScaling::kDynamic, 2.0};
+  p.original_max_positions = 32;
+  RopeParams plain{16, 10000.0, RopeScaling::kNone, 1.0};
+  EXPECT_EQ(rope_table_basis(p, 10), 32);
+  EXPECT_EQ(rope_table_basis(p, 100), 100);
+  EXPECT_EQ(rope_table_basis(plain, 100), 0);
+  EXPECT_EQ(rope_inv_freq(p, 20), rope_inv_freq(plain, 20));
+  const std::vector<double> longer = rope_inv_freq(p, 64);
+  EXPECT_LT(longer.back(), rope_inv_freq(plain, 64).back());
+  EXPECT_EQ(longer.front(), 1.0);
+}
+
+TEST(Rope, RejectsBadParameters) {
+  RopeParams p{16, 10000.0, RopeScaling::kYarn, 2.0};  // no original length
+  EXPECT_THROW(rope_inv_freq(p, 8), Error);
+  p.original_max_positions = 32;
+  p.theta = 1.0;  // ln(theta) = 0 in the correction range
+  EXPECT_THROW(rope_inv_freq(p, 8), Error);
+  p.theta = 10000.0;
+  p.beta_fast = 0.0;
+  EXPECT_THROW(rope_inv_freq(p, 8), Error);
+  EXPECT_THROW(rope_inv_freq(RopeParams{16, 10000.0, RopeScaling::kLinear, 0.5}, 8), Error);
+  EXPECT_THROW(rope_inv_freq(RopeParams{7, 10000.0, RopeScaling::kNone, 1.0}, 8), Error);
+}
 
 TEST(CrossEntropy, LossAndGradientWithIgnoredRows) {
   const std::int64_t rows = 5, vocab = 7;

@@ -2,6 +2,7 @@
 //   zebra eval ppl MODEL DATA --ctx N[,N...] [--stride S | --score-from K] [--bos-first] [--max-tokens N]
 //                  [--position-buckets N] [--position-scale geometric|linear] [--json F] [--csv F] [--plot F.png]
 //   zebra eval passkey MODEL ... (cmd_eval_passkey.cpp)
+//   zebra eval tokens MODEL --tokens F.json [--out F.json] (cmd_eval_tokens.cpp)
 // DATA is a token dataset (.bin from zebra prepare, recognised by its magic) or a corpus (text, JSONL, optionally
 // zstd-compressed; each document is tokenized with the model's tokenizer behind a BOS). Every context length is
 // evaluated on the same token stream. The schemes and output formats: docs/evaluation.md.
@@ -334,10 +335,12 @@ void add_eval_ppl_command(CLI::App* eval) {
 }
 
 void add_eval_command(CLI::App& app) {
-  CLI::App* eval = app.add_subcommand("eval", "Evaluate a model: ppl (perplexity), passkey (retrieval)");
+  CLI::App* eval =
+      app.add_subcommand("eval", "Evaluate a model: ppl (perplexity), passkey (retrieval), tokens (per-token losses)");
   eval->require_subcommand(1);
   add_eval_ppl_command(eval);
   add_eval_passkey_command(eval);
+  add_eval_tokens_command(eval);
 }
 
 }  // namespace zebra

@@ -36,5 +36,6 @@ std::string sibling_csv_path(const std::string& path, const std::string& suffix)
 // The eval registrations (cmd_eval.cpp registers `eval` and calls these).
 void add_eval_ppl_command(CLI::App* eval);
 void add_eval_passkey_command(CLI::App* eval);
+void add_eval_tokens_command(CLI::App* eval);
 
 }  // namespace zebra

@@ -9,9 +9,12 @@
 #include "zebra/cli/commands.hpp"
 #include "zebra/io/model_loader.hpp"
 #include "zebra/util/format.hpp"
+#include <nlohmann/json.hpp>
+
 #include "zebra/model/config.hpp"
 #include "zebra/model/flops.hpp"
 #include "zebra/model/transformer.hpp"
+#include "zebra/util/atomic_file.hpp"
 #include "zebra/util/rng.hpp"
 #include "zebra/util/timer.hpp"
 
@@ -23,6 +26,7 @@ struct InfoArgs {
   std::int64_t seq_len = 4096;
   std::int64_t context = 0;  // 0: same as seq_len
   std::int64_t kv_bytes = 4;
+  std::string rope_json;  // also write the RoPE frequencies and table of a pass of seq_len tokens here
   bool step = false;  // also initialise the model and run one forward/backward step
   std::uint64_t seed = 1;
   std::int64_t group_size = 0, window = 0;  // re-lay the model (0: keep)
@@ -94,6 +98,7 @@ void run_info(const InfoArgs& args) {
               human_bytes(16.0 * static_cast<double>(parameter_count(c))).c_str(),
               human_bytes(static_cast<double>(Transformer<float>::activation_bytes(c, 1, t, false))).c_str(),
               human_bytes(static_cast<double>(Transformer<float>::activation_bytes(c, 1, t, true))).c_str());
+  if (!args.rope_json.empty()) write_file_atomic(args.rope_json, rope_json(c, t).dump() + "\n");
   if (args.step) run_one_step(c, args);
 }
 
@@ -112,6 +117,9 @@ void add_info_command(CLI::App& app) {
       ->check(CLI::PositiveNumber);
   cmd->add_option("--kv-bytes", args->kv_bytes, "bytes per cached value (4 = float32, 2 = 16-bit)")
       ->check(CLI::IsMember({2, 4}));
+  cmd->add_option("--rope-json", args->rope_json,
+                  "also write RoPE's inv_freq, attention factor and cos/sin table for a pass of --seq-len tokens "
+                  "(JSON, for comparisons)");
   cmd->add_flag("--step", args->step, "also initialise the model and run one forward/backward step on random tokens");
   cmd->add_option("--seed", args->seed, "initialisation seed for --step");
   cmd->callback([args] { run_info(*args); });

@@ -50,14 +50,16 @@ void run_train(TrainArgs& a) {
   ZEBRA_CHECK(!(overrides && !o.resume_from.empty()), "train: architecture options cannot change a resumed run");
   if (!a.config_path.empty() || (!o.init_from.empty() && overrides)) {
     ModelConfig c = !a.config_path.empty() ? load_config(a.config_path) : load_model_dir_config(o.init_from);
+    const std::int64_t pretrained_len = c.max_seq_len;  // YaRN's original length when the scaling is new
     if (a.vocab_size > 0) c.vocab_size = a.vocab_size;
     if (a.max_seq_len > 0) c.max_seq_len = a.max_seq_len;
     if (!a.pos.empty()) c.pos_embedding = parse_pos_embedding(a.pos);
     if (!a.rope_scaling.empty()) {
-      c.rope_scaling = a.rope_scaling == "linear" ? RopeScaling::kLinear
-                       : a.rope_scaling == "ntk"  ? RopeScaling::kNtk
-                                                  : RopeScaling::kNone;
-      c.rope_scaling_factor = a.rope_factor;
+      c.rope_scaling = parse_rope_scaling(a.rope_scaling);
+      c.rope_scaling_factor = c.rope_scaling == RopeScaling::kNone ? 1.0 : a.rope_factor;
+      if (c.rope_scaling == RopeScaling::kYarn && c.rope_original_max_positions == 0) {
+        c.rope_original_max_positions = pretrained_len;
+      }
     }
     if (a.group_size > 0 || a.window > 0) {
       c = c.with_pattern(a.group_size > 0 ? a.group_size : c.group_size, a.window > 0 ? a.window : c.window);
@@ -114,8 +116,10 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--window", a->window, "local-attention window (keys i-window < j <= i)")->check(CLI::PositiveNumber);
   cmd->add_option("--pos-embedding", a->pos, "rope, alibi, learned or none")
       ->check(CLI::IsMember({"rope", "alibi", "learned", "none"}));
-  cmd->add_option("--rope-scaling", a->rope_scaling, "RoPE scaling for longer contexts: linear or ntk")
-      ->check(CLI::IsMember({"linear", "ntk", "none"}));
+  cmd->add_option("--rope-scaling", a->rope_scaling,
+                  "RoPE scaling for longer contexts (transformers' rope_type formulas): linear, dynamic (NTK), yarn "
+                  "(original length: the model's max_seq_len before --max-seq-len), ntk (static NTK-aware) or none")
+      ->check(CLI::IsMember({"linear", "ntk", "dynamic", "yarn", "none"}));
   cmd->add_option("--rope-factor", a->rope_factor, "RoPE scaling factor")->check(CLI::Range(1.0, 1e6));
   cmd->add_option("--max-seq-len", a->max_seq_len, "max_position_embeddings of the model")->check(CLI::PositiveNumber);
   cmd->add_option("--vocab-size", a->vocab_size, "override the config's vocab_size")->check(CLI::PositiveNumber);

@@ -120,4 +120,27 @@ PerplexityResult evaluate_perplexity(Transformer<float>& model, std::span<const 
   return result;
 }
 
+std::vector<double> evaluate_token_losses(Transformer<float>& model, std::span<const std::int32_t> tokens) {
+  const std::int64_t n = static_cast<std::int64_t>(tokens.size());
+  ZEBRA_CHECK(n >= 2, "token losses: need at least 2 tokens (one prediction), got ", n);
+  const ModelConfig& c = model.config();
+  if (c.pos_embedding == PosEmbedding::kLearned) {
+    ZEBRA_CHECK(n <= c.max_seq_len, "token losses: ", n, " tokens exceed the model's learned position table (",
+                c.max_seq_len, ")");
+  }
+  for (std::int64_t j = 0; j < n; ++j) {
+    ZEBRA_CHECK(tokens[static_cast<std::size_t>(j)] >= 0 && tokens[static_cast<std::size_t>(j)] < c.vocab_size,
+                "token losses: token ", tokens[static_cast<std::size_t>(j)], " at index ", j,
+                " is outside the model's vocabulary [0, ", c.vocab_size, ")");
+  }
+  std::vector<std::int32_t> input(tokens.begin(), tokens.end()), target(static_cast<std::size_t>(n), -1);
+  std::copy(tokens.begin() + 1, tokens.end(), target.begin());
+  model.forward_hidden(BatchView{1, n, input.data(), target.data(), nullptr});
+  std::vector<double> row_loss(static_cast<std::size_t>(n));
+  std::vector<float> logits;
+  row_losses(model, target, model.options().loss_chunk, logits, row_loss);
+  row_loss.pop_back();  // the last position predicts nothing
+  return row_loss;
+}
+
 }  // namespace zebra

@@ -64,4 +64,8 @@ PerplexityResult evaluate_perplexity(Transformer<float>& model, std::span<const 
                                      const PerplexityOptions& options,
                                      const std::function<void(std::int64_t, std::int64_t)>& progress = {});
 
+// Per-token losses of one sequence read in one window: loss[j] = -ln p(tokens[j + 1] | tokens[0 .. j]) for
+// j = 0 .. n - 2 (the same forward pass and lm head as evaluate_perplexity). Needs n >= 2.
+std::vector<double> evaluate_token_losses(Transformer<float>& model, std::span<const std::int32_t> tokens);
+
 }  // namespace zebra

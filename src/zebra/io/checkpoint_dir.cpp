@@ -30,7 +30,15 @@ void write_model_files(const std::string& dir, const ParameterSet<float>& params
     fail("save model '", dir, "': parameter buffer holds ", params.data.size(), " values, layout expects ",
          params.layout.total);
   }
-  save_config(c, (fs::path(dir) / "config.json").string());
+  json config = config_to_json(c);
+  // transformers' name of the stored dtype (it loads in this dtype unless told otherwise).
+  config["torch_dtype"] = options.dtype == DType::kBF16 ? "bfloat16" : options.dtype == DType::kF16 ? "float16" : "float32";
+  if (model_family(c) == ModelFamily::kZebra) {
+    log_warn("save model '", dir, "': pos_embedding ", to_string(c.pos_embedding),
+             " has no Hugging Face equivalent; config.json says model_type \"zebra\", which transformers refuses to "
+             "load (zebra reads it)");
+  }
+  write_file_atomic((fs::path(dir) / "config.json").string(), config.dump(2) + "\n");
 
   // The layout has no lm_head.weight when embeddings are tied, which is what Hugging Face expects.
   std::vector<TensorToWrite> tensors;

@@ -1,5 +1,22 @@
-// Model hyper-parameters, the per-layer attention pattern, and their JSON form
-// (Hugging Face LlamaConfig names plus zebra's own; original Zebra keys are accepted on load).
+// Model hyper-parameters, the per-layer attention pattern, and their JSON form (config.json).
+//
+// Written (config_to_json) so that Hugging Face transformers reads the same model or refuses it (DESIGN.md §3):
+//   - RoPE with local layers -> MinistralForCausalLM / "ministral": per-layer `layer_types` and `sliding_window`.
+//     transformers' sliding mask (masking_utils.sliding_window_overlay) keeps key kv for query q when
+//     kv > q - sliding_window (on top of causal kv <= q): q - window < kv <= q, zebra's own predicate
+//     (ops/mask.hpp), so `sliding_window` is zebra's window unchanged.
+//   - RoPE, every layer global -> LlamaForCausalLM / "llama".
+//   - ALiBi, learned or no positions -> ZebraForCausalLM / "zebra", a model_type transformers does not know, so
+//     AutoConfig refuses it instead of running it as a RoPE Llama.
+//   zebra's own fields `group_size` and `pos_embedding` ride along; RoPE scaling is written in transformers'
+//   `rope_scaling` form (static NTK, which transformers lacks, as the equivalent `rope_theta` plus zebra's own
+//   `zebra_rope_scaling` that zebra reads back).
+// Read (config_from_json): model_type "llama" (all layers global, as transformers runs it, unless zebra wrote
+// it: then its layer_types count), "mistral" (`sliding_window` applies to every layer when set, null = none;
+// layer_types ignored, as transformers does), "ministral" (layer_types, defaulting to all sliding when
+// sliding_window is set), "zebra", or absent (zebra's own fields); the original Zebra release's keys
+// (self_attn_type "mix", layer_group_size, window_size -> window = window_size + 1); `rope_scaling` (legacy
+// "type" key accepted) or transformers 5's `rope_parameters`.
 #pragma once
 
 #include <cstdint>
@@ -17,8 +34,9 @@ enum class PosEmbedding { kRope, kAlibi, kLearned, kNone };
 
 const char* to_string(LayerType t);
 const char* to_string(PosEmbedding p);
-const char* to_string(RopeScaling s);
+const char* to_string(RopeScaling s);  // transformers' rope_type names ("default" for none; zebra's "ntk")
 PosEmbedding parse_pos_embedding(const std::string& s);  // throws naming the allowed values
+RopeScaling parse_rope_scaling(const std::string& s);    // default|none, linear, ntk, dynamic, yarn
 
 struct ModelConfig {
   std::int64_t vocab_size = 512;
@@ -33,6 +51,13 @@ struct ModelConfig {
   double rope_theta = 10000.0;
   RopeScaling rope_scaling = RopeScaling::kNone;
   double rope_scaling_factor = 1.0;
+  // kYarn's pretraining length L0 (rope_scaling.original_max_position_embeddings; 0 = max_seq_len). kDynamic
+  // takes max_seq_len as its L0, as transformers does.
+  std::int64_t rope_original_max_positions = 0;
+  double rope_beta_fast = 32.0;         // kYarn
+  double rope_beta_slow = 1.0;          // kYarn
+  double rope_attention_factor = 0.0;   // kYarn: multiplier of cos/sin; 0 = 0.1 ln(factor) + 1
+  bool rope_truncate = true;            // kYarn: floor/ceil the correction range
   PosEmbedding pos_embedding = PosEmbedding::kRope;
   bool tie_embeddings = true;      // tie_word_embeddings
   std::int64_t group_size = 1;     // L: layer l is global when l % L == 0
@@ -54,6 +79,8 @@ struct ModelConfig {
   std::int64_t q_dim() const { return n_heads * head_dim; }
   std::int64_t kv_dim() const { return n_kv_heads * head_dim; }
   std::int64_t num_global_layers() const;
+  // The RoPE of this model (ops/rope.hpp).
+  RopeParams rope_params() const;
   // The same model with every layer global (the "full-attention twin").
   ModelConfig full_attention_twin() const;
   // Re-lays the model as Zebra with group size L and the given window (layer_types recomputed).
@@ -61,8 +88,15 @@ struct ModelConfig {
   std::string pattern_string() const;  // e.g. "GLLLGLLL"
 };
 
+// How config_to_json writes a model (see the top of this file).
+enum class ModelFamily { kLlama, kMinistral, kZebra };
+ModelFamily model_family(const ModelConfig& c);
+
 ModelConfig config_from_json(const nlohmann::json& j);
 nlohmann::json config_to_json(const ModelConfig& c);
+// RoPE of a forward pass over positions [0, seq_len) as JSON: {"rope_type", "inv_freq" [head_dim/2],
+// "attention_factor", "cos" / "sin" [seq_len][head_dim/2] (float32, as the model uses them)}.
+nlohmann::json rope_json(const ModelConfig& c, std::int64_t seq_len);
 ModelConfig load_config(const std::string& path);  // config.json path (or a directory holding one)
 void save_config(const ModelConfig& c, const std::string& path);
 

@@ -170,15 +170,20 @@ void InferenceSession<T>::check_tokens(const SequenceCache<T>& cache, std::span<
   }
 }
 
+// Dynamic NTK recomputes the frequencies for each call from its largest position, as transformers does (the
+// cached keys keep the rotation they got): past the original length the table is rebuilt per call.
 template <typename T>
 void InferenceSession<T>::ensure_rope(std::int64_t p_end) {
   const ModelConfig& c = config();
-  if (c.pos_embedding != PosEmbedding::kRope || rope_.n_positions >= p_end) return;
-  RopeParams p{c.head_dim, c.rope_theta, c.rope_scaling, c.rope_scaling_factor};
+  if (c.pos_embedding != PosEmbedding::kRope) return;
+  const RopeParams rope_params = c.rope_params();
+  const std::int64_t rope_basis = rope_table_basis(rope_params, p_end);
+  if (rope_.n_positions >= p_end && rope_.basis == rope_basis) return;
   // Doubling: a long decode does not rebuild the table at every step.
   std::int64_t rows = std::max<std::int64_t>({p_end, 2 * rope_.n_positions, 1024});
+  if (rope_basis > 0 && rope_basis == p_end) rows = p_end;  // the next call's table differs anyway
   if (options_.max_context > 0) rows = std::min(rows, std::max(options_.max_context, p_end));
-  rope_ = make_rope_table<T>(p, rows);
+  rope_ = make_rope_table<T>(rope_params, rows, rope_basis);
 }
 
 template <typename T>

@@ -80,11 +80,13 @@ const ParamViews<T>& Transformer<T>::grad_views() {
 
 template <typename T>
 const RopeTable<T>& Transformer<T>::rope_table(std::int64_t n_positions) {
-  if (rope_.n_positions < n_positions) {
-    const ModelConfig& c = config();
-    RopeParams p{c.head_dim, c.rope_theta, c.rope_scaling, c.rope_scaling_factor};
+  const RopeParams p = config().rope_params();
+  // Dynamic NTK: the frequencies of a pass depend on its length (positions [0, n_positions)), as transformers
+  // recomputes them per forward call; other kinds keep one table and only grow it.
+  const std::int64_t basis = rope_table_basis(p, n_positions);
+  if (rope_.n_positions < n_positions || rope_.basis != basis) {
     // Round up so that a sequence of slowly growing lengths does not rebuild the table each time.
-    rope_ = make_rope_table<T>(p, std::max<std::int64_t>(n_positions, 2 * rope_.n_positions));
+    rope_ = make_rope_table<T>(p, std::max<std::int64_t>(n_positions, 2 * rope_.n_positions), basis);
   }
   return rope_;
 }
