@@ -1,5 +1,5 @@
-// Vector math over a SIMD traits class `S` (ops/simd/traits.hpp), included once per instruction set inside
-// the target region of the kernels that use it (see ops/simd/attention_kernels.inl).
+// Vector math over a SIMD traits class `S` (ops/simd/traits.hpp), included by the kernel files that use it
+// (ops/simd/attention_kernels.inl, elementwise_kernels.inl), once per instruction set inside its target region.
 
 // The softmax exponential exp(x) for x <= 0 (and for masked scores around kMasked), with exp(x) = 0 exactly for
 // x <= -87 (exp(-87) = 1.6e-38 is below anything a softmax sum of terms >= 1 can register). Float:
