@@ -8,6 +8,7 @@ packages=(
   libsentencepiece-dev sentencepiece
   nlohmann-json3-dev libcli11-dev libzstd-dev zstd
   libgtest-dev googletest libbenchmark-dev
+  clang-format
   libopenmpi-dev openmpi-bin
   gnuplot-nox
   bible-kjv bible-kjv-text

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs what the build needs, builds, and runs the test suite (everything not labelled "slow").
-#   scripts/test.sh            the default suite (what CI runs)
+# Installs what the build needs, checks the formatting (scripts/format.sh --check), builds, and runs the test
+# suite (everything not labelled "slow").
+#   scripts/test.sh            the default suite
 #   scripts/test.sh --slow     also the slow tests
-#   scripts/test.sh --sanitize the suite again in an ASan/UBSan build (build-asan/)
+#   scripts/test.sh --sanitize the suite again in an ASan/UBSan build (build-asan/); CI (.ci/run) runs this
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 slow=0
@@ -15,6 +16,9 @@ for arg in "$@"; do
   esac
 done
 bash "$root/scripts/setup.sh"
+# Seconds, so it runs first; its verdict comes at the end, after the tests have run.
+format_ok=1
+bash "$root/scripts/format.sh" --check || format_ok=0
 jobs="$(nproc)"
 labels=(-LE slow)
 [ "$slow" = 1 ] && labels=()
@@ -24,4 +28,8 @@ if [ "$sanitize" = 1 ]; then
   ZEBRA_BUILD_DIR="$root/build-asan" bash "$root/scripts/build.sh" -DZEBRA_SANITIZE=ON -DZEBRA_BENCH=OFF \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo
   (cd "$root/build-asan" && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j "$jobs" "${labels[@]}")
+fi
+if [ "$format_ok" = 0 ]; then
+  echo "test.sh: the tests passed but the formatting check failed (files listed above; scripts/format.sh fixes them)" >&2
+  exit 1
 fi
