@@ -87,8 +87,7 @@ struct Tolerances {
   double loss = 0.0;
 };
 
-Tolerances tolerances(const Transformer<float>& m, const std::vector<float>& g_whole, double loss,
-                      std::int64_t rows) {
+Tolerances tolerances(const Transformer<float>& m, const std::vector<float>& g_whole, double loss, std::int64_t rows) {
   const double r = static_cast<double>(rows);
   Tolerances tol;
   for (const TensorInfo& t : m.params().layout.tensors) {
@@ -154,8 +153,7 @@ TEST(TrainStep, TheMeanOfMicroBatchMeansWouldFailThatCheck) {
   const std::vector<float> g_old = grads_of(m);
 
   const Tolerances tol = tolerances(m, g_whole, whole.mean(), s.rows());
-  EXPECT_GT(std::fabs(mean_of_means - whole.mean()), 100.0 * tol.loss)
-      << mean_of_means << " vs " << whole.mean();
+  EXPECT_GT(std::fabs(mean_of_means - whole.mean()), 100.0 * tol.loss) << mean_of_means << " vs " << whole.mean();
   EXPECT_GT(worst_ratio(m, g_old, g_whole, tol), 100.0);
 }
 

@@ -92,7 +92,8 @@ AttentionReport run_attention(const AttentionOptions& o) {
 
 void AttentionReport::print(std::FILE* out) const {
   print_machine(out, machine);
-  std::fprintf(out, "B %lld, heads %lld, kv heads %lld, head_dim %lld; GFLOP/s count visible pairs only "
+  std::fprintf(out,
+               "B %lld, heads %lld, kv heads %lld, head_dim %lld; GFLOP/s count visible pairs only "
                "(forward 4 hd per pair and head, forward+backward 3.5x that)\n\n",
                static_cast<long long>(options.batch), static_cast<long long>(options.n_heads),
                static_cast<long long>(options.n_kv_heads), static_cast<long long>(options.head_dim));
@@ -121,13 +122,15 @@ json AttentionReport::to_json() const {
   json j;
   j["mode"] = "attention";
   j["machine"] = machine_json(machine);
-  j["shape"] = json{{"batch", options.batch}, {"n_heads", options.n_heads}, {"n_kv_heads", options.n_kv_heads},
+  j["shape"] = json{{"batch", options.batch},
+                    {"n_heads", options.n_heads},
+                    {"n_kv_heads", options.n_kv_heads},
                     {"head_dim", options.head_dim}};
   j["flops_convention"] = "forward 4*head_dim per visible (query,key) pair and head; forward+backward 3.5x forward";
   json a = json::array();
   for (const AttentionRow& r : rows) {
-    json e{{"seq_len", r.seq_len},       {"window", window_name(r.window)}, {"fwd_flops", r.fwd_flops},
-           {"fwd", timing_json(r.fwd)},  {"fwd_gflops", r.fwd_gflops},      {"flop_ratio", r.flop_ratio},
+    json e{{"seq_len", r.seq_len},        {"window", window_name(r.window)}, {"fwd_flops", r.fwd_flops},
+           {"fwd", timing_json(r.fwd)},   {"fwd_gflops", r.fwd_gflops},      {"flop_ratio", r.flop_ratio},
            {"speedup_fwd", r.speedup_fwd}};
     if (!r.fwdbwd.runs_s.empty()) {
       e["fwdbwd_flops"] = r.fwdbwd_flops;

@@ -29,14 +29,14 @@ struct AttentionOptions {
 
 struct AttentionRow {
   std::int64_t seq_len = 0;
-  std::int64_t window = 0;             // kGlobalWindow for the global layer
-  double fwd_flops = 0.0;              // 4 * hd * H * B * visible pairs
-  double fwdbwd_flops = 0.0;           // 3.5 x fwd_flops: backward = 5 products incl. the recomputed QK^T
-  Timing fwd, fwdbwd;                  // fwdbwd.runs empty when not measured
+  std::int64_t window = 0;    // kGlobalWindow for the global layer
+  double fwd_flops = 0.0;     // 4 * hd * H * B * visible pairs
+  double fwdbwd_flops = 0.0;  // 3.5 x fwd_flops: backward = 5 products incl. the recomputed QK^T
+  Timing fwd, fwdbwd;         // fwdbwd.runs empty when not measured
   double fwd_gflops = 0.0, fwdbwd_gflops = 0.0;
   // Against the global layer of the same T, measured in the same run (0 when either is missing).
   double speedup_fwd = 0.0, speedup_fwdbwd = 0.0;
-  double flop_ratio = 0.0;             // visible pairs global / local
+  double flop_ratio = 0.0;  // visible pairs global / local
 };
 
 struct AttentionReport {

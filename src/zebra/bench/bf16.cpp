@@ -71,8 +71,8 @@ PrecisionReport run_precision(const PrecisionOptions& o) {
   PrecisionReport rep;
   rep.machine = machine_info();
   rep.options = o;
-  ModelConfig c = o.config.d_model > 0 && o.config.n_layers > 0 && !o.config.layer_types.empty() ? o.config
-                                                                                                   : small_model();
+  ModelConfig c =
+      o.config.d_model > 0 && o.config.n_layers > 0 && !o.config.layer_types.empty() ? o.config : small_model();
   const std::int64_t per_batch = o.batch * o.seq_len;
   std::vector<std::int32_t> train, held;
   if (o.data_dir.empty()) {
@@ -139,12 +139,12 @@ PrecisionReport run_precision(const PrecisionOptions& o) {
 void PrecisionReport::print(std::FILE* out) const {
   print_machine(out, machine);
   const ModelConfig& c = options.config;
-  std::fprintf(out, "model: %lld parameters (%s), batch %lld x %lld tokens of %s, %d steps, "
+  std::fprintf(out,
+               "model: %lld parameters (%s), batch %lld x %lld tokens of %s, %d steps, "
                "lr %.1e; same init, same batches\n\n",
                static_cast<long long>(parameter_count(c)), c.pattern_string().c_str(),
                static_cast<long long>(options.batch), static_cast<long long>(options.seq_len),
-               options.data_dir.empty() ? "a synthetic language" : options.data_dir.c_str(), options.steps,
-               options.lr);
+               options.data_dir.empty() ? "a synthetic language" : options.data_dir.c_str(), options.steps, options.lr);
   std::fprintf(out, "%8s %12s %12s %12s\n", "step", "loss fp32", "loss bf16", "difference");
   const std::size_t n = loss_fp32.size();
   for (std::size_t s = 0; s < n; ++s) {

@@ -15,7 +15,7 @@
 namespace zebra::bench {
 
 struct PrecisionOptions {
-  ModelConfig config;                   // default: a small model (d 128, 4 layers) that learns in seconds
+  ModelConfig config;  // default: a small model (d 128, 4 layers) that learns in seconds
   std::int64_t seq_len = 256, batch = 4;
   int steps = 300;
   double lr = 3e-3;

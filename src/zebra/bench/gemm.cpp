@@ -120,8 +120,8 @@ GemmReport run_gemm(const GemmOptions& o) {
 
 void GemmReport::print(std::FILE* out) const {
   print_machine(out, machine);
-  std::fprintf(out, "\n%-18s %6s %6s %6s %8s %5s %-12s %10s %10s %8s\n", "product", "M", "N", "K", "per step",
-               "prec", "backend", "min ms", "median ms", "GFLOP/s");
+  std::fprintf(out, "\n%-18s %6s %6s %6s %8s %5s %-12s %10s %10s %8s\n", "product", "M", "N", "K", "per step", "prec",
+               "backend", "min ms", "median ms", "GFLOP/s");
   auto line = [&](const GemmRow& r) {
     std::fprintf(out, "%-18s %6lld %6lld %6lld %8lld %5s %-12s %10.3f %10.3f %8.1f\n", r.name.c_str(),
                  static_cast<long long>(r.m), static_cast<long long>(r.n), static_cast<long long>(r.k),
@@ -146,8 +146,14 @@ json GemmReport::to_json() const {
   auto rows = [](const std::vector<GemmRow>& v) {
     json a = json::array();
     for (const GemmRow& r : v) {
-      a.push_back(json{{"name", r.name}, {"m", r.m}, {"n", r.n}, {"k", r.k}, {"per_step", r.per_step},
-                       {"precision", r.precision}, {"backend", r.backend}, {"time", timing_json(r.t)},
+      a.push_back(json{{"name", r.name},
+                       {"m", r.m},
+                       {"n", r.n},
+                       {"k", r.k},
+                       {"per_step", r.per_step},
+                       {"precision", r.precision},
+                       {"backend", r.backend},
+                       {"time", timing_json(r.t)},
                        {"gflops", r.gflops}});
     }
     return a;

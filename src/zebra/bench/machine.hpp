@@ -10,8 +10,8 @@ namespace zebra::bench {
 struct MachineInfo {
   std::string cpu;
   int threads = 0;
-  std::string simd;        // attention kernel path in use
-  std::string blas_core;   // OpenBLAS core name
+  std::string simd;                            // attention kernel path in use
+  std::string blas_core;                       // OpenBLAS core name
   double load_before = 0.0, load_after = 0.0;  // 1-minute load average
 };
 MachineInfo machine_info();

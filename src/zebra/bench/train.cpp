@@ -41,9 +41,8 @@ TrainRow train_row(const ModelConfig& c, const std::string& name, std::int64_t t
     row.recompute = static_cast<double>(no_recompute) > 0.25 * static_cast<double>(available_memory_bytes());
   }
   const std::int64_t n_params = parameter_count(c);
-  row.planned_bytes =
-      4.0 * 4.0 * static_cast<double>(n_params) +
-      static_cast<double>(Transformer<float>::activation_bytes(c, o.batch, t, row.recompute));
+  row.planned_bytes = 4.0 * 4.0 * static_cast<double>(n_params) +
+                      static_cast<double>(Transformer<float>::activation_bytes(c, o.batch, t, row.recompute));
   reset_peak_rss();
   {
     RunOptions ro;
@@ -104,12 +103,12 @@ void TrainReport::print(std::FILE* out) const {
                static_cast<long long>(parameters), static_cast<long long>(options.batch),
                options.bf16 ? "BF16 matrix products" : "fp32", peak_gflops);
   std::fprintf(out, "MFU = tokens/s x training FLOPs/token (3 x forward, model/flops.hpp) / GEMM peak\n\n");
-  std::fprintf(out, "%-6s %-10s %7s %5s %10s %10s %9s %6s %11s %11s %7s\n", "model", "pattern", "T", "recmp",
-               "step s", "median s", "tokens/s", "MFU", "peak RSS", "planned", "loss");
+  std::fprintf(out, "%-6s %-10s %7s %5s %10s %10s %9s %6s %11s %11s %7s\n", "model", "pattern", "T", "recmp", "step s",
+               "median s", "tokens/s", "MFU", "peak RSS", "planned", "loss");
   for (const TrainRow& r : rows) {
-    std::fprintf(out, "%-6s %-10s %7lld %5s %10.4g %10.4g %9.0f %5.1f%% %8.0f MiB %7.0f MiB %7.3f\n",
-                 r.model.c_str(), r.pattern.c_str(), static_cast<long long>(r.seq_len), r.recompute ? "on" : "off",
-                 r.step.min_s, r.step.median_s, r.tokens_per_s, 100.0 * r.mfu, r.peak_rss_bytes / 1048576.0,
+    std::fprintf(out, "%-6s %-10s %7lld %5s %10.4g %10.4g %9.0f %5.1f%% %8.0f MiB %7.0f MiB %7.3f\n", r.model.c_str(),
+                 r.pattern.c_str(), static_cast<long long>(r.seq_len), r.recompute ? "on" : "off", r.step.min_s,
+                 r.step.median_s, r.tokens_per_s, 100.0 * r.mfu, r.peak_rss_bytes / 1048576.0,
                  r.planned_bytes / 1048576.0, r.loss);
   }
   // Zebra against its twin at each T, from the same run.
