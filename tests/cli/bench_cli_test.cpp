@@ -24,14 +24,19 @@ class BenchCli : public test::CliTest {
                   "group_size": 2, "sliding_window": 16})";
     return file;
   }
+  // Runs `zebra ARGS --json FILE` and returns what it wrote (a parse error fails the test when it wrote nothing).
+  nlohmann::json run_json(const std::string& args, const std::string& file) {
+    const auto r = run_zebra(args + " --json " + path(file));
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    std::ifstream in(path(file));
+    return nlohmann::json::parse(in);
+  }
 };
 
 TEST_F(BenchCli, AttentionSweepWritesJsonWithSpeedupAgainstGlobal) {
-  const auto r = run_zebra("bench attention --seq-lens 128 --windows 32 --heads 2 --kv-heads 1 --head-dim 16 "
-                           "--repeats 1 --threads 1 --json " + path("att.json"));
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  std::ifstream in(path("att.json"));
-  const nlohmann::json j = nlohmann::json::parse(in);
+  const nlohmann::json j = run_json(
+      "bench attention --seq-lens 128 --windows 32 --heads 2 --kv-heads 1 --head-dim 16 --repeats 1 --threads 1",
+      "att.json");
   ASSERT_EQ(j.at("rows").size(), 2u) << j.dump(1);  // the global layer and window 32 at T = 128
   for (const auto& row : j.at("rows")) {
     EXPECT_EQ(row.at("seq_len"), 128);
@@ -46,11 +51,9 @@ constexpr double kUntrainedLossTolerance = 0.1;
 
 // One timed step (no warm-up) per row: its loss is the untrained model's.
 TEST_F(BenchCli, TrainStepsOfTheModelAndItsTwinWriteJson) {
-  const auto r = run_zebra("bench train --config " + tiny_config() +
-                           " --seq-lens 32 --steps 1 --warmup 0 --peak 100 --threads 1 --json " + path("train.json"));
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  std::ifstream in(path("train.json"));
-  const nlohmann::json j = nlohmann::json::parse(in);
+  const nlohmann::json j = run_json(
+      "bench train --config " + tiny_config() + " --seq-lens 32 --steps 1 --warmup 0 --peak 100 --threads 1",
+      "train.json");
   ASSERT_EQ(j.at("rows").size(), 2u) << j.dump(1);  // the Zebra model and its full-attention twin
   EXPECT_EQ(j.at("rows")[0].at("model"), "zebra");
   EXPECT_EQ(j.at("rows")[1].at("model"), "full");
@@ -62,11 +65,8 @@ TEST_F(BenchCli, TrainStepsOfTheModelAndItsTwinWriteJson) {
 }
 
 TEST_F(BenchCli, Bf16TrainsBothPrecisionsOnTheSameBatches) {
-  const auto r = run_zebra("bench bf16 --config " + tiny_config() +
-                           " --steps 3 --seq-len 16 --batch 2 --threads 1 --json " + path("bf16.json"));
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  std::ifstream in(path("bf16.json"));
-  const nlohmann::json j = nlohmann::json::parse(in);
+  const nlohmann::json j =
+      run_json("bench bf16 --config " + tiny_config() + " --steps 3 --seq-len 16 --batch 2 --threads 1", "bf16.json");
   ASSERT_EQ(j.at("loss_fp32").size(), 3u) << j.dump(1);
   ASSERT_EQ(j.at("loss_bf16").size(), 3u) << j.dump(1);
   // Same untrained init in both precisions: the first step's loss is the untrained model's in each.
