@@ -9,6 +9,7 @@ packages=(
   libsentencepiece-dev sentencepiece libpcre2-dev
   nlohmann-json3-dev libcli11-dev libzstd-dev zstd
   libgtest-dev googletest libbenchmark-dev
+  clang-format
   libopenmpi-dev openmpi-bin
   gnuplot-nox
   python3-venv

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs what the build needs, builds, and runs the test suite (everything not labelled "slow").
-#   scripts/test.sh            the default suite (what CI runs)
+# Installs what the build needs, checks the formatting (scripts/format.sh --check), builds, and runs the test
+# suite (everything not labelled "slow").
+#   scripts/test.sh            the default suite
 #   scripts/test.sh --slow     also the slow tests
-#   scripts/test.sh --sanitize the suite again in an ASan/UBSan build (build-asan/)
+#   scripts/test.sh --sanitize the suite again in an ASan/UBSan build (build-asan/); CI (.ci/run) runs this
 #   scripts/test.sh --interop  also the interop suite against Hugging Face transformers (scripts/interop.sh;
 #                              downloads torch and transformers from PyPI into a cached venv on first use)
 set -euo pipefail
@@ -19,6 +20,9 @@ for arg in "$@"; do
   esac
 done
 bash "$root/scripts/setup.sh"
+# Seconds, so it runs first; its verdict comes at the end, after the tests have run.
+format_ok=1
+bash "$root/scripts/format.sh" --check || format_ok=0
 jobs="$(nproc)"
 labels=(-LE slow)
 [ "$slow" = 1 ] && labels=()
@@ -31,4 +35,8 @@ if [ "$sanitize" = 1 ]; then
 fi
 if [ "$interop" = 1 ]; then
   ZEBRA_BIN="$root/build/zebra" bash "$root/scripts/interop.sh"
+fi
+if [ "$format_ok" = 0 ]; then
+  echo "test.sh: the tests passed but the formatting check failed (files listed above; scripts/format.sh fixes them)" >&2
+  exit 1
 fi

@@ -1,7 +1,8 @@
-// zebra bench from the command line: a tiny attention sweep writes the JSON it prints, and bad input is refused
-// naming what was expected.
+// zebra bench from the command line: tiny attention, train and bf16 runs write the JSON they print, and bad input
+// is refused naming what was expected.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -12,19 +13,66 @@ namespace {
 
 using test::run_zebra;
 
-class BenchCli : public test::CliTest {};
+class BenchCli : public test::CliTest {
+ protected:
+  // A 4-layer model of vocabulary 300 (pattern GLGL, window 16) that runs a step in milliseconds.
+  std::string tiny_config() {
+    const std::string file = path("config.json");
+    std::ofstream config(file);
+    config << R"({"vocab_size": 300, "hidden_size": 32, "num_hidden_layers": 4, "num_attention_heads": 4,
+                  "num_key_value_heads": 2, "intermediate_size": 64, "max_position_embeddings": 128,
+                  "group_size": 2, "sliding_window": 16})";
+    return file;
+  }
+  // Runs `zebra ARGS --json FILE` and returns what it wrote (a parse error fails the test when it wrote nothing).
+  nlohmann::json run_json(const std::string& args, const std::string& file) {
+    const auto r = run_zebra(args + " --json " + path(file));
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    std::ifstream in(path(file));
+    return nlohmann::json::parse(in);
+  }
+};
 
 TEST_F(BenchCli, AttentionSweepWritesJsonWithSpeedupAgainstGlobal) {
-  const auto r = run_zebra("bench attention --seq-lens 128 --windows 32 --heads 2 --kv-heads 1 --head-dim 16 "
-                           "--repeats 1 --threads 1 --json " + path("att.json"));
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  std::ifstream in(path("att.json"));
-  const nlohmann::json j = nlohmann::json::parse(in);
+  const nlohmann::json j = run_json(
+      "bench attention --seq-lens 128 --windows 32 --heads 2 --kv-heads 1 --head-dim 16 --repeats 1 --threads 1",
+      "att.json");
   ASSERT_EQ(j.at("rows").size(), 2u) << j.dump(1);  // the global layer and window 32 at T = 128
   for (const auto& row : j.at("rows")) {
     EXPECT_EQ(row.at("seq_len"), 128);
     EXPECT_GT(row.at("fwd_gflops").get<double>(), 0.0);
   }
+}
+
+// The loss of an untrained model on random tokens: logits z = x . w with rmsnorm outputs |x| ~ 1 and init weights
+// of std 0.02 over d = 32 have std sqrt(32) 0.02 = 0.11, so a token's loss is ln V + var(z) / 2 - z_target =
+// ln V + 0.006 +- 0.11, and the mean over 31 or more targets is within 0.1 of ln V (several standard errors).
+constexpr double kUntrainedLossTolerance = 0.1;
+
+// One timed step (no warm-up) per row: its loss is the untrained model's.
+TEST_F(BenchCli, TrainStepsOfTheModelAndItsTwinWriteJson) {
+  const nlohmann::json j = run_json(
+      "bench train --config " + tiny_config() + " --seq-lens 32 --steps 1 --warmup 0 --peak 100 --threads 1",
+      "train.json");
+  ASSERT_EQ(j.at("rows").size(), 2u) << j.dump(1);  // the Zebra model and its full-attention twin
+  EXPECT_EQ(j.at("rows")[0].at("model"), "zebra");
+  EXPECT_EQ(j.at("rows")[1].at("model"), "full");
+  for (const auto& row : j.at("rows")) {
+    EXPECT_EQ(row.at("seq_len"), 32);
+    EXPECT_GT(row.at("tokens_per_s").get<double>(), 0.0);
+    EXPECT_NEAR(row.at("loss").get<double>(), std::log(300.0), kUntrainedLossTolerance);
+  }
+}
+
+TEST_F(BenchCli, Bf16TrainsBothPrecisionsOnTheSameBatches) {
+  const nlohmann::json j =
+      run_json("bench bf16 --config " + tiny_config() + " --steps 3 --seq-len 16 --batch 2 --threads 1", "bf16.json");
+  ASSERT_EQ(j.at("loss_fp32").size(), 3u) << j.dump(1);
+  ASSERT_EQ(j.at("loss_bf16").size(), 3u) << j.dump(1);
+  // Same untrained init in both precisions: the first step's loss is the untrained model's in each.
+  EXPECT_NEAR(j.at("loss_fp32")[0].get<double>(), std::log(300.0), kUntrainedLossTolerance);
+  EXPECT_NEAR(j.at("loss_bf16")[0].get<double>(), std::log(300.0), kUntrainedLossTolerance);
+  EXPECT_TRUE(std::isfinite(j.at("eval_bf16").get<double>()));
 }
 
 TEST_F(BenchCli, BadInputGetsAClearError) {

@@ -177,6 +177,7 @@ TEST(SentencePiece, SentenceSamplerSplitsAndSubsamples) {
   std::string long_line;
   for (int i = 0; i < 50; ++i) long_line += "word" + std::to_string(i) + " ";
   s.add_document("short line\n\n" + long_line + "\n\xE2\x98\x83");
+  ASSERT_FALSE(s.sentences().empty());
   for (const auto& sent : s.sentences()) {
     EXPECT_LE(sent.size(), 64u);
     EXPECT_FALSE(find_invalid_utf8(sent).has_value());

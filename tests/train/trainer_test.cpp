@@ -113,9 +113,12 @@ TEST(Trainer, ResumeIsBitIdentical) {
   first.time_limit_s = 0;
   // Run to step 12's checkpoint, then pretend the run died: delete later checkpoints.
   run_training(first);
-  for (const auto& ck : list_checkpoints(first.out_dir)) {
+  const auto written = list_checkpoints(first.out_dir);
+  ASSERT_EQ(written.size(), 3u);  // steps 12, 24 and the final 30
+  for (const auto& ck : written) {
     if (ck.find(checkpoint_name(12)) == std::string::npos) fs::remove_all(ck);
   }
+  ASSERT_EQ(list_checkpoints(first.out_dir).size(), 1u);  // only step 12's is left to resume from
   TrainOptions resumed = first;
   resumed.config.reset();
   resumed.resume_from = first.out_dir;
@@ -163,7 +166,7 @@ TEST(Trainer, NanLossStopsWithAMessageAndKeepsTheLastCheckpoint) {
   fs::path dir = temp_dir("nan");
   TrainOptions o = base_options(dir);
   o.steps = 40;
-  o.save_every = 5;
+  o.save_every = 1;                     // a checkpoint after step 1, whose loss is the finite one of the init
   o.lr = LrSchedule{1e30, 1e30, 0, 0};  // diverges within a few steps
   o.optimizer.grad_clip = 0;
   try {
@@ -172,7 +175,10 @@ TEST(Trainer, NanLossStopsWithAMessageAndKeepsTheLastCheckpoint) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("loss became"), std::string::npos) << e.what();
   }
-  for (const auto& ck : list_checkpoints(o.out_dir)) EXPECT_NO_THROW(load_checkpoint(ck)) << ck;
+  // At least the checkpoint of step 1, or the loop below would check nothing.
+  const auto checkpoints = list_checkpoints(o.out_dir);
+  ASSERT_GT(checkpoints.size(), 0u);
+  for (const auto& ck : checkpoints) EXPECT_NO_THROW(load_checkpoint(ck)) << ck;
   fs::remove_all(dir);
 }
 

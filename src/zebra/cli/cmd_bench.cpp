@@ -1,5 +1,6 @@
-// zebra bench gemm|attention|train|bf16: the measurements of docs/performance.md (train/bench.hpp).
-// Each mode prints a table and, with --json FILE, writes everything it measured as JSON.
+// zebra bench gemm|attention|train|bf16: the measurements of docs/performance.md (src/zebra/bench/, one file per
+// mode). Each mode prints a table and, with --json FILE, writes everything it measured as JSON. A new mode is one
+// more entry in kModes below.
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <fstream>
@@ -8,11 +9,14 @@
 #include <string>
 #include <vector>
 
+#include "zebra/bench/attention.hpp"
+#include "zebra/bench/bf16.hpp"
+#include "zebra/bench/gemm.hpp"
+#include "zebra/bench/train.hpp"
 #include "zebra/cli/commands.hpp"
 #include "zebra/model/config.hpp"
 #include "zebra/ops/attention.hpp"
 #include "zebra/ops/mask.hpp"
-#include "zebra/train/bench.hpp"
 #include "zebra/util/error.hpp"
 
 namespace zebra {
@@ -70,15 +74,16 @@ void add_common(CLI::App* cmd, BenchArgs& a) {
   cmd->add_option("--repeats", a.repeats, "timed runs per measurement after a warm-up (minimum reported)");
 }
 
-}  // namespace
+// Prints a mode's report and writes its JSON when asked.
+template <typename Report>
+void finish(const BenchArgs& a, const Report& r) {
+  r.print(stdout);
+  write_json(a.json_path, r.to_json());
+}
 
-void add_bench_command(CLI::App& app) {
-  auto a = std::make_shared<BenchArgs>();
-  CLI::App* bench = app.add_subcommand("bench", "measure GEMM, attention and training speed (docs/performance.md)");
-  bench->require_subcommand(1);
+using Args = std::shared_ptr<BenchArgs>;
 
-  CLI::App* gemm = bench->add_subcommand("gemm", "GEMM GFLOP/s on a training step's shapes against square sgemm");
-  add_common(gemm, *a);
+void add_gemm(CLI::App* gemm, const Args& a) {
   gemm->add_option("--config", a->config_path, "model config (default: the 25M-parameter bench model)");
   gemm->add_option("--tokens", a->gemm.tokens, "tokens per step (batch x seq_len)")->capture_default_str();
   gemm->add_option("--sizes", a->gemm.square_sizes, "square sizes for the peak")->delimiter(',')->capture_default_str();
@@ -87,13 +92,11 @@ void add_bench_command(CLI::App& app) {
     prepare(*a);
     a->gemm.config = config_or_default(a->config_path);
     if (a->repeats > 0) a->gemm.repeats = a->repeats;
-    const bench::GemmReport r = bench::run_gemm(a->gemm);
-    r.print(stdout);
-    write_json(a->json_path, r.to_json());
+    finish(*a, bench::run_gemm(a->gemm));
   });
+}
 
-  CLI::App* att = bench->add_subcommand("attention", "attention forward and forward+backward across T and window");
-  add_common(att, *a);
+void add_attention(CLI::App* att, const Args& a) {
   att->add_option("--seq-lens", a->attention.seq_lens, "sequence lengths")->delimiter(',')->capture_default_str();
   att->add_option("--windows", a->attention.windows, "local windows")->delimiter(',')->capture_default_str();
   att->add_option("--batch", a->attention.batch)->capture_default_str();
@@ -113,13 +116,11 @@ void add_bench_command(CLI::App& app) {
       if (a->attention.max_global_backward_seq == 0) a->attention.max_global_backward_seq = 16384;
       a->attention.long_call_s = 2.0;
     }
-    const bench::AttentionReport r = bench::run_attention(a->attention);
-    r.print(stdout);
-    write_json(a->json_path, r.to_json());
+    finish(*a, bench::run_attention(a->attention));
   });
+}
 
-  CLI::App* train = bench->add_subcommand("train", "training steps of a Zebra model and its full-attention twin");
-  add_common(train, *a);
+void add_train(CLI::App* train, const Args& a) {
   train->add_option("--config", a->config_path, "model config (default: the 25M-parameter bench model)");
   train->add_option("--seq-lens", a->train.seq_lens, "sequence lengths")->delimiter(',')->capture_default_str();
   train->add_option("--batch", a->train.batch)->capture_default_str();
@@ -132,17 +133,15 @@ void add_bench_command(CLI::App& app) {
   train->add_flag("--bf16", a->train.bf16, "BF16 matrix products (fp32 accumulation)");
   train->add_flag("--no-twin", [a](std::int64_t) { a->train.twin = false; }, "skip the full-attention twin");
   train->add_option("--kernel", a->kernel,
-                    "attention kernel: only default until the model takes ComputeOptions (use ZEBRA_SIMD)");
+                    "attention kernel: default, scalar, avx2, avx512 or avx512-on-avx2");
   train->callback([a] {
     prepare(*a);
     a->train.config = config_or_default(a->config_path);
-    const bench::TrainReport r = bench::run_train(a->train);
-    r.print(stdout);
-    write_json(a->json_path, r.to_json());
+    finish(*a, bench::run_train(a->train));
   });
+}
 
-  CLI::App* bf16 = bench->add_subcommand("bf16", "effect of BF16 matrix products on the training loss");
-  add_common(bf16, *a);
+void add_bf16(CLI::App* bf16, const Args& a) {
   bf16->add_option("--config", a->config_path, "model config (default: a small 4-layer model)");
   bf16->add_option("--steps", a->precision.steps)->capture_default_str();
   bf16->add_option("--seq-len", a->precision.seq_len)->capture_default_str();
@@ -155,10 +154,35 @@ void add_bench_command(CLI::App& app) {
   bf16->callback([a] {
     prepare(*a);
     if (!a->config_path.empty()) a->precision.config = config_or_default(a->config_path);
-    const bench::PrecisionReport r = bench::run_precision(a->precision);
-    r.print(stdout);
-    write_json(a->json_path, r.to_json());
+    finish(*a, bench::run_precision(a->precision));
   });
+}
+
+// The modes of `zebra bench`: each adds its own options (after --json, --threads, --repeats) and callback.
+struct BenchMode {
+  const char* name;
+  const char* help;
+  void (*add)(CLI::App* cmd, const Args& a);
+};
+
+constexpr BenchMode kModes[] = {
+    {"gemm", "GEMM GFLOP/s on a training step's shapes against square sgemm", add_gemm},
+    {"attention", "attention forward and forward+backward across T and window", add_attention},
+    {"train", "training steps of a Zebra model and its full-attention twin", add_train},
+    {"bf16", "effect of BF16 matrix products on the training loss", add_bf16},
+};
+
+}  // namespace
+
+void add_bench_command(CLI::App& app) {
+  auto a = std::make_shared<BenchArgs>();
+  CLI::App* bench = app.add_subcommand("bench", "measure GEMM, attention and training speed (docs/performance.md)");
+  bench->require_subcommand(1);
+  for (const BenchMode& mode : kModes) {
+    CLI::App* cmd = bench->add_subcommand(mode.name, mode.help);
+    add_common(cmd, *a);
+    mode.add(cmd, a);
+  }
 }
 
 }  // namespace zebra

@@ -40,6 +40,14 @@ struct ChatArgs {
   bool stats = true;
 };
 
+SessionOptions session_options(const ChatArgs& a) {
+  SessionOptions o;
+  o.max_context = a.max_context;
+  o.chunk_size = a.chunk;
+  o.compute.threads = a.threads;
+  return o;
+}
+
 // The conversation's model: an InferenceSession over the loaded weights.
 class SessionChatModel : public ChatModel {
  public:
@@ -70,7 +78,7 @@ class Chat {
         model_(std::move(model)),
         tok_(load_model_tokenizer(model_)),
         template_(choose_chat_template(a.chat_template, tok_->chat_template())),
-        session_(model_.weights(), SessionOptions{a.max_context, a.chunk, a.threads}),
+        session_(model_.weights(), session_options(a)),
         sampler_(a.sampling),
         conversation_(template_, *tok_, session_, sampler_,
                       // llama2.c models mark a new story with BOS.

@@ -21,12 +21,14 @@ struct TokensArgs {
 
 void run_tokens(const TokensArgs& a) {
   const LoadedModel model = load_for_eval(a.m);
-  const auto sequences = read_token_sequences(a.tokens_path, model.params.config.vocab_size, a.max_len);
-  Transformer<float> transformer(model.params, RunOptions{true, 256});
+  const ModelConfig& c = model.config();
+  const auto sequences = read_token_sequences(a.tokens_path, c.vocab_size, a.max_len);
+  // Forward only over the loaded weights: no copy, no gradients.
+  Transformer<float> transformer(model.weights(), RunOptions{true, 256});
   nlohmann::json j = token_losses_json(transformer, sequences);
   j["model"] = model.path;
-  j["pattern"] = model.params.config.pattern_string();
-  j["window"] = model.params.config.window;
+  j["pattern"] = c.pattern_string();
+  j["window"] = c.window;
   const std::string text = j.dump() + "\n";
   if (a.out_path.empty()) {
     std::fwrite(text.data(), 1, text.size(), stdout);

@@ -105,7 +105,7 @@ void run_generate(const GenerateArgs& a) {
   SessionOptions so;
   so.chunk_size = a.chunk;
   so.max_context = a.max_context;
-  so.threads = a.threads;
+  so.compute.threads = a.threads;
   InferenceSession<float> session(m.weights(), so);
   const std::int64_t limit = session.options().max_context;
   const std::int64_t n_prompt = static_cast<std::int64_t>(ids.size());

@@ -12,7 +12,7 @@ void add_info_command(CLI::App& app);
 void add_prepare_command(CLI::App& app);
 void add_train_command(CLI::App& app);
 void add_plot_command(CLI::App& app);
-// `zebra bench gemm|attention|train|bf16`: speed measurements (train/bench.hpp, docs/performance.md).
+// `zebra bench gemm|attention|train|bf16`: speed measurements (src/zebra/bench/, docs/performance.md).
 void add_bench_command(CLI::App& app);
 // `zebra generate MODEL`: text generation with the KV cache (model/generator.hpp).
 void add_generate_command(CLI::App& app);

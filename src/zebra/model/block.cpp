@@ -45,7 +45,7 @@ void block_forward(const BlockContext<T>& ctx, const LayerWeightViews<T>& w, std
   const std::int64_t d = c.d_model, f = c.ffn_dim, qd = c.q_dim(), kvd = c.kv_dim(), qkv_dim = qd + 2 * kvd;
   const MatmulOptions& mo = ctx.matmul;
 
-  rmsnorm_forward(s.xn1, s.rstd1, x_in, w.attn_norm, n, d, c.norm_eps);
+  rmsnorm_forward(s.xn1, s.rstd1, x_in, w.attn_norm, n, d, c.norm_eps, mo);
   project(s.qkv, s.xn1, n, w.wqkv, {&w.wq, &w.wk, &w.wv}, mo);  // [N, QKV]
   if (c.pos_embedding == PosEmbedding::kRope) {
     rope_forward(s.qkv, ctx.positions, *ctx.rope, n, c.n_heads, qkv_dim);
@@ -55,9 +55,9 @@ void block_forward(const BlockContext<T>& ctx, const LayerWeightViews<T>& w, std
   weight_matmul(s.h, d, s.att, n, w.wo, mo);
   add_inplace(s.h, x_in, n * d);
 
-  rmsnorm_forward(s.xn2, s.rstd2, s.h, w.ffn_norm, n, d, c.norm_eps);
+  rmsnorm_forward(s.xn2, s.rstd2, s.h, w.ffn_norm, n, d, c.norm_eps, mo);
   project(s.gu, s.xn2, n, w.w_gate_up, {&w.w_gate, &w.w_up}, mo);  // [N, 2F] gate | up
-  swiglu_forward(s.act, s.gu, n, f);
+  swiglu_forward(s.act, s.gu, n, f, mo);
   weight_matmul(x_out, d, s.act, n, w.w_down, mo);  // x_in is not read after h was formed
   add_inplace(x_out, s.h, n * d);
 }
@@ -75,9 +75,9 @@ void block_backward(const BlockContext<T>& ctx, const LayerWeightViews<T>& w, co
 
   // MLP: x_out = h + Wdown . swiglu(Wgu . rms(h))
   matmul_backward(g.dact, dw.w_down, g.dx, s.act, dense_data<T>(w.w_down), n, f, d, mo);
-  swiglu_backward(g.dgu, g.dact, s.gu, n, f);
+  swiglu_backward(g.dgu, g.dact, s.gu, n, f, mo);
   matmul_backward(g.dxn, dw.w_gate, g.dgu, s.xn2, wgu, n, d, 2 * f, mo);
-  rmsnorm_backward(g.dtmp, dw.ffn_norm, g.dxn, s.h, w.ffn_norm, s.rstd2, n, d);
+  rmsnorm_backward(g.dtmp, dw.ffn_norm, g.dxn, s.h, w.ffn_norm, s.rstd2, n, d, mo);
   add_inplace(g.dx, g.dtmp, n * d);  // dx is now d(loss)/d(h)
 
   // Attention: h = x_in + Wo . attn(rope(Wq x), rope(Wk x), Wv x), x = rms(x_in)
@@ -88,7 +88,7 @@ void block_backward(const BlockContext<T>& ctx, const LayerWeightViews<T>& w, co
     rope_backward(g.dqkv + qd, ctx.positions, *ctx.rope, n, c.n_kv_heads, qkv_dim);
   }
   matmul_backward(g.dxn, dw.wq, g.dqkv, s.xn1, wqkv, n, d, qkv_dim, mo);
-  rmsnorm_backward(g.dtmp, dw.attn_norm, g.dxn, x_in, w.attn_norm, s.rstd1, n, d);
+  rmsnorm_backward(g.dtmp, dw.attn_norm, g.dxn, x_in, w.attn_norm, s.rstd1, n, d, mo);
   add_inplace(g.dx, g.dtmp, n * d);
 }
 

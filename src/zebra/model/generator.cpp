@@ -38,7 +38,7 @@ InferenceSession<T>::InferenceSession(const ModelWeights<T>& weights, SessionOpt
               "InferenceSession: the model's layer pattern is not resolved");
   ZEBRA_CHECK(options.chunk_size >= 1, "InferenceSession: chunk_size must be >= 1, got ", options.chunk_size);
   ZEBRA_CHECK(options.max_context >= 0, "InferenceSession: max_context must be >= 0, got ", options.max_context);
-  ZEBRA_CHECK(options.threads >= 0, "InferenceSession: threads must be >= 0, got ", options.threads);
+  ZEBRA_CHECK(options.compute.threads >= 0, "InferenceSession: threads must be >= 0, got ", options.compute.threads);
   if (c.pos_embedding == PosEmbedding::kLearned) {
     ZEBRA_CHECK(options.max_context <= c.max_seq_len, "InferenceSession: max_context ", options.max_context,
                 " exceeds the learned position table (max_seq_len ", c.max_seq_len, ")");
@@ -279,11 +279,11 @@ void InferenceSession<T>::forward_rows(const std::vector<Segment>& segments, T* 
 
   // Threads for this call: small passes run on one thread (see SessionOptions), on this thread's data
   // environment only.
-  int threads = options_.threads > 0 ? options_.threads : num_threads();
+  ComputeOptions compute = options_.compute;
   if (options_.single_thread_below_flops > 0 && pass_flops(segments) < options_.single_thread_below_flops) {
-    threads = 1;
+    compute.threads = 1;
   }
-  const ScopedThreads scope(threads);
+  const ThreadScope scope(compute);
 
   std::int64_t row = 0;
   for (const Segment& s : segments) {
@@ -299,7 +299,7 @@ void InferenceSession<T>::forward_rows(const std::vector<Segment>& segments, T* 
     }
   }
 
-  const BlockContext<T> ctx{&c, positions_.data(), &rope_, MatmulOptions{}};
+  const BlockContext<T> ctx{&c, positions_.data(), &rope_, compute};
   // Both norms of a layer share xn_ / rstd_: the first is dead once q, k, v are projected.
   const BlockState<T> state{rstd_.data(), xn_.data(), qkv_.data(), att_.data(), h_.data(),
                             rstd_.data(), xn_.data(),  gu_.data(),  act_.data()};
@@ -311,7 +311,7 @@ void InferenceSession<T>::forward_rows(const std::vector<Segment>& segments, T* 
         SequenceCache<T>& cache = kv_.sequence(s.seq);
         const T* q = qkv + s.row0 * qkv_dim;
         attention_cached_forward(att + s.row0 * qd, q, q + qd, q + qd + kvd, s.n, s.p0, cache.past_source(l), shape,
-                                 c.layer_window(l), alibi);
+                                 c.layer_window(l), alibi, compute);
         // Only now may the rows enter the cache: in a local layer's ring they overwrite keys that earlier
         // queries of this very chunk needed.
         cache.write(l, s.p0, s.n, q + qd, q + qd + kvd, qkv_dim);
@@ -327,8 +327,8 @@ void InferenceSession<T>::forward_rows(const std::vector<Segment>& segments, T* 
 
   // Final norm and lm head: every row when asked, else the last row of each sequence.
   if (all_logits != nullptr) {
-    rmsnorm_forward(xn_.data(), rstd_.data(), x_.data(), w.final_norm, n, d, c.norm_eps);
-    weight_matmul(all_logits, c.vocab_size, xn_.data(), n, w.lm_head);
+    rmsnorm_forward(xn_.data(), rstd_.data(), x_.data(), w.final_norm, n, d, c.norm_eps, compute);
+    weight_matmul(all_logits, c.vocab_size, xn_.data(), n, w.lm_head, compute);
     std::vector<T>& logits = states_.at(segments[0].seq).logits;
     std::copy(all_logits + (n - 1) * c.vocab_size, all_logits + n * c.vocab_size, logits.begin());
     return;
@@ -338,13 +338,13 @@ void InferenceSession<T>::forward_rows(const std::vector<Segment>& segments, T* 
     const Segment& s = segments[sz(i)];
     std::copy(x_.data() + (s.row0 + s.n - 1) * d, x_.data() + (s.row0 + s.n) * d, h_.data() + i * d);
   }
-  rmsnorm_forward(xn_.data(), rstd_.data(), h_.data(), w.final_norm, n_seq, d, c.norm_eps);
+  rmsnorm_forward(xn_.data(), rstd_.data(), h_.data(), w.final_norm, n_seq, d, c.norm_eps, compute);
   if (n_seq == 1) {
-    weight_matmul(states_.at(segments[0].seq).logits.data(), c.vocab_size, xn_.data(), 1, w.lm_head);
+    weight_matmul(states_.at(segments[0].seq).logits.data(), c.vocab_size, xn_.data(), 1, w.lm_head, compute);
     return;
   }
   std::vector<T> logits(sz(n_seq * c.vocab_size));
-  weight_matmul(logits.data(), c.vocab_size, xn_.data(), n_seq, w.lm_head);
+  weight_matmul(logits.data(), c.vocab_size, xn_.data(), n_seq, w.lm_head, compute);
   for (std::int64_t i = 0; i < n_seq; ++i) {
     std::vector<T>& out = states_.at(segments[sz(i)].seq).logits;
     std::copy(logits.begin() + i * c.vocab_size, logits.begin() + (i + 1) * c.vocab_size, out.begin());

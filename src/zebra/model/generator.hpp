@@ -25,6 +25,7 @@
 #include "zebra/model/kv_cache.hpp"
 #include "zebra/model/params.hpp"
 #include "zebra/model/weights.hpp"
+#include "zebra/ops/compute.hpp"
 #include "zebra/ops/rope.hpp"
 #include "zebra/util/aligned_buffer.hpp"
 
@@ -33,7 +34,7 @@ namespace zebra {
 struct SessionOptions {
   std::int64_t max_context = 0;   // most positions one sequence may hold (0 = no limit but memory)
   std::int64_t chunk_size = 512;  // default prefill chunk (tokens per forward pass)
-  int threads = 0;                // OpenMP threads per call (0 = the calling thread's default)
+  ComputeOptions compute{};       // threads (0 = the calling thread's default), kernels: per session
   // A chunk whose estimated work is below this many FLOPs runs on one thread: a decode step of a small
   // model is a few hundred microseconds of work, less than what waking and joining the OpenMP team costs on
   // a busy machine (measured on the 2-core dev machine under load: 1.6 tok/s with 2 spinning threads, 180

@@ -124,7 +124,7 @@ void Transformer<T>::layer_forward(std::int64_t l, const BatchView& batch, const
   const AttentionMask mask{c.layer_window(l), batch.doc_start, alibi_.empty() ? nullptr : alibi_.data()};
   T* lse = a.lse.data();
   const AttentionStep<T> attention = [&](const T* qkv, T* att) {
-    attention_forward(att, lse, qkv, qkv + qd, qkv + qd + kvd, shape, mask);
+    attention_forward(att, lse, qkv, qkv + qd, qkv + qd + kvd, shape, mask, options_.compute);
   };
   block_forward(block_context(), weights_.layers[sz(l)], batch.batch * batch.seq_len, x_in, x_out, a.state(),
                 attention);
@@ -139,7 +139,8 @@ void Transformer<T>::layer_backward(std::int64_t l, const BatchView& batch, cons
   const AttentionMask mask{c.layer_window(l), batch.doc_start, alibi_.empty() ? nullptr : alibi_.data()};
   const T* lse = a.lse.data();
   const AttentionBackwardStep<T> attention = [&](const T* datt, const T* qkv, const T* att, T* dqkv) {
-    attention_backward(dqkv, dqkv + qd, dqkv + qd + kvd, datt, att, lse, qkv, qkv + qd, qkv + qd + kvd, shape, mask);
+    attention_backward(dqkv, dqkv + qd, dqkv + qd + kvd, datt, att, lse, qkv, qkv + qd, qkv + qd + kvd, shape, mask,
+                       options_.compute);
   };
   block_backward(block_context(), weights_.layers[sz(l)], grad_views_.layers[sz(l)], batch.batch * batch.seq_len,
                  x_in, a.state(), scratch_.views(), attention);
@@ -147,6 +148,7 @@ void Transformer<T>::layer_backward(std::int64_t l, const BatchView& batch, cons
 
 template <typename T>
 void Transformer<T>::forward_hidden(const BatchView& batch, bool for_backward) {
+  const ThreadScope threads(options_.compute);
   prepare(batch, for_backward);
   const ModelConfig& c = config();
   const std::int64_t n = batch.batch * batch.seq_len, d = c.d_model;
@@ -163,7 +165,7 @@ void Transformer<T>::forward_hidden(const BatchView& batch, bool for_backward) {
     layer_forward(l, batch, acts_.residual[sz(l)].data(), acts_.residual[sz(l + 1)].data(), acts_.layer(l));
   }
   rmsnorm_forward(acts_.xf.data(), acts_.rstd_final.data(), acts_.residual[sz(c.n_layers)].data(),
-                  weights_.final_norm, n, d, c.norm_eps);
+                  weights_.final_norm, n, d, c.norm_eps, options_.compute);
 }
 
 // The lm head and cross-entropy over chunks of `loss_chunk` rows; with backward, also writes
@@ -211,6 +213,7 @@ LossResult Transformer<T>::lm_head_loss(const BatchView& batch, bool backward, d
 template <typename T>
 LossResult Transformer<T>::forward_loss(const BatchView& batch) {
   forward_hidden(batch);
+  const ThreadScope threads(options_.compute);
   return lm_head_loss(batch, false, 1.0, 0);
 }
 
@@ -218,6 +221,7 @@ template <typename T>
 LossResult Transformer<T>::forward_backward(const BatchView& batch, double grad_scale, std::int64_t mean_over) {
   grads();
   forward_hidden(batch, true);
+  const ThreadScope threads(options_.compute);
   LossResult result = lm_head_loss(batch, true, grad_scale, mean_over);
 
   const ModelConfig& c = config();

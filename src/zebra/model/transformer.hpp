@@ -18,6 +18,7 @@
 #include "zebra/model/config.hpp"
 #include "zebra/model/params.hpp"
 #include "zebra/model/weights.hpp"
+#include "zebra/ops/compute.hpp"
 #include "zebra/ops/matmul.hpp"
 #include "zebra/ops/rope.hpp"
 #include "zebra/util/aligned_buffer.hpp"
@@ -30,6 +31,9 @@ struct RunOptions {
   // Matrix products with bfloat16 inputs and fp32 accumulation (MatmulOptions::bf16; float models only).
   // Attention, norms and everything elementwise stay fp32. Effect on the loss: docs/performance.md.
   bool bf16_matmul = false;
+  // Threads, GEMM backend, SIMD path and attention kernel of every op this model runs (its bf16 member is
+  // replaced by bf16_matmul).
+  ComputeOptions compute{};
 };
 
 struct LossResult {
@@ -48,6 +52,9 @@ class Transformer {
   explicit Transformer(const ModelWeights<T>& weights, RunOptions options = {});
   Transformer(const Transformer&) = delete;
   Transformer& operator=(const Transformer&) = delete;
+  // Moves keep every buffer (the views point into heap storage that moves along).
+  Transformer(Transformer&&) noexcept = default;
+  Transformer& operator=(Transformer&&) noexcept = default;
 
   const ModelConfig& config() const { return weights_.config; }
   const ModelWeights<T>& weights() const { return weights_; }
@@ -84,7 +91,11 @@ class Transformer {
 
  private:
   // How every matrix product of this model runs (RunOptions::bf16_matmul).
-  MatmulOptions matmul_options() const { return MatmulOptions{options_.bf16_matmul}; }
+  ComputeOptions matmul_options() const {
+    ComputeOptions o = options_.compute;
+    o.bf16 = options_.bf16_matmul;
+    return o;
+  }
   BlockContext<T> block_context() const;
   void forward_hidden(const BatchView& batch, bool for_backward);
   void prepare(const BatchView& batch, bool for_backward);

@@ -337,7 +337,6 @@ namespace attn_scalar {
 namespace {
 template <typename T>
 using Traits = simd::ScalarTraits<T>;
-#include "zebra/ops/simd/math.inl"
 #include "zebra/ops/simd/attention_kernels.inl"
 }  // namespace
 }  // namespace attn_scalar
@@ -346,7 +345,6 @@ ZEBRA_SIMD_BEGIN_AVX2
 namespace attn_avx2 {
 namespace {
 using Traits = simd::Avx2Traits;
-#include "zebra/ops/simd/math.inl"
 #include "zebra/ops/simd/attention_kernels.inl"
 }  // namespace
 }  // namespace attn_avx2
@@ -354,7 +352,6 @@ using Traits = simd::Avx2Traits;
 namespace attn_avx512_layout {
 namespace {
 using Traits = simd::Avx512LayoutOnAvx2Traits;
-#include "zebra/ops/simd/math.inl"
 #include "zebra/ops/simd/attention_kernels.inl"
 }  // namespace
 }  // namespace attn_avx512_layout
@@ -364,7 +361,6 @@ ZEBRA_SIMD_BEGIN_AVX512
 namespace attn_avx512 {
 namespace {
 using Traits = simd::Avx512Traits;
-#include "zebra/ops/simd/math.inl"
 #include "zebra/ops/simd/attention_kernels.inl"
 }  // namespace
 }  // namespace attn_avx512

@@ -15,6 +15,8 @@
 // pair plus at most one partly masked tile per row at each end, so a local layer costs O(n_new * window).
 #include "zebra/ops/attention_cached.hpp"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <bit>
 #include <cmath>
@@ -195,13 +197,13 @@ void cached_tile(T* out, const T* q, const T* k_new, const T* v_new, const KvSou
 
 template <typename T, int HD>
 void run_all(T* out, const T* q, const T* k_new, const T* v_new, const KvSource<T>& past, const Dims& d,
-             const double* alibi_slopes) {
+             const double* alibi_slopes, int threads) {
   const std::int64_t n_tiles = (d.n_new + kQueryTile - 1) / kQueryTile;
   const std::int64_t tasks = d.n_kv_heads * n_tiles;
   // Tiny calls (decoding a short context) are not worth waking the thread pool for.
   const std::int64_t visible = std::min(d.p0 + d.n_new, d.window);
   const bool parallel = tasks > 1 && d.n_new * visible * d.n_heads * d.head_dim >= (1 << 15);
-#pragma omp parallel if (parallel)
+#pragma omp parallel if (parallel) num_threads(threads)
   {
     Scratch<T> w(d.head_dim, d.group * std::min(kQueryTile, d.n_new));
 #pragma omp for schedule(dynamic)
@@ -217,7 +219,7 @@ void run_all(T* out, const T* q, const T* k_new, const T* v_new, const KvSource<
 template <typename T>
 void attention_cached_forward(T* out, const T* q, const T* k_new, const T* v_new, std::int64_t n_new, std::int64_t p0,
                               const KvSource<T>& past, const CachedAttentionShape& shape, std::int64_t window,
-                              const double* alibi_slopes) {
+                              const double* alibi_slopes, const ComputeOptions& options) {
   ZEBRA_CHECK(n_new >= 0 && p0 >= 0, "attention_cached: n_new and p0 must be >= 0, got ", n_new, " and ", p0);
   ZEBRA_CHECK(shape.head_dim > 0, "attention_cached: head_dim must be > 0, got ", shape.head_dim);
   ZEBRA_CHECK(shape.n_heads > 0 && shape.n_kv_heads > 0 && shape.n_heads % shape.n_kv_heads == 0,
@@ -253,19 +255,21 @@ void attention_cached_forward(T* out, const T* q, const T* k_new, const T* v_new
     ZEBRA_CHECK(past.ring == 0 || past.ring >= p0 - needed, "attention_cached: a ring of ", past.ring,
                 " rows cannot hold the ", p0 - needed, " visible past positions");
   }
+  ZEBRA_CHECK(options.threads >= 0, "attention_cached: threads must be >= 0, got ", options.threads);
+  const int threads = options.threads > 0 ? options.threads : omp_get_max_threads();
   switch (shape.head_dim) {
-    case 32: run_all<T, 32>(out, q, k_new, v_new, past, d, alibi_slopes); break;
-    case 64: run_all<T, 64>(out, q, k_new, v_new, past, d, alibi_slopes); break;
-    case 128: run_all<T, 128>(out, q, k_new, v_new, past, d, alibi_slopes); break;
-    default: run_all<T, 0>(out, q, k_new, v_new, past, d, alibi_slopes); break;
+    case 32: run_all<T, 32>(out, q, k_new, v_new, past, d, alibi_slopes, threads); break;
+    case 64: run_all<T, 64>(out, q, k_new, v_new, past, d, alibi_slopes, threads); break;
+    case 128: run_all<T, 128>(out, q, k_new, v_new, past, d, alibi_slopes, threads); break;
+    default: run_all<T, 0>(out, q, k_new, v_new, past, d, alibi_slopes, threads); break;
   }
 }
 
 template void attention_cached_forward<float>(float*, const float*, const float*, const float*, std::int64_t,
                                               std::int64_t, const KvSource<float>&, const CachedAttentionShape&,
-                                              std::int64_t, const double*);
+                                              std::int64_t, const double*, const ComputeOptions&);
 template void attention_cached_forward<double>(double*, const double*, const double*, const double*, std::int64_t,
                                                std::int64_t, const KvSource<double>&, const CachedAttentionShape&,
-                                               std::int64_t, const double*);
+                                               std::int64_t, const double*, const ComputeOptions&);
 
 }  // namespace zebra

@@ -27,6 +27,8 @@
 
 #include <cstdint>
 
+#include "zebra/ops/compute.hpp"
+
 namespace zebra {
 
 template <typename T>
@@ -50,10 +52,11 @@ struct CachedAttentionShape {
 inline constexpr std::int64_t kAttentionCachedTile = 64;
 
 // out [n_new, n_heads * head_dim] overwritten. window: kGlobalWindow for a global layer. alibi_slopes:
-// [n_heads] or null.
+// [n_heads] or null. options.threads bounds the OpenMP team (0: the caller's default); the kernel is scalar
+// C++ over head_dim known at compile time (32, 64, 128), which the compiler vectorises.
 template <typename T>
 void attention_cached_forward(T* out, const T* q, const T* k_new, const T* v_new, std::int64_t n_new, std::int64_t p0,
                               const KvSource<T>& past, const CachedAttentionShape& shape, std::int64_t window,
-                              const double* alibi_slopes);
+                              const double* alibi_slopes, const ComputeOptions& options = {});
 
 }  // namespace zebra

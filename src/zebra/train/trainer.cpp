@@ -7,12 +7,14 @@
 #include <cstdio>
 #include <filesystem>
 #include <limits>
+#include <vector>
 
 #include "zebra/data/token_dataset.hpp"
 #include "zebra/io/checkpoint_dir.hpp"
 #include "zebra/model/flops.hpp"
 #include "zebra/train/checkpoint.hpp"
 #include "zebra/train/metrics.hpp"
+#include "zebra/train/step.hpp"
 #include "zebra/util/error.hpp"
 #include "zebra/util/log.hpp"
 #include "zebra/util/memory.hpp"
@@ -207,20 +209,17 @@ TrainResult run_training(const TrainOptions& o) {
   const bool tty = isatty(STDERR_FILENO) != 0;
   Timer timer;
   const std::int64_t start_step = state.step;
-  Batch batch;
+  // All micro-batches of a step are drawn first: the step's mean runs over all their scored targets.
+  std::vector<Batch> micro(static_cast<std::size_t>(o.grad_accum));
+  std::vector<BatchView> micro_views(micro.size());
   double window_loss = 0;
   std::int64_t window_count = 0;
   while (state.step < o.steps) {
-    model.zero_grads();
-    LossResult step_loss;
-    for (std::int64_t micro = 0; micro < o.grad_accum; ++micro) {
-      batcher.next(batch);
-      // grad_scale 1 / grad_accum: the step's gradient is the mean over all micro-batches' tokens.
-      LossResult r = model.forward_backward(view_of(batch, o.doc_mask), 1.0 / static_cast<double>(o.grad_accum));
-      step_loss.loss_sum += r.loss_sum;
-      step_loss.n_valid += r.n_valid;
+    for (std::size_t i = 0; i < micro.size(); ++i) {
+      batcher.next(micro[i]);
+      micro_views[i] = view_of(micro[i], o.doc_mask);
     }
-    const double loss = step_loss.mean();
+    const double loss = step_gradients(model, micro_views).mean();
     if (!std::isfinite(loss)) {
       if (tty) std::fputc('\n', stderr);
       fail("training stopped: the loss became ", loss, " at step ", state.step + 1,
@@ -229,7 +228,7 @@ TrainResult run_training(const TrainOptions& o) {
            "; lower the learning rate or check the data");
     }
     const double lr = schedule.at(state.step + 1);
-    const double grad_norm = optimizer.step(model.params(), model.grads(), lr);
+    const double grad_norm = apply_step_update(model, optimizer, lr);
     ++state.step;
     state.tokens_seen += tokens_per_step;
     result.last_train_loss = loss;

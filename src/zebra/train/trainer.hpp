@@ -30,7 +30,7 @@ struct TrainOptions {
   std::int64_t steps = 1000;
   std::int64_t batch_size = 8;      // sequences per micro-batch
   std::int64_t seq_len = 256;
-  std::int64_t grad_accum = 1;      // micro-batches per optimizer step
+  std::int64_t grad_accum = 1;      // micro-batches per optimizer step (train/step.hpp: one mean over all)
   BatchMode batch_mode = BatchMode::kRandom;
   bool doc_mask = false;            // mask attention across document boundaries
   LrSchedule lr{3e-4, 3e-5, 100, 0};  // total_steps 0: set to `steps`

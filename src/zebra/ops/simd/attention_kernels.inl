@@ -1,5 +1,5 @@
 // Flash attention tile kernels, written once over a SIMD traits class `S` (ops/simd/traits.hpp) and compiled
-// once per path: ops/attention.cpp includes this file (after simd/math.inl) inside one namespace per path
+// once per path: ops/attention.cpp includes this file (which includes simd/math.inl) inside one namespace per path
 // (scalar, AVX2, AVX-512), each under its own `#pragma GCC target`, after every standard header (so that only
 // the code below gets the target). The ops/attention.cpp preamble provides Dims, AttentionStats, kTile,
 // kMasked, PackedInputs, pack_inputs, BackwardPlan.
@@ -13,6 +13,8 @@
 //             dS^T = P^T o (dP^T - D)
 //             dV  += P^T . dO;  dK += dS^T . (Q scale);  dQ += dS . K      (A read transposed where needed)
 // so only Q and dO are transposed, once per query tile, and K, V are read in place.
+
+#include "zebra/ops/simd/math.inl"
 
 // Rows [m0, m0 + R) of C (+)= A . B over columns [n0, n0 + NVv * W) and k in [k0, k1):
 //   A(m, k) = a[m * a_rs + k * a_cs], B[k][n] = b[k * ldb + n], C[m][n] = c[m * ldc + n].

@@ -15,7 +15,6 @@ namespace zebra::simd {
 namespace ew_scalar {
 namespace {
 using Traits = ScalarTraits<float>;
-#include "zebra/ops/simd/math.inl"
 #include "zebra/ops/simd/elementwise_kernels.inl"
 }  // namespace
 constexpr const ElementwiseKernels& kKernels = kKernelTable<Traits>;
@@ -25,7 +24,6 @@ ZEBRA_SIMD_BEGIN_AVX2
 namespace ew_avx2 {
 namespace {
 using Traits = Avx2Traits;
-#include "zebra/ops/simd/math.inl"
 #include "zebra/ops/simd/elementwise_kernels.inl"
 }  // namespace
 constexpr const ElementwiseKernels& kKernels = kKernelTable<Traits>;
@@ -34,7 +32,6 @@ constexpr const ElementwiseKernels& kKernels = kKernelTable<Traits>;
 namespace ew_avx512_layout {
 namespace {
 using Traits = Avx512LayoutOnAvx2Traits;
-#include "zebra/ops/simd/math.inl"
 #include "zebra/ops/simd/elementwise_kernels.inl"
 }  // namespace
 constexpr const ElementwiseKernels& kKernels = kKernelTable<Traits>;
@@ -45,7 +42,6 @@ ZEBRA_SIMD_BEGIN_AVX512
 namespace ew_avx512 {
 namespace {
 using Traits = Avx512Traits;
-#include "zebra/ops/simd/math.inl"
 #include "zebra/ops/simd/elementwise_kernels.inl"
 }  // namespace
 constexpr const ElementwiseKernels& kKernels = kKernelTable<Traits>;

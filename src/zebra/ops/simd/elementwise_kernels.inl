@@ -1,6 +1,8 @@
 // Row kernels of simd/elementwise.hpp over a SIMD traits class `S`, included once per instruction set by
-// simd/elementwise.cpp inside that set's target region (after simd/math.inl, which has load_partial). Each loop
-// runs over whole vectors, then the last n % W elements one at a time with the same formulas in S::T.
+// simd/elementwise.cpp inside that set's target region. Each loop runs over whole vectors, then the last n % W
+// elements one at a time with the same formulas in S::T.
+
+#include "zebra/ops/simd/math.inl"
 
 template <class S>
 float sum_squares(const float* x, std::int64_t n) {

@@ -1,6 +1,6 @@
-// Vector math over a SIMD traits class `S` (ops/simd/traits.hpp), included once per instruction set inside
-// the target region of the kernels that use it (see ops/simd/attention_kernels.inl): partial loads and stores
-// for the tails of rows, the exponential and the sigmoid.
+// Vector math over a SIMD traits class `S` (ops/simd/traits.hpp), included by the kernel files that use it
+// (ops/simd/attention_kernels.inl, elementwise_kernels.inl, weight_kernels.inl), once per instruction set inside
+// its target region: partial loads and stores for the tails of rows, the exponential and the sigmoid.
 
 // A vector of the first `rest` < W elements of p (the others zero), and its store: the tails of the row.
 template <class S>

@@ -11,7 +11,6 @@ namespace zebra::simd {
 namespace wk_scalar {
 namespace {
 using Traits = ScalarTraits<float>;
-#include "zebra/ops/simd/math.inl"
 #include "zebra/ops/simd/weight_kernels.inl"
 }  // namespace
 constexpr const HalfKernels& kBf16 = kHalfKernels<Traits, Bf16Storage>;
@@ -22,7 +21,6 @@ ZEBRA_SIMD_BEGIN_AVX2
 namespace wk_avx2 {
 namespace {
 using Traits = Avx2Traits;
-#include "zebra/ops/simd/math.inl"
 #include "zebra/ops/simd/weight_kernels.inl"
 }  // namespace
 constexpr const HalfKernels& kBf16 = kHalfKernels<Traits, Bf16Storage>;
@@ -34,7 +32,6 @@ ZEBRA_SIMD_BEGIN_AVX512
 namespace wk_avx512 {
 namespace {
 using Traits = Avx512Traits;
-#include "zebra/ops/simd/math.inl"
 #include "zebra/ops/simd/weight_kernels.inl"
 }  // namespace
 constexpr const HalfKernels& kBf16 = kHalfKernels<Traits, Bf16Storage>;

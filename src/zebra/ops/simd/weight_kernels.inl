@@ -1,6 +1,8 @@
 // The 16-bit storage kernels of simd/weight_kernels.hpp over a SIMD traits class `S` and a storage type `H`
 // (Bf16Storage / F16Storage below), included once per instruction set by simd/weight_kernels.cpp inside that
-// set's target region, after simd/math.inl (load_partial).
+// set's target region.
+
+#include "zebra/ops/simd/math.inl"
 
 struct Bf16Storage {
   template <class S>
