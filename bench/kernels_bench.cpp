@@ -82,8 +82,8 @@ void BM_AttentionBackward(benchmark::State& state) {
   attention_forward(a.out.data(), a.lse.data(), a.q(), a.k(), a.v(), a.shape(), mask, o);
   float* dq = a.dqkv.data();
   for (auto _ : state) {
-    attention_backward(dq, dq + a.h * a.hd, dq + (a.h + a.hkv) * a.hd, a.dout.data(), a.out.data(), a.lse.data(),
-                       a.q(), a.k(), a.v(), a.shape(), mask, o);
+    attention_backward(dq, dq + a.h * a.hd, dq + (a.h + a.hkv) * a.hd, a.dout.data(), a.out.data(), a.lse.data(), a.q(),
+                       a.k(), a.v(), a.shape(), mask, o);
     benchmark::ClobberMemory();
   }
   const double flops = 10.0 * static_cast<double>(a.hd * a.h) * attention_visible_pairs(a.t, w);

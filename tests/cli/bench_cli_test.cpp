@@ -51,9 +51,9 @@ constexpr double kUntrainedLossTolerance = 0.1;
 
 // One timed step (no warm-up) per row: its loss is the untrained model's.
 TEST_F(BenchCli, TrainStepsOfTheModelAndItsTwinWriteJson) {
-  const nlohmann::json j = run_json(
-      "bench train --config " + tiny_config() + " --seq-lens 32 --steps 1 --warmup 0 --peak 100 --threads 1",
-      "train.json");
+  const nlohmann::json j =
+      run_json("bench train --config " + tiny_config() + " --seq-lens 32 --steps 1 --warmup 0 --peak 100 --threads 1",
+               "train.json");
   ASSERT_EQ(j.at("rows").size(), 2u) << j.dump(1);  // the Zebra model and its full-attention twin
   EXPECT_EQ(j.at("rows")[0].at("model"), "zebra");
   EXPECT_EQ(j.at("rows")[1].at("model"), "full");

@@ -109,9 +109,10 @@ TEST_F(EvalCli, PplStridedSingleContextKeepsTopLevelFields) {
 TEST_F(EvalCli, PasskeyGridWritesJsonAndCsvAndWarnsWithoutGnuplot) {
   if (!test::shared_available()) GTEST_SKIP() << "../shared not present";
   ::setenv("ZEBRA_GNUPLOT", "/nonexistent/gnuplot", 1);
-  const auto r = run_zebra("eval passkey " + stories_bin() + " --lengths 96,192 --depths 0,0.5,1 --trials 2 "
-                           "--seed 3 --threads 1 -q --json " + path("pk.json") + " --csv " + path("pk.csv") +
-                           " --plot " + path("pk.png"));
+  const auto r = run_zebra("eval passkey " + stories_bin() +
+                           " --lengths 96,192 --depths 0,0.5,1 --trials 2 "
+                           "--seed 3 --threads 1 -q --json " +
+                           path("pk.json") + " --csv " + path("pk.csv") + " --plot " + path("pk.png"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("depth\\length"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("warning: gnuplot"), std::string::npos) << r.output;  // a warning, not a failure

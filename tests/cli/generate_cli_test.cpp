@@ -36,7 +36,8 @@ std::string text_part(const std::string& output) {
 
 TEST_F(GenerateCli, GreedyStoriesPrintsTextAndStatistics) {
   if (!test::shared_available()) GTEST_SKIP() << "../shared not present";
-  const auto r = run_zebra("generate " + stories_bin() + " --prompt 'Once upon a time' -n 40 --temperature 0 --threads 1");
+  const auto r =
+      run_zebra("generate " + stories_bin() + " --prompt 'Once upon a time' -n 40 --temperature 0 --threads 1");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const std::string text = text_part(r.output);
   EXPECT_NE(text.find("Once upon a time"), std::string::npos) << r.output;
@@ -46,7 +47,8 @@ TEST_F(GenerateCli, GreedyStoriesPrintsTextAndStatistics) {
   EXPECT_NE(r.output.find("kv cache:"), std::string::npos) << r.output;
 
   // Greedy decoding is deterministic, and the chunk size does not change the arithmetic's outcome.
-  const auto again = run_zebra("generate " + stories_bin() + " --prompt 'Once upon a time' -n 40 --temperature 0 "
+  const auto again = run_zebra("generate " + stories_bin() +
+                               " --prompt 'Once upon a time' -n 40 --temperature 0 "
                                "--threads 1 --chunk 2");
   ASSERT_EQ(again.exit_code, 0) << again.output;
   EXPECT_EQ(text_part(again.output), text);
@@ -55,8 +57,10 @@ TEST_F(GenerateCli, GreedyStoriesPrintsTextAndStatistics) {
 TEST_F(GenerateCli, ZebraPatternPromptFromStdinAndStopString) {
   if (!test::shared_available()) GTEST_SKIP() << "../shared not present";
   std::ofstream(path("prompt.txt")) << "Lily and Ben went to the park.";
-  const auto r = run_zebra("generate " + stories_bin() + " --group-size 2 --window 16 -n 60 --seed 3 --threads 1 "
-                           "--stop . < " + path("prompt.txt"));
+  const auto r = run_zebra("generate " + stories_bin() +
+                           " --group-size 2 --window 16 -n 60 --seed 3 --threads 1 "
+                           "--stop . < " +
+                           path("prompt.txt"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("GLGLG"), std::string::npos) << r.output;  // re-laid (the checkpoint is GGGGG)
   // The stop string ends the continuation (unless 60 tokens pass without a '.').
@@ -84,8 +88,9 @@ TEST_F(GenerateCli, BadInputGivesAClearErrorAndNonZeroExit) {
 }
 
 TEST_F(GenerateCli, RandomInitConfigMeasuresWithoutATokenizer) {
-  const auto r = run_zebra("generate --random-init " + test::source_dir() +
-                           "/recipes/configs/demo.json --random-prompt 100 -n 5 --ignore-eos --chunk 32 -q --threads 1");
+  const auto r =
+      run_zebra("generate --random-init " + test::source_dir() +
+                "/recipes/configs/demo.json --random-prompt 100 -n 5 --ignore-eos --chunk 32 -q --threads 1");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("prefill: 101 tokens"), std::string::npos) << r.output;  // BOS + 100
   EXPECT_NE(r.output.find("decode:  4 tokens"), std::string::npos) << r.output;
@@ -115,8 +120,10 @@ TEST_F(GenerateCli, ConvertThenGenerateGivesTheSameText) {
 
 TEST_F(GenerateCli, EvalPplWritesJson) {
   if (!test::shared_available()) GTEST_SKIP() << "../shared not present";
-  const auto r = run_zebra("eval ppl " + stories_bin() + " " + stories_dir() + "/tinystories_val.txt --ctx 128 "
-                           "--score-from 64 --bos-first --max-tokens 1024 --threads 1 --json " + path("ppl.json"));
+  const auto r = run_zebra("eval ppl " + stories_bin() + " " + stories_dir() +
+                           "/tinystories_val.txt --ctx 128 "
+                           "--score-from 64 --bos-first --max-tokens 1024 --threads 1 --json " +
+                           path("ppl.json"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const nlohmann::json j = nlohmann::json::parse(std::ifstream(path("ppl.json")));
   EXPECT_EQ(j.at("windows").get<int>(), 8);
@@ -125,7 +132,8 @@ TEST_F(GenerateCli, EvalPplWritesJson) {
   EXPECT_GT(ppl, 2.0);  // a trained model: far below the vocabulary's 512, above a perfect 1
   EXPECT_LT(ppl, 20.0);
 
-  const auto bad = run_zebra("eval ppl " + stories_bin() + " " + stories_dir() + "/tinystories_val.txt --ctx 128 "
+  const auto bad = run_zebra("eval ppl " + stories_bin() + " " + stories_dir() +
+                             "/tinystories_val.txt --ctx 128 "
                              "--score-from 200");
   EXPECT_NE(bad.exit_code, 0);
   EXPECT_NE(bad.output.find("score_from"), std::string::npos) << bad.output;
@@ -170,8 +178,8 @@ TEST_F(GenerateCli, ChatTemplatesByNameAndTheCacheGrowsByWhatATurnAdds) {
   std::ofstream(path("turns.txt")) << "Hi\nWhat next?\n/exit\n";
   for (const char* name : {"plain", "llama2", "chatml", "llama3"}) {
     SCOPED_TRACE(name);
-    const auto r = run_zebra("chat " + stories_bin() + " -n 12 --threads 1 --temperature 0 --template " +
-                             name + " --system 'Be brief.' < " + path("turns.txt"));
+    const auto r = run_zebra("chat " + stories_bin() + " -n 12 --threads 1 --temperature 0 --template " + name +
+                             " --system 'Be brief.' < " + path("turns.txt"));
     ASSERT_EQ(r.exit_code, 0) << r.output;
     EXPECT_NE(r.output.find(std::string("template ") + name), std::string::npos) << r.output;
     const std::vector<TurnStats> t = turn_stats(r.output);

@@ -58,8 +58,8 @@ TEST_F(TrainCli, TrainsReportsLossesAndResumes) {
 }
 
 TEST_F(TrainCli, InterruptWritesACheckpointAndExitsCleanly) {
-  const std::string cmd = std::string(ZEBRA_BINARY) + " " + train_args("run", 100000) + " > " +
-                          (dir_ / "log.txt").string() + " 2>&1";
+  const std::string cmd =
+      std::string(ZEBRA_BINARY) + " " + train_args("run", 100000) + " > " + (dir_ / "log.txt").string() + " 2>&1";
   pid_t pid = ::fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {
@@ -92,8 +92,8 @@ TEST_F(TrainCli, BadInputGetsAClearError) {
   r = run_zebra(train_args("run", 10) + " --window 0");
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.output.find("window"), std::string::npos) << r.output;
-  r = run_zebra("train --data " + (dir_ / "nope").string() + " --config " + (dir_ / "config.json").string() +
-                " -o " + (dir_ / "run2").string());
+  r = run_zebra("train --data " + (dir_ / "nope").string() + " --config " + (dir_ / "config.json").string() + " -o " +
+                (dir_ / "run2").string());
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.output.find("nope"), std::string::npos) << r.output;
   // A step that cannot fit in RAM is refused before training, with the memory it needs and what would help.

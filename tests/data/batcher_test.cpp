@@ -44,16 +44,14 @@ void check_batch(const TokenDataset& ds, const Batch& b) {
 }
 
 bool same(const Batch& a, const Batch& b) {
-  return a.tokens == b.tokens && a.targets == b.targets && a.doc_start == b.doc_start &&
-         a.row_start == b.row_start;
+  return a.tokens == b.tokens && a.targets == b.targets && a.doc_start == b.doc_start && a.row_start == b.row_start;
 }
 
 TEST(Batcher, RandomBatchesAreValidAndSeeded) {
   TempDir dir;
   auto ds = make_dataset(dir / "d.bin");
   ASSERT_EQ(ds.n_tokens(), 860);
-  Batcher a(ds, 4, 16, BatchMode::kRandom, 7), b(ds, 4, 16, BatchMode::kRandom, 7),
-      c(ds, 4, 16, BatchMode::kRandom, 8);
+  Batcher a(ds, 4, 16, BatchMode::kRandom, 7), b(ds, 4, 16, BatchMode::kRandom, 7), c(ds, 4, 16, BatchMode::kRandom, 8);
   bool differs = false;
   std::int64_t max_start = 0;
   for (int step = 0; step < 200; ++step) {

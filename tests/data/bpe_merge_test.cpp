@@ -48,14 +48,15 @@ TEST(BpeMerge, EqualsRescanningOnRandomWordsAndMerges) {
     std::vector<std::string> chars;
     for (char c : word) chars.emplace_back(1, c);
     std::vector<MergeSymbol> symbols = utf8_symbols(word, [](std::string_view) { return 0; });
-    merge_symbols(word, symbols,
-                  [&](std::string_view l, std::int32_t, std::string_view r, std::int32_t, double* key, std::int32_t* id) {
-                    auto it = keys.find({std::string(l), std::string(r)});
-                    if (it == keys.end()) return false;
-                    *key = it->second;
-                    *id = 0;
-                    return true;
-                  });
+    merge_symbols(
+        word, symbols,
+        [&](std::string_view l, std::int32_t, std::string_view r, std::int32_t, double* key, std::int32_t* id) {
+          auto it = keys.find({std::string(l), std::string(r)});
+          if (it == keys.end()) return false;
+          *key = it->second;
+          *id = 0;
+          return true;
+        });
     std::vector<std::string> got;
     for (const auto& s : symbols) got.push_back(word.substr(s.begin, s.end - s.begin));
     ASSERT_EQ(got, rescan_merge(chars, keys)) << "word " << word << " trial " << trial;

@@ -64,7 +64,10 @@ TEST(BpeTokenizer, RoundTripsUnicodeAndReplacesInvalidUtf8) {
   const std::string s = "Caf\xC3\xA9 \xE4\xB8\xAD\xE6\x96\x87 \xF0\x9F\x9A\x80 x\t\n\n  y";
   EXPECT_EQ(t.decode(t.encode(s)), s);
   // Invalid UTF-8 becomes U+FFFD (EF BF BD) before tokenizing: documented, never a crash.
-  EXPECT_EQ(t.decode(t.encode("a\xFF" "b")), "a\xEF\xBF\xBD" "b");
+  EXPECT_EQ(t.decode(t.encode("a\xFF"
+                              "b")),
+            "a\xEF\xBF\xBD"
+            "b");
   EXPECT_EQ(t.decode(t.encode("\xC3")), "\xEF\xBF\xBD");
 }
 

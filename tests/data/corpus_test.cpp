@@ -51,8 +51,7 @@ void expect_error(F&& f, std::initializer_list<std::string> fragments) {
 }
 
 TEST(Utf8, ValidTextIsUnchanged) {
-  const std::string s =
-      "plain ASCII, caf\xC3\xA9, \xE2\x82\xAC, \xF0\x9F\x98\x80, \xEF\xBF\xBF, \xF4\x8F\xBF\xBF";
+  const std::string s = "plain ASCII, caf\xC3\xA9, \xE2\x82\xAC, \xF0\x9F\x98\x80, \xEF\xBF\xBF, \xF4\x8F\xBF\xBF";
   std::int64_t n = -1;
   EXPECT_EQ(sanitize(s, &n), s);
   EXPECT_EQ(n, 0);
@@ -156,8 +155,7 @@ TEST(Corpus, JsonlErrorsNameFileAndLine) {
   write_bytes(dir / "broken.jsonl", "{\"text\": \"ok\"}\n{\"text\": \"unterminated\n");
   expect_error([&] { read_docs({dir / "broken.jsonl"}); }, {"broken.jsonl", "line 2", "invalid JSON"});
   write_bytes(dir / "array.jsonl", "[1, 2]\n");
-  expect_error([&] { read_docs({dir / "array.jsonl"}); },
-               {"array.jsonl", "line 1", "expected a JSON object"});
+  expect_error([&] { read_docs({dir / "array.jsonl"}); }, {"array.jsonl", "line 1", "expected a JSON object"});
 }
 
 TEST(Corpus, JsonlInvalidUtf8) {
@@ -223,12 +221,10 @@ TEST(Corpus, FolderWalkIsSortedAndFiltered) {
   write_bytes(dir / "root/sub2/d.json", "[{\"text\": \"d\"}]");
   write_bytes(dir / "extra.txt", "e");
   auto files = expand_corpus_inputs({dir / "extra.txt", dir / "root"});
-  std::vector<std::string> expected = {dir / "extra.txt",        dir / "root/A.txt.zst",
-                                       dir / "root/a.md",        dir / "root/b.txt",
-                                       dir / "root/sub/c.jsonl", dir / "root/sub2/d.json"};
+  std::vector<std::string> expected = {dir / "extra.txt",  dir / "root/A.txt.zst",   dir / "root/a.md",
+                                       dir / "root/b.txt", dir / "root/sub/c.jsonl", dir / "root/sub2/d.json"};
   EXPECT_EQ(files, expected);
-  EXPECT_EQ(read_docs({dir / "extra.txt", dir / "root"}),
-            (std::vector<std::string>{"e", "A", "a", "b", "c", "d"}));
+  EXPECT_EQ(read_docs({dir / "extra.txt", dir / "root"}), (std::vector<std::string>{"e", "A", "a", "b", "c", "d"}));
   expect_error([&] { expand_corpus_inputs({dir / "nope"}); }, {"nope", "does not exist"});
   std::filesystem::create_directories(dir / "empty");
   expect_error([&] { expand_corpus_inputs({dir / "empty"}); }, {"no corpus files"});

@@ -18,12 +18,8 @@ namespace {
 using test::TempDir;
 using test::write_bytes;
 
-std::string tok512_path() {
-  return test::shared_dir() + "/models/stories260K/tok512.bin";
-}
-std::string val_text_path() {
-  return test::shared_dir() + "/models/stories260K/tinystories_val.txt";
-}
+std::string tok512_path() { return test::shared_dir() + "/models/stories260K/tok512.bin"; }
+std::string val_text_path() { return test::shared_dir() + "/models/stories260K/tinystories_val.txt"; }
 
 // llama2.c's encode() transcribed literally (quadratic merge loop), as the reference.
 std::vector<std::int32_t> reference_encode(const Llama2cTokenizer& t, const std::string& text) {
@@ -91,8 +87,7 @@ TEST(Llama2cTokenizer, MatchesReferenceOnRandomText) {
 
 TEST(Llama2cTokenizer, DecodeRoundTripsAndPieces) {
   auto t = small_vocab();
-  for (std::string s :
-       {"the and an", " leading space", "aaaa baba", "caf\xC3\xA9 \xE2\x98\x83", "x\ny", "q"}) {
+  for (std::string s : {"the and an", " leading space", "aaaa baba", "caf\xC3\xA9 \xE2\x98\x83", "x\ny", "q"}) {
     auto ids = t->encode(s);
     EXPECT_EQ(t->decode(ids), s);
     std::vector<std::int32_t> with_bos = {1};
@@ -126,9 +121,7 @@ TEST(Llama2cTokenizer, SaveIsByteIdenticalAndHostileFilesAreRefused) {
     }
     return "";
   };
-  auto has = [](const std::string& msg, const std::string& frag) {
-    return msg.find(frag) != std::string::npos;
-  };
+  auto has = [](const std::string& msg, const std::string& frag) { return msg.find(frag) != std::string::npos; };
   EXPECT_TRUE(has(error_of(""), "too short"));
   EXPECT_TRUE(has(error_of(bytes.substr(0, 2)), "too short"));
   // Cut inside token 0's record header, and inside token 1's text ("\n<s>\n" is 5 bytes).
@@ -163,8 +156,7 @@ TEST(Llama2cTokenizer, SaveIsByteIdenticalAndHostileFilesAreRefused) {
 }
 
 TEST(Llama2cTokenizer, Stories260KReference) {
-  if (!test::shared_available() || !std::filesystem::exists(tok512_path()))
-    GTEST_SKIP() << "../shared not available";
+  if (!test::shared_available() || !std::filesystem::exists(tok512_path())) GTEST_SKIP() << "../shared not available";
   auto t = Llama2cTokenizer::load(tok512_path());
   EXPECT_EQ(t->vocab_size(), 512);
   EXPECT_EQ(t->max_token_length(), 7);
@@ -187,8 +179,7 @@ TEST(Llama2cTokenizer, Stories260KReference) {
 }
 
 TEST(Llama2cTokenizer, Stories260KTruncatedCopy) {
-  if (!test::shared_available() || !std::filesystem::exists(tok512_path()))
-    GTEST_SKIP() << "../shared not available";
+  if (!test::shared_available() || !std::filesystem::exists(tok512_path())) GTEST_SKIP() << "../shared not available";
   TempDir dir;
   const std::string bytes = read_file(tok512_path());
   write_bytes(dir / "tok512.bin", bytes.substr(0, bytes.size() - 3));

@@ -23,7 +23,8 @@ TEST(PreTokenizer, Gpt2) {
   EXPECT_EQ(split("gpt-2", "I'll don't 'RE"), (V{"I", "'ll", " don", "'t", " '", "RE"}));
   EXPECT_EQ(split("gpt-2", "x1234 !!?\n\n"), (V{"x", "1234", " !!?", "\n\n"}));
   // Unicode letter and number classes (UCP): Cyrillic letters, Arabic-Indic digits.
-  EXPECT_EQ(split("gpt-2", "\xD0\xBF\xD1\x80\xD0\xB8 \xD9\xA3\xD9\xA4"), (V{"\xD0\xBF\xD1\x80\xD0\xB8", " \xD9\xA3\xD9\xA4"}));
+  EXPECT_EQ(split("gpt-2", "\xD0\xBF\xD1\x80\xD0\xB8 \xD9\xA3\xD9\xA4"),
+            (V{"\xD0\xBF\xD1\x80\xD0\xB8", " \xD9\xA3\xD9\xA4"}));
   EXPECT_TRUE(split("gpt-2", "").empty());
 }
 

@@ -20,9 +20,8 @@ using test::TempDir;
 using test::write_bytes;
 
 std::string lorem(Rng& rng, int words) {
-  static const char* w[] = {"in",    "the",    "beginning", "was",   "word",   "and",  "light",
-                            "upon",  "waters", "of",        "earth", "heaven", "said", "let",
-                            "there", "be",     "day",       "night", "first",  "2024"};
+  static const char* w[] = {"in",    "the",    "beginning", "was", "word",  "and", "light", "upon",  "waters", "of",
+                            "earth", "heaven", "said",      "let", "there", "be",  "day",   "night", "first",  "2024"};
   std::string s;
   for (int i = 0; i < words; ++i) {
     s += w[rng.below(20)];
@@ -136,8 +135,7 @@ TEST(Prepare, ValidationSources) {
   EXPECT_EQ(r.train.documents, 5);
   EXPECT_EQ(r.valid.documents, 1);
   auto tok = load_tokenizer(dir / "sep/tokenizer.model");
-  EXPECT_EQ(decode_all(dir / "sep/valid.bin", *tok),
-            std::vector<std::string>{"held out text\nsecond line\n"});
+  EXPECT_EQ(decode_all(dir / "sep/valid.bin", *tok), std::vector<std::string>{"held out text\nsecond line\n"});
   // No validation source: no valid.bin, and a stale one is removed.
   write_bytes(dir / "sep/valid.bin", "stale");
   o.valid_inputs.clear();

@@ -201,9 +201,7 @@ TEST(SentencePiece, Errors) {
   o = small_options("bpe");
   o.vocab_size = 100;  // below 3 + 256 byte pieces
   EXPECT_THROW(train_sentencepiece(docs, o, dir / "x.model"), Error);
-  EXPECT_THROW(
-      train_sentencepiece(std::vector<std::string>{"", "\n\n"}, small_options("bpe"), dir / "x.model"),
-      Error);
+  EXPECT_THROW(train_sentencepiece(std::vector<std::string>{"", "\n\n"}, small_options("bpe"), dir / "x.model"), Error);
   EXPECT_FALSE(std::filesystem::exists(dir / "x.model"));
   // Truncated and garbage model files are refused with the file's name.
   train_sentencepiece(docs, small_options("bpe"), dir / "ok.model");

@@ -13,8 +13,18 @@ using Ids = std::vector<std::int32_t>;
 
 // ids: 3 "▁", 4 "a", 5 "b", 6 "▁a", 7 "ab", 8 "▁ab", 9 "c", 10 "bc"; then bytes from 11.
 VocabData small() {
-  return spm_vocab({{"\xE2\x96\x81", -1}, {"a", -2}, {"b", -3}, {"\xE2\x96\x81" "a", -4}, {"ab", -5},
-                    {"\xE2\x96\x81" "ab", -6}, {"c", -7}, {"bc", -4.5f}});
+  return spm_vocab({{"\xE2\x96\x81", -1},
+                    {"a", -2},
+                    {"b", -3},
+                    {"\xE2\x96\x81"
+                     "a",
+                     -4},
+                    {"ab", -5},
+                    {"\xE2\x96\x81"
+                     "ab",
+                     -6},
+                    {"c", -7},
+                    {"bc", -4.5f}});
 }
 constexpr std::int32_t kSp = 3, kA = 4, kB = 5, kSpA = 6, kAb = 7, kSpAb = 8, kC = 9, kBc = 10, kBytes = 11;
 
@@ -34,7 +44,9 @@ TEST(SpmVocabTokenizer, ByteFallbackAndUnknown) {
   EXPECT_EQ(t.encode("\xC3\xA9"), (Ids{kSp, kBytes + 0xC3, kBytes + 0xA9}));
   EXPECT_EQ(t.decode(t.encode("a\xC3\xA9 \xE4\xB8\xAD")), "a\xC3\xA9 \xE4\xB8\xAD");
   SpmVocabTokenizer no_bytes(spm_vocab({{"\xE2\x96\x81", -1}, {"a", -2}}, false), "test");
-  EXPECT_EQ(no_bytes.encode("a\xC3\xA9" "a"), (Ids{3, 4, 0, 4}));  // one <unk> per character
+  EXPECT_EQ(no_bytes.encode("a\xC3\xA9"
+                            "a"),
+            (Ids{3, 4, 0, 4}));  // one <unk> per character
 }
 
 TEST(SpmVocabTokenizer, SpacesAndEmptyText) {

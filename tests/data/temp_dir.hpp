@@ -16,8 +16,7 @@ class TempDir {
   TempDir() {
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
     std::string name = info != nullptr ? std::string(info->test_suite_name()) + "." + info->name() : "test";
-    path_ =
-        std::filesystem::temp_directory_path() / ("zebra_data_" + std::to_string(::getpid()) + "_" + name);
+    path_ = std::filesystem::temp_directory_path() / ("zebra_data_" + std::to_string(::getpid()) + "_" + name);
     std::filesystem::remove_all(path_);
     std::filesystem::create_directories(path_);
   }

@@ -25,9 +25,7 @@ std::string error_of(F&& f) {
   return "";
 }
 
-void put_u64(std::string& bytes, std::size_t at, std::uint64_t v) {
-  std::memcpy(bytes.data() + at, &v, 8);
-}
+void put_u64(std::string& bytes, std::size_t at, std::uint64_t v) { std::memcpy(bytes.data() + at, &v, 8); }
 
 std::string write_sample(const std::string& path, std::int64_t vocab) {
   TokenDatasetWriter w(path, vocab, 1, 2);
@@ -96,9 +94,7 @@ TEST(TokenDataset, EmptyDatasetAndWriterErrors) {
     EXPECT_THROW(w.add_document(std::vector<std::int32_t>{-1}), Error);
   }  // dropped without finish: no file, no temporary left behind
   EXPECT_FALSE(std::filesystem::exists(dir / "x.bin"));
-  EXPECT_EQ(
-      std::distance(std::filesystem::directory_iterator(dir.str()), std::filesystem::directory_iterator()),
-      1);
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir.str()), std::filesystem::directory_iterator()), 1);
   EXPECT_THROW(TokenDatasetWriter(dir / "y.bin", 10, 1, 10), Error);
 }
 
@@ -109,9 +105,7 @@ TEST(TokenDataset, HostileFiles) {
     write_bytes(dir / "h.bin", bytes);
     return error_of([&] { TokenDataset::open(dir / "h.bin"); });
   };
-  auto contains = [](const std::string& msg, const std::string& frag) {
-    return msg.find(frag) != std::string::npos;
-  };
+  auto contains = [](const std::string& msg, const std::string& frag) { return msg.find(frag) != std::string::npos; };
   EXPECT_TRUE(contains(open_bytes(""), "shorter than the 40-byte header"));
   EXPECT_TRUE(contains(open_bytes(good.substr(0, 39)), "shorter than the 40-byte header"));
   std::string b = good;

@@ -92,8 +92,18 @@ TEST(TokenizerJson, SaveLoadRoundTripByteLevel) {
 
 TEST(TokenizerJson, SaveLoadRoundTripSentencePieceStyle) {
   TempDir dir;
-  VocabData v = test::spm_vocab({{"\xE2\x96\x81", -1}, {"a", -2}, {"b", -3}, {"\xE2\x96\x81" "a", -4}, {"ab", -5},
-                                 {"\xE2\x96\x81" "ab", -6}, {"c", -7}, {"bc", -4.5f}});
+  VocabData v = test::spm_vocab({{"\xE2\x96\x81", -1},
+                                 {"a", -2},
+                                 {"b", -3},
+                                 {"\xE2\x96\x81"
+                                  "a",
+                                  -4},
+                                 {"ab", -5},
+                                 {"\xE2\x96\x81"
+                                  "ab",
+                                  -6},
+                                 {"c", -7},
+                                 {"bc", -4.5f}});
   SpmVocabTokenizer a(v, "a");
   a.save(dir / a.file_name());
   auto b = load_tokenizer(dir / "tokenizer.json");
@@ -128,21 +138,29 @@ TEST(TokenizerJson, HostileFilesGetClearErrors) {
   EXPECT_NE(error_of(R"({"model": {"type": "WordPiece"}})").find("model.type"), std::string::npos);
   const std::string head = R"({"pre_tokenizer": {"type": "ByteLevel"}, "model": {"type": "BPE", )";
   EXPECT_NE(error_of(head + R"("vocab": {"a": -1}, "merges": []}})").find("model.vocab[\"a\"]"), std::string::npos);
-  EXPECT_NE(error_of(head + R"("vocab": {"a": 99999999999}, "merges": []}})").find("expected a token id"), std::string::npos);
+  EXPECT_NE(error_of(head + R"("vocab": {"a": 99999999999}, "merges": []}})").find("expected a token id"),
+            std::string::npos);
   EXPECT_NE(error_of(head + R"("vocab": {"a": 0, "b": 0}, "merges": []}})").find("both"), std::string::npos);
   EXPECT_NE(error_of(head + R"("vocab": {"a": 0, "b": 5}, "merges": []}})").find("every id"), std::string::npos);
   EXPECT_NE(error_of(head + R"("vocab": {"a": 0}, "merges": [7]}})").find("model.merges[0]"), std::string::npos);
   EXPECT_NE(error_of(head + R"("vocab": {"a": 0}, "merges": []}})").find("merges is empty"), std::string::npos);
-  EXPECT_NE(error_of(head + R"("vocab": {"a": 0}, "merges": ["a a"], "dropout": 0.1}})").find("dropout"), std::string::npos);
-  EXPECT_NE(error_of(R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": ["a a"]}})").find("neither"), std::string::npos);
-  EXPECT_NE(error_of(R"({"pre_tokenizer": {"type": "Split", "pattern": {"Regex": "x"}, "behavior": "Removed"},
-                         "model": {"type": "BPE", "vocab": {"a": 0}, "merges": ["a a"]}})").find("Isolated"), std::string::npos);
-  EXPECT_NE(error_of(R"({"pre_tokenizer": {"type": "Whitespace"}, "model": {"type": "BPE", "vocab": {"a": 0}}})").find("pre_tokenizer.type"),
+  EXPECT_NE(error_of(head + R"("vocab": {"a": 0}, "merges": ["a a"], "dropout": 0.1}})").find("dropout"),
             std::string::npos);
-  const std::string added = head + R"("vocab": {"a": 0}, "merges": ["a a"]}, "added_tokens": [{"id": 0, "content": "zz"}]})";
+  EXPECT_NE(error_of(R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": ["a a"]}})").find("neither"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"pre_tokenizer": {"type": "Split", "pattern": {"Regex": "x"}, "behavior": "Removed"},
+                         "model": {"type": "BPE", "vocab": {"a": 0}, "merges": ["a a"]}})")
+                .find("Isolated"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"pre_tokenizer": {"type": "Whitespace"}, "model": {"type": "BPE", "vocab": {"a": 0}}})")
+                .find("pre_tokenizer.type"),
+            std::string::npos);
+  const std::string added =
+      head + R"("vocab": {"a": 0}, "merges": ["a a"]}, "added_tokens": [{"id": 0, "content": "zz"}]})";
   EXPECT_NE(error_of(added).find("added_tokens[0]"), std::string::npos) << error_of(added);
   EXPECT_NE(error_of(R"({"model": {"type": 5}})").find("model.type"), std::string::npos);
-  const std::string odd_post = head + R"("vocab": {"a": 0, "aa": 1}, "merges": ["a a"]}, "post_processor": {"type": 7}})";
+  const std::string odd_post =
+      head + R"("vocab": {"a": 0, "aa": 1}, "merges": ["a a"]}, "post_processor": {"type": 7}})";
   EXPECT_NE(error_of(odd_post).find("hostile/tokenizer.json"), std::string::npos) << error_of(odd_post);
   // A huge value is never echoed whole.
   const std::string big = head + R"("vocab": {"a": ")" + std::string(100000, 'x') + R"("}, "merges": []}})";

@@ -17,8 +17,7 @@ using test::write_bytes;
 TEST(LoadTokenizer, DispatchesByNameAndSniffsContent) {
   TempDir dir;
   std::vector<std::string> docs;
-  for (int i = 0; i < 30; ++i)
-    docs.push_back("some words to train on, line " + std::to_string(i) + "\nmore words\n");
+  for (int i = 0; i < 30; ++i) docs.push_back("some words to train on, line " + std::to_string(i) + "\nmore words\n");
   SentencePieceTrainOptions o;
   o.vocab_size = 320;
   train_sentencepiece(docs, o, dir / "tokenizer.model");

@@ -35,12 +35,12 @@ TEST(Passkey, ScoresTheFirstIntegerExactly) {
   EXPECT_TRUE(passkey_correct(" 12345.", 12345));
   EXPECT_TRUE(passkey_correct(" 12345. Remember it. 99999", 12345));
   EXPECT_TRUE(passkey_correct("\n12345\n", 12345));
-  EXPECT_FALSE(passkey_correct("the key is 1234", 12345));     // a prefix of the key
+  EXPECT_FALSE(passkey_correct("the key is 1234", 12345));  // a prefix of the key
   EXPECT_FALSE(passkey_correct("", 12345));
   EXPECT_FALSE(passkey_correct(" twelve thousand", 12345));
-  EXPECT_FALSE(passkey_correct("123456", 12345));              // longer: not the key
+  EXPECT_FALSE(passkey_correct("123456", 12345));  // longer: not the key
   EXPECT_FALSE(passkey_correct("1 2345", 12345));
-  EXPECT_FALSE(passkey_correct(" 54321 12345", 12345));        // only the first integer counts
+  EXPECT_FALSE(passkey_correct(" 54321 12345", 12345));  // only the first integer counts
   EXPECT_FALSE(passkey_correct("-12345x", 1234));
   EXPECT_EQ(first_integer("abc 0042 7"), "0042");
   EXPECT_EQ(first_integer("none"), "");

@@ -17,7 +17,6 @@
 namespace zebra {
 namespace {
 
-
 constexpr std::int64_t kVocab = test::kTinyVocab;
 using test::random_tokens;
 ModelConfig small_config() { return test::tiny_eval_config(); }

@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "eval/tiny_model.hpp"
 #include "test_paths.hpp"
 #include "zebra/data/llama2c_tokenizer.hpp"
-#include "eval/tiny_model.hpp"
 #include "zebra/eval/perplexity.hpp"
 #include "zebra/io/model_loader.hpp"
 #include "zebra/util/error.hpp"
@@ -20,7 +20,6 @@
 
 namespace zebra {
 namespace {
-
 
 using test::random_tokens;
 ModelConfig small_config() { return test::tiny_eval_config(); }
@@ -38,7 +37,7 @@ TEST(Perplexity, UniformModelHasPerplexityVocab) {
   o.score_from = 10;
   o.bos_first = true;
   const PerplexityResult r = evaluate_perplexity(model, tokens, o);
-  EXPECT_EQ(r.n_windows, 15);             // floor(1000 / 64); the 40-token tail is not scored
+  EXPECT_EQ(r.n_windows, 15);  // floor(1000 / 64); the 40-token tail is not scored
   EXPECT_EQ(r.n_tokens, 960);
   EXPECT_EQ(r.n_scored, 15 * (63 - 10));  // positions 10..62 predict tokens 11..63 of each window
   EXPECT_NEAR(r.mean_loss(), std::log(37.0), 1e-6);

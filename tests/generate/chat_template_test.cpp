@@ -10,11 +10,8 @@
 namespace zebra {
 namespace {
 
-const std::vector<ChatMessage> kConversation = {{"system", "Be brief."},
-                                                {"user", "Hi"},
-                                                {"assistant", "Hello!"},
-                                                {"user", "Name?"},
-                                                {"assistant", "Zebra."}};
+const std::vector<ChatMessage> kConversation = {
+    {"system", "Be brief."}, {"user", "Hi"}, {"assistant", "Hello!"}, {"user", "Name?"}, {"assistant", "Zebra."}};
 
 struct Expected {
   std::string name;
@@ -78,10 +75,9 @@ TEST(ChatTemplate, WithoutASystemPrompt) {
             "<s>User: Hi\nAssistant: Yo\nUser: Bye\nAssistant:");
   EXPECT_EQ(render_chat(chat_template_by_name("llama2"), m, true).text,
             "<s>[INST] Hi [/INST] Yo </s><s>[INST] Bye [/INST]");
-  EXPECT_EQ(
-      render_chat(chat_template_by_name("chatml"), m, true).text,
-      "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nYo<|im_end|>\n<|im_start|>user\nBye<|im_end|>\n"
-      "<|im_start|>assistant\n");
+  EXPECT_EQ(render_chat(chat_template_by_name("chatml"), m, true).text,
+            "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nYo<|im_end|>\n<|im_start|>user\nBye<|im_end|>\n"
+            "<|im_start|>assistant\n");
   EXPECT_EQ(render_chat(chat_template_by_name("llama3"), m, false).text,
             "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>"
             "<|start_header_id|>assistant<|end_header_id|>\n\nYo<|eot_id|><|start_header_id|>user<|end_"
@@ -120,16 +116,15 @@ TEST(ChatTemplate, WhatFollowsAReplyContinuesItsContent) {
     std::vector<ChatMessage> all = history;
     all.push_back(kConversation[3]);
     const std::string whole = render_chat(t, all, true).text;
-    const std::size_t content_end =
-        render_chat(t, history, false).assistant_spans.back().end - t.end_of_turn.size();
+    const std::size_t content_end = render_chat(t, history, false).assistant_spans.back().end - t.end_of_turn.size();
     EXPECT_EQ(whole.substr(0, content_end) + after, whole);
     EXPECT_TRUE(after.starts_with(t.end_of_turn));
     EXPECT_TRUE(after.ends_with(t.generation_prompt));
   }
-  EXPECT_EQ(render_after_reply(chat_template_by_name("chatml"),
-                               std::vector<ChatMessage>{{"user", "a"}, {"assistant", "b"}},
-                               std::vector<ChatMessage>{{"user", "c"}}, true),
-            "<|im_end|>\n<|im_start|>user\nc<|im_end|>\n<|im_start|>assistant\n");
+  EXPECT_EQ(
+      render_after_reply(chat_template_by_name("chatml"), std::vector<ChatMessage>{{"user", "a"}, {"assistant", "b"}},
+                         std::vector<ChatMessage>{{"user", "c"}}, true),
+      "<|im_end|>\n<|im_start|>user\nc<|im_end|>\n<|im_start|>assistant\n");
   EXPECT_THROW(render_after_reply(chat_template_by_name("plain"), std::vector<ChatMessage>{{"user", "a"}},
                                   std::vector<ChatMessage>{}, true),
                Error);
@@ -141,8 +136,7 @@ TEST(ChatTemplate, EncodesWithSpecialTokensAndAnExactAssistantMask) {
   const std::vector<ChatMessage> m = {{"user", "Hi"}, {"assistant", "Hello"}};
   const RenderedChat r = render_chat(t, m, false);
   const EncodedChat e = encode_chat(t, tok, r);
-  const std::int32_t start = tok.id_of("<|im_start|>"), end = tok.id_of("<|im_end|>"),
-                     hello = tok.id_of("Hello");
+  const std::int32_t start = tok.id_of("<|im_start|>"), end = tok.id_of("<|im_end|>"), hello = tok.id_of("Hello");
   auto b = [](char c) { return test::PieceTokenizer::byte_id(c); };
   std::vector<std::int32_t> want = {start,  b('u'), b('s'), b('e'),  b('r'), b('\n'),
                                     b('H'), b('i'), end,    b('\n'), start};
@@ -152,8 +146,7 @@ TEST(ChatTemplate, EncodesWithSpecialTokensAndAnExactAssistantMask) {
   EXPECT_EQ(e.tokens, want);
   ASSERT_EQ(e.assistant.size(), want.size());
   for (std::size_t i = 0; i < want.size(); ++i) {
-    EXPECT_EQ(e.assistant[i], (i == answer_at || i == answer_at + 1) ? 1 : 0)
-        << "token " << i;  // "Hello" <|im_end|>
+    EXPECT_EQ(e.assistant[i], (i == answer_at || i == answer_at + 1) ? 1 : 0) << "token " << i;  // "Hello" <|im_end|>
   }
   EXPECT_EQ(tok.decode(e.tokens), r.text);
   const std::vector<std::int32_t> stops = chat_stop_tokens(t, tok);
@@ -185,18 +178,15 @@ TEST(ChatTemplate, BosAndEosTextBecomeTheTokenizersIds) {
 
 TEST(ChatTemplate, RecognisedFromJinjaStrings) {
   // Abridged from the templates of SmolLM2-Instruct, Llama-3-Instruct and Llama-2-chat.
-  EXPECT_EQ(
-      chat_template_from_jinja("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "
-                               "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}")
-          .name,
-      "chatml");
-  EXPECT_EQ(
-      chat_template_from_jinja("{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' + "
-                               "message['content'] | trim + '<|eot_id|>' }}")
-          .name,
-      "llama3");
-  EXPECT_EQ(chat_template_from_jinja("{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}").name,
-            "llama2");
+  EXPECT_EQ(chat_template_from_jinja("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "
+                                     "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}")
+                .name,
+            "chatml");
+  EXPECT_EQ(chat_template_from_jinja("{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' + "
+                                     "message['content'] | trim + '<|eot_id|>' }}")
+                .name,
+            "llama3");
+  EXPECT_EQ(chat_template_from_jinja("{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}").name, "llama2");
   try {
     chat_template_from_jinja("{{ '### Instruction:' + message['content'] }}");
     ADD_FAILURE() << "an unknown template was recognised";
@@ -231,14 +221,12 @@ TEST(ChatTemplate, BadMessagesAndNamesAreRefusedClearly) {
     EXPECT_NE(what.find("system, user or assistant"), std::string::npos) << what;
   }
   EXPECT_THROW(render_chat(t, std::vector<ChatMessage>{{"user", "a"}, {"system", "b"}}, false), Error);
-  EXPECT_THROW(render_chat(chat_template_by_name("llama2"), std::vector<ChatMessage>{{"system", "s"}}, true),
-               Error);
+  EXPECT_THROW(render_chat(chat_template_by_name("llama2"), std::vector<ChatMessage>{{"system", "s"}}, true), Error);
   try {
     chat_template_by_name("vicuna");
     ADD_FAILURE();
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("known: plain, llama2, chatml, llama3"), std::string::npos)
-        << e.what();
+    EXPECT_NE(std::string(e.what()).find("known: plain, llama2, chatml, llama3"), std::string::npos) << e.what();
   }
 }
 

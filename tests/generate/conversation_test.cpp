@@ -44,8 +44,7 @@ class ScriptedModel : public ChatModel {
  private:
   std::span<const float> next() {
     logits_.assign(static_cast<std::size_t>(vocab_), 0.0f);
-    logits_[static_cast<std::size_t>(script.empty() ? 2 : script.front())] =
-        10.0f;  // EOS when the script ends
+    logits_[static_cast<std::size_t>(script.empty() ? 2 : script.front())] = 10.0f;  // EOS when the script ends
     return logits_;
   }
   std::int64_t vocab_, limit_;
@@ -59,18 +58,15 @@ std::string shown(const ChatTemplate& t, const std::vector<ChatMessage>& message
   std::string s = render_chat(t, messages, true).text;
   for (const std::string& marker : {t.bos_text, t.eos_text}) {
     if (marker.empty()) continue;
-    for (std::size_t at = s.find(marker); at != std::string::npos; at = s.find(marker))
-      s.erase(at, marker.size());
+    for (std::size_t at = s.find(marker); at != std::string::npos; at = s.find(marker)) s.erase(at, marker.size());
   }
   return s;
 }
 
 struct Fixture {
   explicit Fixture(const std::string& name, std::int64_t limit = 1000, std::int64_t max_new = 20)
-      : tok({"<|im_start|>", "<|im_end|>", " Hel", "lo\nU", "ser:", " wor", "ld"}),
-        t(chat_template_by_name(name)),
-        model(tok.vocab_size(), limit),
-        sampler(greedy_sampling()),
+      : tok({"<|im_start|>", "<|im_end|>", " Hel", "lo\nU", "ser:", " wor", "ld"}), t(chat_template_by_name(name)),
+        model(tok.vocab_size(), limit), sampler(greedy_sampling()),
         chat(t, tok, model, sampler, ConversationOptions{"Sys", max_new, {}}) {}
   std::vector<std::int32_t> ids(std::initializer_list<const char*> pieces) const {
     std::vector<std::int32_t> v;
@@ -115,9 +111,8 @@ TEST(Conversation, AStopStringIsTakenBackOutOfTheCacheAndTheNextTurnRunsOnlyItsO
   EXPECT_EQ(b.reply.stop_reason, StopReason::kStopToken);
   EXPECT_EQ(b.reply.text, " world\n");
   EXPECT_EQ(b.n_prompt, f.tok.encode("lo\nUser: Next\nAssistant:").size());
-  EXPECT_EQ(
-      f.tok.decode(f.model.tokens()),
-      shown(f.t, {{"system", "Sys"}, {"user", "Hi"}, {"assistant", "Hello"}, {"user", "Next"}}) + " world\n");
+  EXPECT_EQ(f.tok.decode(f.model.tokens()),
+            shown(f.t, {{"system", "Sys"}, {"user", "Hi"}, {"assistant", "Hello"}, {"user", "Next"}}) + " world\n");
   EXPECT_EQ(f.model.tokens().size(), prompt_a + 1 + b.n_prompt + 3);
 }
 
@@ -131,8 +126,7 @@ TEST(Conversation, TheEndOfTurnTokenComesWithTheNextTurn) {
   EXPECT_EQ(a.reply.text, "ok");
   EXPECT_EQ(f.model.tokens().back(), PieceTokenizer::byte_id('k'));  // the stop token is not cached
   f.turn("More", f.ids({"yes"}));
-  const std::vector<ChatMessage> m = {
-      {"system", "Sys"}, {"user", "Hi"}, {"assistant", "ok"}, {"user", "More"}};
+  const std::vector<ChatMessage> m = {{"system", "Sys"}, {"user", "Hi"}, {"assistant", "ok"}, {"user", "More"}};
   EXPECT_EQ(f.tok.decode(f.model.tokens()), shown(f.t, m) + "yes");
   EXPECT_EQ(f.model.prefills, 2);  // one per turn, no rewind
   EXPECT_EQ(f.model.rewinds, 0);
@@ -140,13 +134,11 @@ TEST(Conversation, TheEndOfTurnTokenComesWithTheNextTurn) {
 
 TEST(Conversation, AReplyThatRunsToItsLengthIsCachedWhole) {
   Fixture f("llama2", 1000, 3);
-  const TurnResult a =
-      f.turn("Hi", f.ids({" Hel", "lo\nU", "ser:", "x"}));  // llama2 does not stop at "\nUser:"
+  const TurnResult a = f.turn("Hi", f.ids({" Hel", "lo\nU", "ser:", "x"}));  // llama2 does not stop at "\nUser:"
   EXPECT_EQ(a.reply.stop_reason, StopReason::kLength);
   EXPECT_EQ(a.reply.n_kept, 3u);
   f.turn("Go", f.ids({" ok"}));
-  const std::vector<ChatMessage> m = {
-      {"system", "Sys"}, {"user", "Hi"}, {"assistant", "Hello\nUser:"}, {"user", "Go"}};
+  const std::vector<ChatMessage> m = {{"system", "Sys"}, {"user", "Hi"}, {"assistant", "Hello\nUser:"}, {"user", "Go"}};
   EXPECT_EQ(f.tok.decode(f.model.tokens()), shown(f.t, m) + " ok");
   // Reset starts from the system prompt again.
   f.chat.reset();

@@ -103,9 +103,8 @@ TEST(DecodeLoop, CutsAtAStopStringAndKeepsTheTokensBeforeIt) {
   EXPECT_EQ(join(r.pieces), "Hello");
   EXPECT_EQ(r.result.tokens, std::vector<std::int32_t>(script.begin(), script.begin() + 3));
   EXPECT_EQ(r.result.n_kept, 1u);
-  EXPECT_EQ(r.result.kept_bytes, 3u);  // "Hel"
-  EXPECT_EQ(r.fed,
-            std::vector<std::int32_t>(script.begin(), script.begin() + 2));  // "ser:" completed it: not run
+  EXPECT_EQ(r.result.kept_bytes, 3u);                                               // "Hel"
+  EXPECT_EQ(r.fed, std::vector<std::int32_t>(script.begin(), script.begin() + 2));  // "ser:" completed it: not run
 }
 
 TEST(DecodeLoop, StopsAtMaxTokensAndRunsAllButTheLast) {

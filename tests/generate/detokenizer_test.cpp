@@ -24,11 +24,7 @@ bool valid_utf8(std::string_view s) {
   std::size_t i = 0;
   while (i < s.size()) {
     const auto b = static_cast<unsigned char>(s[i]);
-    std::size_t n = b < 0x80             ? 1
-                    : (b & 0xE0) == 0xC0 ? 2
-                    : (b & 0xF0) == 0xE0 ? 3
-                    : (b & 0xF8) == 0xF0 ? 4
-                                         : 0;
+    std::size_t n = b < 0x80 ? 1 : (b & 0xE0) == 0xC0 ? 2 : (b & 0xF0) == 0xE0 ? 3 : (b & 0xF8) == 0xF0 ? 4 : 0;
     if (n == 0 || i + n > s.size()) return false;
     for (std::size_t k = 1; k < n; ++k) {
       if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
@@ -45,8 +41,7 @@ std::vector<std::string> stream_and_check(const Tokenizer& tok, const std::vecto
                                           const std::vector<std::int32_t>& ids) {
   StreamingDetokenizer d(tok, context);
   const std::vector<std::int32_t> ctx_tail(
-      context.end() -
-          static_cast<std::ptrdiff_t>(std::min(context.size(), StreamingDetokenizer::kContextTokens)),
+      context.end() - static_cast<std::ptrdiff_t>(std::min(context.size(), StreamingDetokenizer::kContextTokens)),
       context.end());
   const std::string ctx_text = tok.decode(ctx_tail);
   std::vector<std::int32_t> all = ctx_tail;
@@ -82,9 +77,8 @@ std::unique_ptr<Llama2cTokenizer> llama2c_tokenizer() {
   return std::make_unique<Llama2cTokenizer>(v.pieces, v.scores, 16);
 }
 
-const char* kAlphabet[] = {
-    "a",  "b", " ", "t", "h", "e", "n", "d", "\xC3\xA9", "\xE2\x82\xAC", "\xF0\x9F\x98\x80",
-    "\n", "x", "c", "f"};
+const char* kAlphabet[] = {"a",  "b", " ", "t", "h", "e", "n", "d", "\xC3\xA9", "\xE2\x82\xAC", "\xF0\x9F\x98\x80",
+                           "\n", "x", "c", "f"};
 
 std::string random_text(Rng& rng, std::size_t max_len) {
   std::string s;
@@ -139,8 +133,7 @@ TEST(StreamingDetokenizer, Llama2cRandomTextsWithAndWithoutContext) {
 
 // A corpus of pseudo-English lines (SentencePiece needs some text to train on).
 std::string sp_corpus() {
-  static const char* words[] = {"the",  "quick", "brown", "fox", "jumps",
-                                "over", "lazy",  "dog",   "and", "then"};
+  static const char* words[] = {"the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "and", "then"};
   Rng rng(3);
   std::string s;
   for (int line = 0; line < 400; ++line) {

@@ -12,9 +12,7 @@ namespace zebra {
 namespace {
 
 // Logits log(4), log(3), log(2), log(1): probabilities 0.4, 0.3, 0.2, 0.1 at temperature 1.
-std::vector<float> four_logits() {
-  return {std::log(4.0f), std::log(3.0f), std::log(2.0f), 0.0f};
-}
+std::vector<float> four_logits() { return {std::log(4.0f), std::log(3.0f), std::log(2.0f), 0.0f}; }
 
 // The logits are floats: each is rounded by 2^-24 relative (|logit| <= 1.4 here, so at most 1e-7 absolute),
 // which changes a weight exp(l / T) by that over T relative; with T >= 0.5 and the sums of four such terms,
@@ -30,8 +28,8 @@ SamplerOptions plain_options() {
   return o;
 }
 
-void expect_distribution(std::vector<float> logits, const SamplerOptions& o,
-                         const std::vector<TokenProb>& want, const std::vector<std::int32_t>& history = {}) {
+void expect_distribution(std::vector<float> logits, const SamplerOptions& o, const std::vector<TokenProb>& want,
+                         const std::vector<std::int32_t>& history = {}) {
   Sampler s(o);
   const std::vector<TokenProb> got = s.distribution(logits, history);
   ASSERT_EQ(got.size(), want.size());
@@ -60,8 +58,7 @@ TEST(Sampler, TemperatureSharpensAndFlattens) {
   expect_distribution(four_logits(), o, {{0, 16.0 / 30}, {1, 9.0 / 30}, {2, 4.0 / 30}, {3, 1.0 / 30}});
   o.temperature = 2.0;  // weights sqrt(w)
   const double z = 2.0 + std::sqrt(3.0) + std::sqrt(2.0) + 1.0;
-  expect_distribution(four_logits(), o,
-                      {{0, 2.0 / z}, {1, std::sqrt(3.0) / z}, {2, std::sqrt(2.0) / z}, {3, 1.0 / z}});
+  expect_distribution(four_logits(), o, {{0, 2.0 / z}, {1, std::sqrt(3.0) / z}, {2, std::sqrt(2.0) / z}, {3, 1.0 / z}});
 }
 
 TEST(Sampler, TopKKeepsTheKMostLikely) {
@@ -114,19 +111,17 @@ TEST(Sampler, RepetitionPenaltyDividesPositiveAndMultipliesNegativeLogits) {
   const std::vector<double> penalised = {1.0, 1.0, -2.0, 0.5};
   double z = 0.0;
   for (double l : penalised) z += std::exp(l);
-  expect_distribution(
-      logits, o,
-      {{0, std::exp(1.0) / z}, {1, std::exp(1.0) / z}, {3, std::exp(0.5) / z}, {2, std::exp(-2.0) / z}},
-      {0, 2, 0});
+  expect_distribution(logits, o,
+                      {{0, std::exp(1.0) / z}, {1, std::exp(1.0) / z}, {3, std::exp(0.5) / z}, {2, std::exp(-2.0) / z}},
+                      {0, 2, 0});
   // repeat_last_n = 1 looks at the last token only (2).
   o.repeat_last_n = 1;
   const std::vector<double> last_only = {2.0, 1.0, -2.0, 0.5};
   z = 0.0;
   for (double l : last_only) z += std::exp(l);
-  expect_distribution(
-      logits, o,
-      {{0, std::exp(2.0) / z}, {1, std::exp(1.0) / z}, {3, std::exp(0.5) / z}, {2, std::exp(-2.0) / z}},
-      {0, 2});
+  expect_distribution(logits, o,
+                      {{0, std::exp(2.0) / z}, {1, std::exp(1.0) / z}, {3, std::exp(0.5) / z}, {2, std::exp(-2.0) / z}},
+                      {0, 2});
   // Greedy sees the penalised logits: 2 -> 1 ties with token 1, the lower id wins.
   o = greedy_sampling();
   o.repetition_penalty = 2.0;

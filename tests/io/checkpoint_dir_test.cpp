@@ -46,7 +46,8 @@ ParameterSet<float> random_params(const ModelConfig& c, std::uint64_t seed) {
 }
 
 bool bitwise_equal(const ParameterSet<float>& a, const ParameterSet<float>& b) {
-  return a.data.size() == b.data.size() && std::memcmp(a.data.data(), b.data.data(), a.data.size() * sizeof(float)) == 0;
+  return a.data.size() == b.data.size() &&
+         std::memcmp(a.data.data(), b.data.data(), a.data.size() * sizeof(float)) == 0;
 }
 
 // Every tensor of `params` except `skip`, plus `extra`, as safetensors input.
@@ -240,8 +241,9 @@ TEST(ModelDir, WrongShapeIsNamedWithBothShapes) {
     if (t.name == "model.layers.1.self_attn.q_proj.weight") t.shape = {8, 32};  // same numel, wrong shape
   }
   write_safetensors(tmp.file("m/model.safetensors"), tensors);
-  expect_error([&] { (void)load_model_dir(tmp.file("m")); },
-               {"model.safetensors", "'model.layers.1.self_attn.q_proj.weight'", "expected shape [16, 16], found [8, 32]"});
+  expect_error(
+      [&] { (void)load_model_dir(tmp.file("m")); },
+      {"model.safetensors", "'model.layers.1.self_attn.q_proj.weight'", "expected shape [16, 16], found [8, 32]"});
 }
 
 TEST(ModelDir, UnexpectedTensorsAreErrorsExceptHarmlessOnes) {
@@ -256,7 +258,8 @@ TEST(ModelDir, UnexpectedTensorsAreErrorsExceptHarmlessOnes) {
   EXPECT_TRUE(bitwise_equal(load_model_dir(tmp.file("m")), params));
   tensors.push_back({"model.layers.0.self_attn.q_norm.weight", {16}, extra.data(), nullptr, {}});
   write_safetensors(tmp.file("m/model.safetensors"), tensors);
-  expect_error([&] { (void)load_model_dir(tmp.file("m")); }, {"does not use", "'model.layers.0.self_attn.q_norm.weight'"});
+  expect_error([&] { (void)load_model_dir(tmp.file("m")); },
+               {"does not use", "'model.layers.0.self_attn.q_norm.weight'"});
   // Layers beyond num_hidden_layers are unexpected too.
   ModelConfig deeper = c;
   deeper.n_layers = 5;

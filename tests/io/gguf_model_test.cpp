@@ -54,7 +54,8 @@ struct TinyLlama {
         {"tokenizer.ggml.eos_token_id", GgufValue::scalar<std::uint32_t>(0)},
         {"tokenizer.ggml.padding_token_id", GgufValue::scalar<std::uint32_t>(99)},  // outside: dropped
         {"tokenizer.ggml.add_bos_token", GgufValue::scalar(false)},
-        {"tokenizer.chat_template", GgufValue::string("{% for m in messages %}<|im_start|>{{ m.content }}{% endfor %}")},
+        {"tokenizer.chat_template",
+         GgufValue::string("{% for m in messages %}<|im_start|>{{ m.content }}{% endfor %}")},
     };
     const std::int32_t types[] = {3, 3, 1, 1, 1, 1};
     const float scores[] = {0, 0, -1, -2, -3, -4};
@@ -158,10 +159,12 @@ TEST(GgufModel, RefusesWhatItCannotRun) {
   TempDir dir;
   auto refuse = [&](TinyLlama m, std::initializer_list<std::string> parts) {
     const std::string path = m.write(dir);
-    expect_error([&] {
-      const GgufFile f = GgufFile::open(path);
-      gguf_model_tensors(f, gguf_model_config(f));
-    }, parts);
+    expect_error(
+        [&] {
+          const GgufFile f = GgufFile::open(path);
+          gguf_model_tensors(f, gguf_model_config(f));
+        },
+        parts);
   };
   TinyLlama m;
   m.set("general.architecture", GgufValue::string("gpt2"));
@@ -265,7 +268,8 @@ TEST(GgufModel, Vocab) {
   const float short_scores[] = {0, 1};
   m = TinyLlama();
   m.set("tokenizer.ggml.scores", GgufValue::array<float>(short_scores));
-  expect_error([&] { gguf_vocab(GgufFile::open(m.write(dir, "c.gguf"))); }, {"tokenizer.ggml.scores", "2 entries", "(6)"});
+  expect_error([&] { gguf_vocab(GgufFile::open(m.write(dir, "c.gguf"))); },
+               {"tokenizer.ggml.scores", "2 entries", "(6)"});
   m = TinyLlama();
   m.set("tokenizer.ggml.tokens", GgufValue::scalar<std::uint32_t>(3));
   expect_error([&] { gguf_vocab(GgufFile::open(m.write(dir, "d.gguf"))); }, {"tokenizer.ggml.tokens", "array[string]"});
@@ -281,9 +285,9 @@ TEST(GgufModel, SharedVocabFiles) {
     const char* pre;
     std::size_t n_tokens;
   };
-  for (const Expect& e : {Expect{"llama-spm", "llama", "default", 32000}, Expect{"llama-bpe", "gpt2", "llama-bpe", 128256},
-                          Expect{"gpt-2", "gpt2", "gpt-2", 50257}, Expect{"starcoder", "gpt2", "starcoder", 49152},
-                          Expect{"qwen2", "gpt2", "qwen2", 151936}}) {
+  for (const Expect& e : {Expect{"llama-spm", "llama", "default", 32000},
+                          Expect{"llama-bpe", "gpt2", "llama-bpe", 128256}, Expect{"gpt-2", "gpt2", "gpt-2", 50257},
+                          Expect{"starcoder", "gpt2", "starcoder", 49152}, Expect{"qwen2", "gpt2", "qwen2", 151936}}) {
     SCOPED_TRACE(e.name);
     const GgufFile f = GgufFile::open(dir + "/ggml-vocab-" + e.name + ".gguf");
     EXPECT_TRUE(f.tensors().empty());

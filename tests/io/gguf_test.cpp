@@ -22,9 +22,9 @@ using Metadata = std::vector<std::pair<std::string, GgufValue>>;
 
 struct Sample {
   Metadata metadata;
-  std::vector<float> a;           // F32 [3, 5]
-  std::vector<std::uint8_t> q;    // Q8_0 [2, 64]
-  std::vector<std::uint16_t> h;   // F16 [7]
+  std::vector<float> a;          // F32 [3, 5]
+  std::vector<std::uint8_t> q;   // Q8_0 [2, 64]
+  std::vector<std::uint16_t> h;  // F16 [7]
   std::vector<GgufTensorToWrite> tensors;
 };
 
@@ -175,7 +175,11 @@ TEST(Gguf, WriterRefusesInconsistentInput) {
   t = s.tensors;
   t[2].name = "a";
   expect_error([&] { gguf_bytes({}, t); }, {"'a'", "twice"});
-  expect_error([&] { gguf_bytes({{"k", GgufValue::scalar(1.0f)}, {"k", GgufValue::scalar(2.0f)}}, {}); }, {"'k'", "twice"});
+  expect_error(
+      [&] {
+        gguf_bytes({{"k", GgufValue::scalar(1.0f)}, {"k", GgufValue::scalar(2.0f)}}, {});
+      },
+      {"'k'", "twice"});
   t = s.tensors;
   t[0].shape = {1, 1, 1, 3, 5};
   expect_error([&] { gguf_bytes({}, t); }, {"5 dimensions"});
@@ -303,20 +307,20 @@ TEST(GgufHostile, MisalignedAndOverlappingData) {
   TempDir dir;
   expect_error([&] { open_bytes(dir, header(1, 0).tensor("t", {4}, 0, 4).pad().zeros(64).b); },
                {"tensor 't'", "offset 4", "alignment 32"});
-  expect_error(
-      [&] { open_bytes(dir, header(2, 0).tensor("a", {16}, 0, 0).tensor("b", {8}, 0, 32).pad().zeros(96).b); },
-      {"'a'", "'b'", "overlap"});
+  expect_error([&] { open_bytes(dir, header(2, 0).tensor("a", {16}, 0, 0).tensor("b", {8}, 0, 32).pad().zeros(96).b); },
+               {"'a'", "'b'", "overlap"});
   // Two tensors may share no byte even when listed out of order.
-  expect_error(
-      [&] { open_bytes(dir, header(2, 0).tensor("a", {8}, 0, 32).tensor("b", {16}, 0, 0).pad().zeros(96).b); },
-      {"overlap"});
+  expect_error([&] { open_bytes(dir, header(2, 0).tensor("a", {8}, 0, 32).tensor("b", {16}, 0, 0).pad().zeros(96).b); },
+               {"overlap"});
   EXPECT_NO_THROW(open_bytes(dir, header(2, 0).tensor("a", {8}, 0, 32).tensor("b", {8}, 0, 0).pad().zeros(64).b));
   // general.alignment: its type and value are checked.
-  expect_error([&] { open_bytes(dir, header(0, 1).str("general.alignment").put<std::uint32_t>(10).put<std::uint64_t>(64).b); },
-               {"general.alignment", "expected u32", "u64"});
+  expect_error(
+      [&] { open_bytes(dir, header(0, 1).str("general.alignment").put<std::uint32_t>(10).put<std::uint64_t>(64).b); },
+      {"general.alignment", "expected u32", "u64"});
   for (std::uint32_t a : {0u, 3u, 1u << 30}) {
-    expect_error([&] { open_bytes(dir, header(0, 1).str("general.alignment").put<std::uint32_t>(4).put<std::uint32_t>(a).b); },
-                 {"general.alignment", "power of two"});
+    expect_error(
+        [&] { open_bytes(dir, header(0, 1).str("general.alignment").put<std::uint32_t>(4).put<std::uint32_t>(a).b); },
+        {"general.alignment", "power of two"});
   }
 }
 
@@ -326,24 +330,45 @@ TEST(GgufHostile, AbsurdDimensions) {
     Raw r = header(1, 0).str("t").put<std::uint32_t>(n_dims).zeros(64);
     expect_error([&] { open_bytes(dir, r.b); }, {"tensor 't'", "n_dims = " + std::to_string(n_dims), "1..4"});
   }
-  expect_error([&] { open_bytes(dir, header(1, 0).tensor("t", {std::uint64_t{1} << 62, 8}, 0, 0).pad().b); },
-               {"tensor 't'", "overflow"});
-  expect_error([&] { open_bytes(dir, header(1, 0).tensor("t", {std::uint64_t{1} << 63, 1}, 0, 0).pad().b); },
-               {"tensor 't'", "overflow"});
+  expect_error(
+      [&] {
+        open_bytes(dir, header(1, 0).tensor("t", {std::uint64_t{1} << 62, 8}, 0, 0).pad().b);
+      },
+      {"tensor 't'", "overflow"});
+  expect_error(
+      [&] {
+        open_bytes(dir, header(1, 0).tensor("t", {std::uint64_t{1} << 63, 1}, 0, 0).pad().b);
+      },
+      {"tensor 't'", "overflow"});
   // Bytes overflow although the element count fits.
-  expect_error([&] { open_bytes(dir, header(1, 0).tensor("t", {std::uint64_t{1} << 62, 1}, 0, 0).pad().b); },
-               {"tensor 't'", "overflow"});
-  expect_error([&] { open_bytes(dir, header(1, 0).tensor("t", {33, 2}, 8, 0).pad().zeros(256).b); },
-               {"tensor 't'", "ne[0] = 33", "multiple of 32", "Q8_0"});
+  expect_error(
+      [&] {
+        open_bytes(dir, header(1, 0).tensor("t", {std::uint64_t{1} << 62, 1}, 0, 0).pad().b);
+      },
+      {"tensor 't'", "overflow"});
+  expect_error(
+      [&] {
+        open_bytes(dir, header(1, 0).tensor("t", {33, 2}, 8, 0).pad().zeros(256).b);
+      },
+      {"tensor 't'", "ne[0] = 33", "multiple of 32", "Q8_0"});
   expect_error([&] { open_bytes(dir, header(1, 0).tensor("t", {128}, 12, 0).pad().zeros(256).b); },
                {"multiple of 256", "Q4_K"});
 }
 
 TEST(GgufHostile, DuplicateNames) {
   TempDir dir;
-  expect_error([&] {
-    open_bytes(dir, header(0, 2).str("k").put<std::uint32_t>(0).put<std::uint8_t>(1).str("k").put<std::uint32_t>(0).put<std::uint8_t>(2).b);
-  }, {"metadata key 'k'", "more than once"});
+  expect_error(
+      [&] {
+        open_bytes(dir, header(0, 2)
+                            .str("k")
+                            .put<std::uint32_t>(0)
+                            .put<std::uint8_t>(1)
+                            .str("k")
+                            .put<std::uint32_t>(0)
+                            .put<std::uint8_t>(2)
+                            .b);
+      },
+      {"metadata key 'k'", "more than once"});
   expect_error([&] { open_bytes(dir, header(2, 0).tensor("t", {8}, 0, 0).tensor("t", {8}, 0, 32).pad().zeros(64).b); },
                {"tensor 't'", "more than once"});
   // A long duplicated name is shown cut, not whole.
@@ -355,7 +380,8 @@ TEST(GgufHostile, DuplicateNames) {
     EXPECT_LT(std::strlen(e.what()), 400u);
     EXPECT_NE(std::string(e.what()).find("(10000 bytes)"), std::string::npos) << e.what();
   }
-  expect_error([&] { open_bytes(dir, header(0, 1).str("").put<std::uint32_t>(0).put<std::uint8_t>(1).b); }, {"empty key"});
+  expect_error([&] { open_bytes(dir, header(0, 1).str("").put<std::uint32_t>(0).put<std::uint8_t>(1).b); },
+               {"empty key"});
 }
 
 TEST(GgufHostile, UnknownTypes) {
@@ -364,8 +390,11 @@ TEST(GgufHostile, UnknownTypes) {
                {"tensor 't'", "ggml type id 6", "F32=0", "Q4_1=3", "Q6_K=14", "BF16=30"});
   expect_error([&] { open_bytes(dir, header(0, 1).str("k").put<std::uint32_t>(13).zeros(8).b); },
                {"metadata key 'k'", "unknown value type id 13"});
-  expect_error([&] { open_bytes(dir, header(0, 1).str("k").put<std::uint32_t>(9).put<std::uint32_t>(77).put<std::uint64_t>(0).b); },
-               {"array element type", "unknown value type id 77"});
+  expect_error(
+      [&] {
+        open_bytes(dir, header(0, 1).str("k").put<std::uint32_t>(9).put<std::uint32_t>(77).put<std::uint64_t>(0).b);
+      },
+      {"array element type", "unknown value type id 77"});
   expect_error([&] { open_bytes(dir, header(0, 1).str("k").put<std::uint32_t>(7).put<std::uint8_t>(2).b); },
                {"metadata key 'k'", "bool value 2"});
 }
@@ -381,7 +410,8 @@ TEST(GgufHostile, NestingDepthIsCapped) {
 TEST(Gguf, TypedGettersNameKeyAndTypes) {
   TempDir dir;
   const GgufFile f = open_bytes(dir, sample_bytes());
-  expect_error([&] { f.get_int("general.architecture"); }, {"t.gguf", "'general.architecture'", "expected an integer", "found string"});
+  expect_error([&] { f.get_int("general.architecture"); },
+               {"t.gguf", "'general.architecture'", "expected an integer", "found string"});
   expect_error([&] { f.get_string("u32"); }, {"'u32'", "expected string", "found u32"});
   expect_error([&] { f.get_float("i8"); }, {"'i8'", "expected f32 or f64", "found i8"});
   expect_error([&] { f.get_bool("u8"); }, {"'u8'", "expected bool"});

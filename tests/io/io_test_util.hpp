@@ -22,8 +22,9 @@ class TempDir {
  public:
   TempDir() {
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    std::string name = std::string("zebra_io_") + (info ? info->test_suite_name() + std::string("_") + info->name() : "x") +
-                       "_" + std::to_string(::getpid());
+    std::string name = std::string("zebra_io_") +
+                       (info ? info->test_suite_name() + std::string("_") + info->name() : "x") + "_" +
+                       std::to_string(::getpid());
     path_ = std::filesystem::temp_directory_path() / name;
     std::filesystem::remove_all(path_);
     std::filesystem::create_directories(path_);

@@ -27,7 +27,8 @@ using test::TempDir;
 void rope_interleaved(std::vector<double>& v, std::int64_t n_heads, std::int64_t hs, std::int64_t pos) {
   for (std::int64_t h = 0; h < n_heads; ++h) {
     for (std::int64_t k = 0; k < hs / 2; ++k) {
-      const double angle = static_cast<double>(pos) * std::pow(10000.0, -2.0 * static_cast<double>(k) / static_cast<double>(hs));
+      const double angle =
+          static_cast<double>(pos) * std::pow(10000.0, -2.0 * static_cast<double>(k) / static_cast<double>(hs));
       double& a = v[static_cast<std::size_t>(h * hs + 2 * k)];
       double& b = v[static_cast<std::size_t>(h * hs + 2 * k + 1)];
       const double a0 = a, b0 = b;
@@ -142,7 +143,8 @@ ParameterSet<float> random_params(const ModelConfig& c, std::uint64_t seed) {
 }
 
 bool bitwise_equal(const ParameterSet<float>& a, const ParameterSet<float>& b) {
-  return a.data.size() == b.data.size() && std::memcmp(a.data.data(), b.data.data(), a.data.size() * sizeof(float)) == 0;
+  return a.data.size() == b.data.size() &&
+         std::memcmp(a.data.data(), b.data.data(), a.data.size() * sizeof(float)) == 0;
 }
 
 TEST(Llama2c, V0ExportImportRoundTrip) {
@@ -232,7 +234,8 @@ std::vector<std::uint8_t> versioned_file(const ParameterSet<float>& p, int versi
         rep[g * gs + i] = static_cast<float>(q[g * gs + i]) * scales[g];
       }
     }
-    out.insert(out.end(), reinterpret_cast<const std::uint8_t*>(q.data()), reinterpret_cast<const std::uint8_t*>(q.data()) + n);
+    out.insert(out.end(), reinterpret_cast<const std::uint8_t*>(q.data()),
+               reinterpret_cast<const std::uint8_t*>(q.data()) + n);
     f32(scales.data(), scales.size());
     if (heads > 0) permute_interleaved_to_half(rep.data(), heads, c.head_dim, c.d_model);
     std::memcpy(dst, rep.data(), n * sizeof(float));
@@ -273,7 +276,8 @@ TEST(Llama2c, Version1And2Files) {
     EXPECT_TRUE(bitwise_equal(v2, deq));
     // Q8_0 is close to the original: within half a quantization step of each group.
     double worst = 0;
-    for (std::size_t i = 0; i < params.data.size(); ++i) worst = std::max(worst, static_cast<double>(std::fabs(v2.data[i] - params.data[i])));
+    for (std::size_t i = 0; i < params.data.size(); ++i)
+      worst = std::max(worst, static_cast<double>(std::fabs(v2.data[i] - params.data[i])));
     EXPECT_LT(worst, 0.02);
   }
 }

@@ -102,8 +102,8 @@ TEST(Safetensors, RoundTripBf16AndF16WithinHalfUlp) {
 
 TEST(Safetensors, ConversionsRoundToNearestEven) {
   // BF16 keeps 8 significant bits: the ulp at 1 is 2^-7.
-  EXPECT_EQ(bf16_to_float(float_to_bf16(1.0f + 0x1p-8f)), 1.0f);                 // tie -> even (down)
-  EXPECT_EQ(bf16_to_float(float_to_bf16(1.0f + 3 * 0x1p-8f)), 1.0f + 0x1p-6f);   // tie -> even (up)
+  EXPECT_EQ(bf16_to_float(float_to_bf16(1.0f + 0x1p-8f)), 1.0f);                // tie -> even (down)
+  EXPECT_EQ(bf16_to_float(float_to_bf16(1.0f + 3 * 0x1p-8f)), 1.0f + 0x1p-6f);  // tie -> even (up)
   EXPECT_EQ(bf16_to_float(float_to_bf16(1.0f + 0x1p-8f + 0x1p-20f)), 1.0f + 0x1p-7f);
   EXPECT_TRUE(std::isinf(bf16_to_float(float_to_bf16(std::numeric_limits<float>::max()))));
   EXPECT_TRUE(std::isnan(bf16_to_float(float_to_bf16(std::numeric_limits<float>::quiet_NaN()))));
@@ -113,9 +113,9 @@ TEST(Safetensors, ConversionsRoundToNearestEven) {
   EXPECT_EQ(f16_to_float(float_to_f16(65519.0f)), 65504.0f);
   EXPECT_TRUE(std::isinf(f16_to_float(float_to_f16(65520.0f))));
   EXPECT_EQ(float_to_f16(-65520.0f), 0xfc00);
-  EXPECT_EQ(float_to_f16(0x1p-24f), 0x0001);        // smallest subnormal
-  EXPECT_EQ(float_to_f16(0x1p-25f), 0x0000);        // tie -> even (zero)
-  EXPECT_EQ(float_to_f16(3 * 0x1p-25f), 0x0002);    // tie -> even
+  EXPECT_EQ(float_to_f16(0x1p-24f), 0x0001);             // smallest subnormal
+  EXPECT_EQ(float_to_f16(0x1p-25f), 0x0000);             // tie -> even (zero)
+  EXPECT_EQ(float_to_f16(3 * 0x1p-25f), 0x0002);         // tie -> even
   EXPECT_EQ(float_to_f16(0x1p-14f - 0x1p-26f), 0x0400);  // rounds up into the smallest normal
   EXPECT_EQ(float_to_f16(-0.0f), 0x8000);
   EXPECT_TRUE(std::isnan(f16_to_float(float_to_f16(std::numeric_limits<float>::quiet_NaN()))));
@@ -149,8 +149,11 @@ TEST(Safetensors, WriterRefusesBadInput) {
   TempDir dir;
   float x = 1.0f;
   const std::string p = dir.file("w.safetensors");
-  expect_error([&] { write_safetensors(p, {{"a", {1}, &x, nullptr, {}}, {"a", {1}, &x, nullptr, {}}}); },
-               {"'a'", "twice"});
+  expect_error(
+      [&] {
+        write_safetensors(p, {{"a", {1}, &x, nullptr, {}}, {"a", {1}, &x, nullptr, {}}});
+      },
+      {"'a'", "twice"});
   expect_error([&] { write_safetensors(p, {{"a", {-1}, &x, nullptr, {}}}); }, {"negative"});
   expect_error([&] { write_safetensors(p, {{"a", {1}, nullptr, nullptr, {}}}); }, {"exactly one"});
   EXPECT_FALSE(std::filesystem::exists(p));
@@ -180,8 +183,11 @@ TEST(Safetensors, ReadChecksElementCountAndShape) {
   auto f = SafetensorsFile::open(dir.file("t.safetensors"));
   std::vector<float> out(12);
   expect_error([&] { f.read("w", out.data(), 10); }, {"'w'", "expected 10 elements, found 12", "[3, 4]"});
-  expect_error([&] { f.read("w", out.data(), std::vector<std::int64_t>{4, 3}); },
-               {"'w'", "expected shape [4, 3], found [3, 4]"});
+  expect_error(
+      [&] {
+        f.read("w", out.data(), std::vector<std::int64_t>{4, 3});
+      },
+      {"'w'", "expected shape [4, 3], found [3, 4]"});
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -256,9 +262,8 @@ TEST(SafetensorsHostile, NegativeShape) {
 }
 
 TEST(SafetensorsHostile, ShapeOverflow) {
-  expect_open_error(
-      make_file(R"({"a":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,8]}})", 8),
-      {"tensor 'a'", "overflows"});
+  expect_open_error(make_file(R"({"a":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,8]}})", 8),
+                    {"tensor 'a'", "overflows"});
   expect_open_error(make_file(R"({"a":{"dtype":"F32","shape":[4611686018427387904],"data_offsets":[0,8]}})", 8),
                     {"tensor 'a'", "overflows"});
   expect_open_error(make_file(R"({"a":{"dtype":"F32","shape":[18446744073709551615],"data_offsets":[0,8]}})", 8),

@@ -76,11 +76,35 @@ std::size_t count_matches(const Tokenizer& tok, const std::vector<Case>& cases, 
 // CJK, emoji with ZWJ, runs of spaces and line breaks, special-token spellings, invalid UTF-8. Not a
 // literal U+2581: SentencePiece-style vocabularies cannot tell it from a space (it decodes as one).
 std::vector<std::string> random_texts(std::uint64_t seed, std::size_t count) {
-  static const char* kPieces[] = {
-      "Hello", " world", "  ", "   ", "\t", "\n", "\n\n", "\r\n", "123", "4567890", "3.14", "I'm", " they'LL",
-      "if (x) { return y[i]; }", "caf\xC3\xA9", "\xC3\xA4pfel", "\xE4\xB8\xAD\xE6\x96\x87", "\xF0\x9F\x9A\x80",
-      "\xF0\x9F\x98\xB6\xE2\x80\x8D\xF0\x9F\x8C\xAB\xEF\xB8\x8F", "<|endoftext|>", "<s>", "</s>", "\xFF",
-      "\xC3", "\xD0\x9F\xD1\x80\xD0\xB8", "!!!", "...", "'", "\xEF\xBC\x9F"};
+  static const char* kPieces[] = {"Hello",
+                                  " world",
+                                  "  ",
+                                  "   ",
+                                  "\t",
+                                  "\n",
+                                  "\n\n",
+                                  "\r\n",
+                                  "123",
+                                  "4567890",
+                                  "3.14",
+                                  "I'm",
+                                  " they'LL",
+                                  "if (x) { return y[i]; }",
+                                  "caf\xC3\xA9",
+                                  "\xC3\xA4pfel",
+                                  "\xE4\xB8\xAD\xE6\x96\x87",
+                                  "\xF0\x9F\x9A\x80",
+                                  "\xF0\x9F\x98\xB6\xE2\x80\x8D\xF0\x9F\x8C\xAB\xEF\xB8\x8F",
+                                  "<|endoftext|>",
+                                  "<s>",
+                                  "</s>",
+                                  "\xFF",
+                                  "\xC3",
+                                  "\xD0\x9F\xD1\x80\xD0\xB8",
+                                  "!!!",
+                                  "...",
+                                  "'",
+                                  "\xEF\xBC\x9F"};
   Rng rng(seed);
   std::vector<std::string> out;
   for (std::size_t i = 0; i < count; ++i) {

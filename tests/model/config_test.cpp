@@ -16,8 +16,8 @@ namespace {
 using nlohmann::json;
 
 json base_json() {
-  return json{{"vocab_size", 100}, {"hidden_size", 32}, {"num_hidden_layers", 8}, {"num_attention_heads", 4},
-              {"num_key_value_heads", 2}, {"intermediate_size", 64}};
+  return json{{"vocab_size", 100},        {"hidden_size", 32},        {"num_hidden_layers", 8},
+              {"num_attention_heads", 4}, {"num_key_value_heads", 2}, {"intermediate_size", 64}};
 }
 
 json with(const json& patch) {
@@ -55,7 +55,7 @@ TEST(Config, GroupSizeMakesThePattern) {
 TEST(Config, ExplicitLayerTypesWinOverGroupSize) {
   json j = base_json();
   j["group_size"] = 4;
-  j["layer_types"] = {"sliding_attention", "full_attention", "full_attention", "sliding_attention",
+  j["layer_types"] = {"sliding_attention", "full_attention",    "full_attention", "sliding_attention",
                       "sliding_attention", "sliding_attention", "full_attention", "sliding_attention"};
   EXPECT_EQ(config_from_json(j).pattern_string(), "LGGLLLGL");
 }
@@ -68,8 +68,7 @@ TEST(Config, OriginalZebraKeysMapWindowPlusOne) {
   ModelConfig c = config_from_json(j);
   EXPECT_EQ(c.window, 513);
   EXPECT_EQ(c.pattern_string(), "GLLLGLLL");
-  expect_error(with(json{{"self_attn_type", "mix"}, {"layer_group_size", 2}}), "window_size",
-               "required");
+  expect_error(with(json{{"self_attn_type", "mix"}, {"layer_group_size", 2}}), "window_size", "required");
   expect_error(with(json{{"self_attn_type", "banded"}}), "self_attn_type", "mix");
 }
 
@@ -117,8 +116,7 @@ TEST(Config, RejectsInvalidValuesNamingTheField) {
   expect_error(with(json{{"sliding_window", -3}}), "sliding_window", ">= 1");
   expect_error(with(json{{"num_key_value_heads", 3}}), "num_key_value_heads", "divisor");
   expect_error(with(json{{"head_dim", 7}}), "head_dim", "even");
-  expect_error(with(json{{"layer_types", {"full_attention", "banded"}}}), "layer_types",
-               "full_attention");
+  expect_error(with(json{{"layer_types", {"full_attention", "banded"}}}), "layer_types", "full_attention");
   expect_error(with(json{{"layer_types", {"full_attention"}}}), "layer_types", "8");
   expect_error(with(json{{"vocab_size", -1}}), "vocab_size", "positive");
   expect_error(with(json{{"intermediate_size", 0}}), "intermediate_size", "positive");
@@ -126,20 +124,20 @@ TEST(Config, RejectsInvalidValuesNamingTheField) {
   expect_error(with(json{{"pos_embedding", "sinusoid"}}), "pos_embedding", "alibi");
   expect_error(with(json{{"hidden_size", "big"}}), "hidden_size", "integer");
   expect_error(with(json{{"rms_norm_eps", 0.0}}), "rms_norm_eps", "> 0");
-  expect_error(with(json{{"rope_scaling", {{"type", "llama3"}, {"factor", 2.0}}}}),
-               "rope_scaling.type", "yarn");
+  expect_error(with(json{{"rope_scaling", {{"type", "llama3"}, {"factor", 2.0}}}}), "rope_scaling.type", "yarn");
   expect_error(with(json{{"rope_scaling", {{"rope_type", "longrope"}}}}), "rope_scaling.rope_type", "dynamic");
   expect_error(with(json{{"rope_scaling", {{"rope_type", "linear"}}}}), "rope_scaling.factor", "required");
   expect_error(with(json{{"rope_scaling", {{"rope_type", "linear"}, {"factor", 0.5}}}}), "rope_scaling.factor", ">= 1");
-  expect_error(with(json{{"rope_scaling", {{"rope_type", "yarn"}, {"factor", 2.0}, {"beta_fast", -1.0}}}}),
-               "beta_fast", "> 0");
+  expect_error(with(json{{"rope_scaling", {{"rope_type", "yarn"}, {"factor", 2.0}, {"beta_fast", -1.0}}}}), "beta_fast",
+               "> 0");
   expect_error(with(json{{"rope_parameters", {{"rope_type", "default"}, {"partial_rotary_factor", 0.5}}}}),
                "rope_parameters.partial_rotary_factor", "expected 1");
   expect_error(with(json{{"rope_parameters", {{"full_attention", {{"rope_type", "default"}}}}}}), "rope_parameters",
                "one set");
   expect_error(with(json{{"rope_scaling", "yarn"}}), "rope_scaling", "object");
   expect_error(with(json{{"model_type", "qwen2"}}), "model_type", "ministral");
-  expect_error(with(json{{"model_type", "ministral"}, {"layer_types", {"full_attention", "sliding_attention"}},
+  expect_error(with(json{{"model_type", "ministral"},
+                         {"layer_types", {"full_attention", "sliding_attention"}},
                          {"num_hidden_layers", 2}}),
                "sliding_window", "expected a window");
   expect_error(with(json{{"model_type", std::string(5000, 'x')}}), "model_type", "...");
@@ -161,7 +159,6 @@ TEST(Config, NullSlidingWindowMeansDefault) {
   j["sliding_window"] = nullptr;
   EXPECT_NO_THROW(config_from_json(j));
 }
-
 
 // Every RoPE scaling survives config_to_json -> config_from_json, and is written in transformers' form.
 TEST(Config, RopeScalingRoundTrips) {
@@ -219,19 +216,25 @@ TEST(Config, ReadsTransformersRopeForms) {
   EXPECT_EQ(c.rope_params().original_max_positions, c.max_seq_len);  // transformers' dynamic L0
   // YaRN without a factor: max_position_embeddings / original (transformers 5); L0 defaults to
   // max_position_embeddings; beta 0 means the default, as transformers' `or 32`.
-  c = config_from_json(with(json{{"max_position_embeddings", 4096},
-                                 {"rope_parameters", {{"rope_type", "yarn"}, {"original_max_position_embeddings", 1024},
-                                                      {"beta_fast", 0}, {"rope_theta", 1e6}}}}));
+  c = config_from_json(with(json{
+      {"max_position_embeddings", 4096},
+      {"rope_parameters",
+       {{"rope_type", "yarn"}, {"original_max_position_embeddings", 1024}, {"beta_fast", 0}, {"rope_theta", 1e6}}}}));
   EXPECT_EQ(c.rope_scaling, RopeScaling::kYarn);
   EXPECT_EQ(c.rope_scaling_factor, 4.0);
   EXPECT_EQ(c.rope_beta_fast, 32.0);
   EXPECT_EQ(c.rope_params().original_max_positions, 1024);
   EXPECT_NEAR(rope_attention_factor(c.rope_params()), 0.1 * std::log(4.0) + 1.0, 1e-15);
-  c = config_from_json(with(json{{"max_position_embeddings", 512}, {"rope_scaling", {{"rope_type", "yarn"}, {"factor", 2.0}}}}));
+  c = config_from_json(
+      with(json{{"max_position_embeddings", 512}, {"rope_scaling", {{"rope_type", "yarn"}, {"factor", 2.0}}}}));
   EXPECT_EQ(c.rope_params().original_max_positions, 512);
   // DeepSeek's mscale pair sets the attention factor.
-  c = config_from_json(with(json{{"rope_scaling", {{"rope_type", "yarn"}, {"factor", 40.0}, {"mscale", 1.0},
-                                                    {"mscale_all_dim", 0.5}, {"original_max_position_embeddings", 64}}}}));
+  c = config_from_json(with(json{{"rope_scaling",
+                                  {{"rope_type", "yarn"},
+                                   {"factor", 40.0},
+                                   {"mscale", 1.0},
+                                   {"mscale_all_dim", 0.5},
+                                   {"original_max_position_embeddings", 64}}}}));
   const double lf = std::log(40.0);
   EXPECT_NEAR(c.rope_attention_factor, (0.1 * lf + 1) / (0.05 * lf + 1), 1e-15);
 }
@@ -246,7 +249,8 @@ json with_layers(const json& patch) {
 TEST(Config, ReadsEachFamilyAsTransformersRunsIt) {
   const json mixed = {"full_attention", "sliding_attention", "sliding_attention", "full_attention"};
   // Mistral: the window is every layer's; its layer_types are ignored, as transformers does.
-  ModelConfig c = config_from_json(with_layers({{"model_type", "mistral"}, {"sliding_window", 9}, {"layer_types", mixed}}));
+  ModelConfig c =
+      config_from_json(with_layers({{"model_type", "mistral"}, {"sliding_window", 9}, {"layer_types", mixed}}));
   EXPECT_EQ(c.pattern_string(), "LLLL");
   EXPECT_EQ(c.window, 9);
   c = config_from_json(with_layers({{"model_type", "mistral"}, {"sliding_window", nullptr}}));
@@ -264,8 +268,8 @@ TEST(Config, ReadsEachFamilyAsTransformersRunsIt) {
   c = config_from_json(with_layers({{"model_type", "llama"}, {"group_size", 2}, {"sliding_window", 9}}));
   EXPECT_EQ(c.pattern_string(), "GLGL");
   // The original Zebra release, whatever its model_type.
-  c = config_from_json(with_layers({{"model_type", "llama"}, {"self_attn_type", "mix"}, {"layer_group_size", 2},
-                                    {"window_size", 15}}));
+  c = config_from_json(
+      with_layers({{"model_type", "llama"}, {"self_attn_type", "mix"}, {"layer_group_size", 2}, {"window_size", 15}}));
   EXPECT_EQ(c.pattern_string(), "GLGL");
   EXPECT_EQ(c.window, 16);
 }
@@ -276,7 +280,8 @@ TEST(Config, WritesTheFamilyTransformersReadsAsTheSameModel) {
   EXPECT_EQ(out["architectures"], json::array({"MinistralForCausalLM"}));
   EXPECT_EQ(out["model_type"], "ministral");
   EXPECT_EQ(out["sliding_window"], 7);  // transformers' mask: q - window < kv <= q, zebra's own
-  EXPECT_EQ(out["layer_types"], json::array({"full_attention", "sliding_attention", "full_attention", "sliding_attention"}));
+  EXPECT_EQ(out["layer_types"],
+            json::array({"full_attention", "sliding_attention", "full_attention", "sliding_attention"}));
   EXPECT_EQ(out["head_dim"], zebra.head_dim);
   EXPECT_EQ(config_to_json(config_from_json(out)), out);
 

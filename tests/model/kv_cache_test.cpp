@@ -44,7 +44,6 @@ struct Variant {
   }
 };
 
-
 constexpr LayerType G = LayerType::kGlobal;
 constexpr LayerType L = LayerType::kLocal;
 
@@ -98,8 +97,8 @@ double violation(std::span<const T> a, std::span<const T> b, double atol, double
 std::vector<Variant> variants() {
   std::vector<Variant> out;
   for (PosEmbedding pos : {PosEmbedding::kRope, PosEmbedding::kAlibi, PosEmbedding::kLearned, PosEmbedding::kNone}) {
-    out.push_back({pos, {G, L, L}, 3, 4, 2});       // Zebra pattern, window 3, GQA 2:1
-    out.push_back({pos, {L, G, L, L}, 1, 4, 1});    // window 1 (a query sees only itself), MQA
+    out.push_back({pos, {G, L, L}, 3, 4, 2});     // Zebra pattern, window 3, GQA 2:1
+    out.push_back({pos, {L, G, L, L}, 1, 4, 1});  // window 1 (a query sees only itself), MQA
   }
   out.push_back({PosEmbedding::kRope, {L, L}, 5, 2, 2});      // all local
   out.push_back({PosEmbedding::kRope, {G, G}, 3, 4, 4});      // all global
@@ -122,10 +121,11 @@ TEST(KvCache, IncrementalDecodingMatchesFullForwardAtEveryPosition) {
     InferenceSession<double> session(model.params());
     for (std::int64_t t = 0; t < kT; ++t) {
       const std::span<const double> got = session.decode(tokens[static_cast<std::size_t>(t)]);
-      ASSERT_LE(violation<double>(got, std::span<const double>(ref).subspan(static_cast<std::size_t>(t * v),
-                                                                             static_cast<std::size_t>(v)),
-                                  1e-9, 1e-9),
-                1.0)
+      ASSERT_LE(
+          violation<double>(
+              got, std::span<const double>(ref).subspan(static_cast<std::size_t>(t * v), static_cast<std::size_t>(v)),
+              1e-9, 1e-9),
+          1.0)
           << "position " << t;
     }
     EXPECT_EQ(session.n_past(), kT);
@@ -160,10 +160,11 @@ TEST(KvCache, RopeScalingsThroughTheCache) {
       const std::vector<std::int32_t> prefix(tokens.begin(), tokens.begin() + t + 1);
       const std::vector<double> want = scaling == RopeScaling::kDynamic ? full_logits(model, prefix) : ref;
       const std::span<const double> step = session.decode(tokens[static_cast<std::size_t>(t)]);
-      ASSERT_LE(violation<double>(step, std::span<const double>(want).subspan(static_cast<std::size_t>(t * v),
-                                                                                static_cast<std::size_t>(v)),
-                                  1e-9, 1e-9),
-                1.0)
+      ASSERT_LE(
+          violation<double>(
+              step, std::span<const double>(want).subspan(static_cast<std::size_t>(t * v), static_cast<std::size_t>(v)),
+              1e-9, 1e-9),
+          1.0)
           << "position " << t;
     }
   }
@@ -222,10 +223,11 @@ TEST(KvCache, PromptReuseExtendsTheCache) {
     session.prefill(all.first(10));
     std::vector<double> got(session.prefill_reusing(all.first(25)).begin(), session.last_logits().end());
     EXPECT_EQ(session.n_past(), 25);
-    EXPECT_LE(violation<double>(got, std::span<const double>(ref).subspan(24 * static_cast<std::size_t>(v),
-                                                                           static_cast<std::size_t>(v)),
-                                1e-9, 1e-9),
-              1.0);
+    EXPECT_LE(
+        violation<double>(
+            got, std::span<const double>(ref).subspan(24 * static_cast<std::size_t>(v), static_cast<std::size_t>(v)),
+            1e-9, 1e-9),
+        1.0);
     session.prefill_reusing(all.subspan(1, 5));
     EXPECT_EQ(session.n_past(), 5);
   }

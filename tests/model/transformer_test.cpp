@@ -203,7 +203,8 @@ TEST(Transformer, DocumentMaskStopsAttentionAcrossDocuments) {
       for (std::int64_t k = 0; k < d; ++k)
         ASSERT_EQ(before[static_cast<std::size_t>((9 + i) * d + k)], after[(9 + i) * d + k]) << "position " << i;
     bool a_changed = false;
-    for (std::int64_t k = 0; k < 3 * d; ++k) a_changed |= before[static_cast<std::size_t>(9 * d + k)] != after[9 * d + k];
+    for (std::int64_t k = 0; k < 3 * d; ++k)
+      a_changed |= before[static_cast<std::size_t>(9 * d + k)] != after[9 * d + k];
     EXPECT_TRUE(a_changed);
     // Without the mask the change does reach document B.
     m.forward_hidden(tb.view(false));
@@ -211,7 +212,8 @@ TEST(Transformer, DocumentMaskStopsAttentionAcrossDocuments) {
     tb.tokens[9 + 0] = (tb.tokens[9 + 0] + 3) % 11;
     m.forward_hidden(tb.view(false));
     bool b_changed = false;
-    for (std::int64_t k = 3 * d; k < 9 * d; ++k) b_changed |= unmasked[static_cast<std::size_t>(9 * d + k)] != m.final_hidden()[9 * d + k];
+    for (std::int64_t k = 3 * d; k < 9 * d; ++k)
+      b_changed |= unmasked[static_cast<std::size_t>(9 * d + k)] != m.final_hidden()[9 * d + k];
     EXPECT_TRUE(b_changed);
   }
 }

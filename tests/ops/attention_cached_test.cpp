@@ -36,7 +36,7 @@ struct Case {
   std::int64_t n_heads = 4, n_kv_heads = 2, head_dim = 32;
   std::int64_t p0 = 0, n_new = 1;
   std::int64_t window = kGlobalWindow;
-  bool ring = false;  // past store as a ring of `window` rows (local layers) or linear
+  bool ring = false;        // past store as a ring of `window` rows (local layers) or linear
   bool head_major = false;  // past store [Hkv, rows, hd] (as KvCache keeps it) instead of [rows, Hkv, hd]
   bool alibi = false;
   std::string name() const {
@@ -64,7 +64,8 @@ void reference(std::vector<double>& out, const std::vector<double>& q, const std
         if (!key_visible(i, j, c.window)) continue;
         double dot = 0.0;
         for (std::int64_t e = 0; e < hd; ++e)
-          dot += q[static_cast<std::size_t>((r * c.n_heads + h) * hd + e)] * k[static_cast<std::size_t>(j * kvw + kvh * hd + e)];
+          dot += q[static_cast<std::size_t>((r * c.n_heads + h) * hd + e)] *
+                 k[static_cast<std::size_t>(j * kvw + kvh * hd + e)];
         double score = dot * scale;
         if (!slopes.empty()) score -= slopes[static_cast<std::size_t>(h)] * static_cast<double>(i - j);
         s[static_cast<std::size_t>(j)] = score;
@@ -79,7 +80,8 @@ void reference(std::vector<double>& out, const std::vector<double>& q, const std
         const double p = s[static_cast<std::size_t>(j)] / sum;
         if (p == 0.0) continue;
         for (std::int64_t e = 0; e < hd; ++e)
-          out[static_cast<std::size_t>((r * c.n_heads + h) * hd + e)] += p * v[static_cast<std::size_t>(j * kvw + kvh * hd + e)];
+          out[static_cast<std::size_t>((r * c.n_heads + h) * hd + e)] +=
+              p * v[static_cast<std::size_t>(j * kvw + kvh * hd + e)];
       }
     }
   }
@@ -104,20 +106,23 @@ Inputs make_inputs(const Case& c, std::uint64_t seed) {
 
 // Runs the kernel in T. The past store holds only what a cache would: a ring of `window` rows filled with
 // positions [max(0, p0 - window), p0) at slot j % window (other rows hold garbage), or a linear store of
-// positions [0, p0) preceded by nothing; rows interleaved or head-major. The new block is passed with a row stride wider than its width
-// (as in a fused QKV buffer), and q likewise.
+// positions [0, p0) preceded by nothing; rows interleaved or head-major. The new block is passed with a row stride
+// wider than its width (as in a fused QKV buffer), and q likewise.
 template <typename T>
 std::vector<double> run_kernel(const Inputs& in, const Case& c, const std::vector<double>& slopes) {
   const std::int64_t kvw = c.n_kv_heads * c.head_dim, qw = c.n_heads * c.head_dim;
   const std::int64_t q_stride = qw + 3, new_stride = kvw + 5;
   std::vector<T> q(static_cast<std::size_t>(c.n_new * q_stride), T(99));
   for (std::int64_t r = 0; r < c.n_new; ++r)
-    for (std::int64_t e = 0; e < qw; ++e) q[static_cast<std::size_t>(r * q_stride + e)] = static_cast<T>(in.q[static_cast<std::size_t>(r * qw + e)]);
+    for (std::int64_t e = 0; e < qw; ++e)
+      q[static_cast<std::size_t>(r * q_stride + e)] = static_cast<T>(in.q[static_cast<std::size_t>(r * qw + e)]);
   std::vector<T> kn(static_cast<std::size_t>(c.n_new * new_stride), T(99)), vn(kn.size(), T(99));
   for (std::int64_t r = 0; r < c.n_new; ++r) {
     for (std::int64_t e = 0; e < kvw; ++e) {
-      kn[static_cast<std::size_t>(r * new_stride + e)] = static_cast<T>(in.k[static_cast<std::size_t>((c.p0 + r) * kvw + e)]);
-      vn[static_cast<std::size_t>(r * new_stride + e)] = static_cast<T>(in.v[static_cast<std::size_t>((c.p0 + r) * kvw + e)]);
+      kn[static_cast<std::size_t>(r * new_stride + e)] =
+          static_cast<T>(in.k[static_cast<std::size_t>((c.p0 + r) * kvw + e)]);
+      vn[static_cast<std::size_t>(r * new_stride + e)] =
+          static_cast<T>(in.v[static_cast<std::size_t>((c.p0 + r) * kvw + e)]);
     }
   }
   KvSource<T> past;
@@ -137,8 +142,8 @@ std::vector<double> run_kernel(const Inputs& in, const Case& c, const std::vecto
     const std::int64_t row = c.ring ? j % c.window : j;
     for (std::int64_t g = 0; g < c.n_kv_heads; ++g) {
       for (std::int64_t e = 0; e < c.head_dim; ++e) {
-        const std::size_t at = static_cast<std::size_t>(c.head_major ? (g * rows + row) * c.head_dim + e
-                                                                      : row * kvw + g * c.head_dim + e);
+        const std::size_t at =
+            static_cast<std::size_t>(c.head_major ? (g * rows + row) * c.head_dim + e : row * kvw + g * c.head_dim + e);
         const std::size_t from = static_cast<std::size_t>(j * kvw + g * c.head_dim + e);
         kp[at] = static_cast<T>(in.k[from]);
         vp[at] = static_cast<T>(in.v[from]);
@@ -249,9 +254,9 @@ TEST(AttentionCached, RefusesAPastStoreMissingVisibleKeys) {
   past.v = vp.data();
   past.begin = 3;  // holds positions from 3 on
   // A global query at position 10 sees position 0.
-  EXPECT_THROW(attention_cached_forward(out.data(), q.data(), k.data(), v.data(), 1, 10, past, shape, kGlobalWindow,
-                                        nullptr),
-               Error);
+  EXPECT_THROW(
+      attention_cached_forward(out.data(), q.data(), k.data(), v.data(), 1, 10, past, shape, kGlobalWindow, nullptr),
+      Error);
   // A window of 7 at position 10 sees positions 4..10: fine.
   EXPECT_NO_THROW(attention_cached_forward(out.data(), q.data(), k.data(), v.data(), 1, 10, past, shape, 7, nullptr));
   KvSource<float> none{};

@@ -162,8 +162,8 @@ Result<T> run_kernel(const Inputs& in, const ComputeOptions& options = {}) {
   attention_forward(r.out.data(), r.lse.data(), qkv.data() + in.q_off, qkv.data() + in.k_off, qkv.data() + in.v_off,
                     in.shape, mask, &r.forward_stats, options);
   attention_backward(r.grad.data() + in.q_off, r.grad.data() + in.k_off, r.grad.data() + in.v_off, dout.data(),
-                     r.out.data(), r.lse.data(), qkv.data() + in.q_off, qkv.data() + in.k_off,
-                     qkv.data() + in.v_off, in.shape, mask, &r.backward_stats, options);
+                     r.out.data(), r.lse.data(), qkv.data() + in.q_off, qkv.data() + in.k_off, qkv.data() + in.v_off,
+                     in.shape, mask, &r.backward_stats, options);
   return r;
 }
 
@@ -175,11 +175,9 @@ Result<double> run_ref(const Inputs& in) {
   r.grad.assign(in.qkv.size(), kSentinel);
   const AttentionMask mask = in.mask();
   const double* qkv = in.qkv.data();
-  ref::attention_forward(r.out.data(), r.lse.data(), qkv + in.q_off, qkv + in.k_off, qkv + in.v_off, in.shape,
-                         mask);
-  ref::attention_backward(r.grad.data() + in.q_off, r.grad.data() + in.k_off, r.grad.data() + in.v_off,
-                          in.dout.data(), r.out.data(), r.lse.data(), qkv + in.q_off, qkv + in.k_off,
-                          qkv + in.v_off, in.shape, mask);
+  ref::attention_forward(r.out.data(), r.lse.data(), qkv + in.q_off, qkv + in.k_off, qkv + in.v_off, in.shape, mask);
+  ref::attention_backward(r.grad.data() + in.q_off, r.grad.data() + in.k_off, r.grad.data() + in.v_off, in.dout.data(),
+                          r.out.data(), r.lse.data(), qkv + in.q_off, qkv + in.k_off, qkv + in.v_off, in.shape, mask);
   return r;
 }
 
@@ -218,8 +216,8 @@ double expect_block_near(const std::vector<A>& got, const std::vector<double>& w
   if (bad > 0) {
     const auto idx = static_cast<std::size_t>(worst_at);
     ADD_FAILURE() << blk.name << ": " << bad << " elements out of tolerance; worst at flat index " << worst_at
-                  << ": got " << static_cast<double>(got[idx]) << " want " << want[idx]
-                  << " (error/tolerance " << worst << ", tensor scale " << scale << ")";
+                  << ": got " << static_cast<double>(got[idx]) << " want " << want[idx] << " (error/tolerance " << worst
+                  << ", tensor scale " << scale << ")";
   }
   return worst;
 }
@@ -236,12 +234,12 @@ double expect_result_near(const Inputs& in, const Result<A>& got, const Result<d
   worst = std::max(worst, expect_block_near(got.out, want.out, Block{"out", 0, qw, rows, qw}, atol, rtol));
   worst = std::max(worst, expect_block_near(got.lse, want.lse,
                                             Block{"lse", 0, c.seq_len, c.batch * c.n_heads, c.seq_len}, atol, rtol));
-  worst = std::max(worst, expect_block_near(got.grad, want.grad, Block{"dq", in.q_off, in.q_stride(), rows, qw},
-                                            atol, rtol));
-  worst = std::max(worst, expect_block_near(got.grad, want.grad, Block{"dk", in.k_off, in.kv_stride(), rows, kvw},
-                                            atol, rtol));
-  worst = std::max(worst, expect_block_near(got.grad, want.grad, Block{"dv", in.v_off, in.kv_stride(), rows, kvw},
-                                            atol, rtol));
+  worst = std::max(worst,
+                   expect_block_near(got.grad, want.grad, Block{"dq", in.q_off, in.q_stride(), rows, qw}, atol, rtol));
+  worst = std::max(
+      worst, expect_block_near(got.grad, want.grad, Block{"dk", in.k_off, in.kv_stride(), rows, kvw}, atol, rtol));
+  worst = std::max(
+      worst, expect_block_near(got.grad, want.grad, Block{"dv", in.v_off, in.kv_stride(), rows, kvw}, atol, rtol));
   std::vector<bool> owned(in.qkv.size(), false);
   for (std::int64_t t = 0; t < rows; ++t) {
     for (std::int64_t e = 0; e < qw; ++e) owned[static_cast<std::size_t>(in.q_off + t * in.q_stride() + e)] = true;
@@ -345,9 +343,8 @@ TEST(Attention, GradientsMatchFiniteDifferences) {
   std::vector<double> qkv = in.qkv;
   loss(qkv);
   std::vector<double> grad(qkv.size(), kSentinel);
-  attention_backward(grad.data() + in.q_off, grad.data() + in.k_off, grad.data() + in.v_off, weight.data(),
-                     out.data(), lse.data(), qkv.data() + in.q_off, qkv.data() + in.k_off, qkv.data() + in.v_off,
-                     in.shape, mask);
+  attention_backward(grad.data() + in.q_off, grad.data() + in.k_off, grad.data() + in.v_off, weight.data(), out.data(),
+                     lse.data(), qkv.data() + in.q_off, qkv.data() + in.k_off, qkv.data() + in.v_off, in.shape, mask);
   const double h = 1e-6;
   double worst = 0.0;
   for (std::size_t i = 0; i < qkv.size(); ++i) {
@@ -359,7 +356,9 @@ TEST(Attention, GradientsMatchFiniteDifferences) {
     qkv[i] = saved;
     const double numeric = (plus - minus) / (2.0 * h);
     const double tol = 1e-7 + 1e-6 * std::fabs(numeric);
-    const char* which = i < static_cast<std::size_t>(in.k_off) ? "dq" : i < static_cast<std::size_t>(in.v_off) ? "dk" : "dv";
+    const char* which = i < static_cast<std::size_t>(in.k_off)   ? "dq"
+                        : i < static_cast<std::size_t>(in.v_off) ? "dk"
+                                                                 : "dv";
     EXPECT_NEAR(grad[i], numeric, tol) << which << " at flat index " << i;
     worst = std::max(worst, std::fabs(grad[i] - numeric));
   }
@@ -627,8 +626,7 @@ class AttentionKernelTest : public ::testing::TestWithParam<AttentionKernel> {
       GTEST_SKIP() << "this CPU lacks AVX-512 (F/BW/VL/DQ): the AVX-512 kernels cannot run here; their tiling and "
                       "blocking are covered by the avx512-layout-on-avx2 variant";
     }
-    if ((k == AttentionKernel::kAvx2 || k == AttentionKernel::kAvx512OnAvx2) &&
-        !simd_path_supported(SimdPath::kAvx2)) {
+    if ((k == AttentionKernel::kAvx2 || k == AttentionKernel::kAvx512OnAvx2) && !simd_path_supported(SimdPath::kAvx2)) {
       GTEST_SKIP() << "this CPU lacks AVX2/FMA";
     }
     options_.attention = k;
@@ -654,7 +652,8 @@ TEST_P(AttentionKernelTest, MatchesReferenceOnAwkwardSizes) {
       ++index;
       SCOPED_TRACE(c.name());
       const Inputs in(c, 500 + static_cast<std::uint64_t>(index));
-      worst = std::max(worst, expect_result_near(in, run_kernel<float>(in, options_), run_ref(in), kFloatAtol, kFloatRtol));
+      worst =
+          std::max(worst, expect_result_near(in, run_kernel<float>(in, options_), run_ref(in), kFloatAtol, kFloatRtol));
     }
   }
   std::printf("%s: worst error/tolerance %.3g\n", to_string(GetParam()), worst);

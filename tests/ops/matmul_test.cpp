@@ -60,7 +60,8 @@ TEST(Gemm, BackendsAgreeAndChunkedIsThreadCountIndependent) {
               terms += std::fabs(0.5 * x * y);
             }
             // K-term float sum: |error| <= ~K u sum|terms|, u = 2^-24 (6e-8).
-            for (const auto& r : results) EXPECT_NEAR(r[static_cast<std::size_t>(i * s.n + j)], want, 6e-8 * s.k * terms);
+            for (const auto& r : results)
+              EXPECT_NEAR(r[static_cast<std::size_t>(i * s.n + j)], want, 6e-8 * s.k * terms);
           }
         }
       }
@@ -124,7 +125,8 @@ TEST(Bf16, MatmulEqualsFp32ProductOfRoundedInputs) {
   std::vector<float> y32(y.size());
   matmul_forward(y32.data(), x.data(), w.data(), n, in, out);
   double max_diff = 0;
-  for (std::size_t i = 0; i < y.size(); ++i) max_diff = std::max(max_diff, std::fabs(static_cast<double>(y[i]) - y32[i]));
+  for (std::size_t i = 0; i < y.size(); ++i)
+    max_diff = std::max(max_diff, std::fabs(static_cast<double>(y[i]) - y32[i]));
   EXPECT_GT(max_diff, 1e-4);  // the option did round
   EXPECT_LT(max_diff, 0.3);   // ~ sqrt(in) * 2 * 2^-8 * O(1) terms, a few standard deviations out
 }

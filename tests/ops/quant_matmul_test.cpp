@@ -71,7 +71,8 @@ TEST_P(QuantMatmul, EqualsTheDoubleProductOfTheDequantisedRows) {
           for (std::int64_t i = 0; i < n; ++i) {
             double ref = 0.0, mag = 0.0;
             for (std::int64_t c = 0; c < cols; ++c) {
-              const double p = static_cast<double>(x[static_cast<std::size_t>(i * cols + c)]) * row[static_cast<std::size_t>(c)];
+              const double p =
+                  static_cast<double>(x[static_cast<std::size_t>(i * cols + c)]) * row[static_cast<std::size_t>(c)];
               ref += p;
               mag += std::abs(p);
             }

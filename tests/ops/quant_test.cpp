@@ -101,7 +101,8 @@ TEST(Quant, Q4_0RoundTripWithinBound) {
       for (int i = 0; i < 32; ++i) {
         const auto k = static_cast<std::size_t>(32 * b + i);
         const bool clamped = x[k] / d + 8.5 >= 16.0 - 1e-4;
-        const double bound = (clamped ? 1.0 : 0.5) * std::fabs(d) + 8 * std::fabs(d - d16) + kSlack * (amax + std::fabs(d));
+        const double bound =
+            (clamped ? 1.0 : 0.5) * std::fabs(d) + 8 * std::fabs(d - d16) + kSlack * (amax + std::fabs(d));
         EXPECT_LE(std::fabs(double{x[k]} - y[k]), bound) << "block " << b << " element " << i;
       }
     }
@@ -153,7 +154,8 @@ TEST(Quant, Q4_1RoundTripWithinBound) {
 
 TEST(Quant, Q4_1ExactOnItsGrid) {
   std::vector<float> x(32);
-  for (int i = 0; i < 32; ++i) x[static_cast<std::size_t>(i)] = static_cast<float>(i % 16) - 4.0f;  // min -4, max 11: d 1
+  for (int i = 0; i < 32; ++i)
+    x[static_cast<std::size_t>(i)] = static_cast<float>(i % 16) - 4.0f;  // min -4, max 11: d 1
   x[3] = 0.5f;  // (0.5 + 4) + 0.5 = 5 -> q 5 -> 1: halves round up
   const std::vector<float> y = round_trip(DType::kQ4_1, x);
   for (int i = 0; i < 32; ++i) {
@@ -191,7 +193,8 @@ TEST(Quant, Q4_KHandBuiltBlocks) {
       const int q = (i * 7 + 3 + b) % 16;
       const int chunk = i / 64, l = i % 32, high = (i % 64) / 32;
       blk.qs[32 * chunk + l] |= static_cast<std::uint8_t>(high ? q << 4 : q);
-      want[static_cast<std::size_t>(256 * b + i)] = d * static_cast<float>(kSc[i / 32] * q) - dmin * static_cast<float>(kMn[i / 32]);
+      want[static_cast<std::size_t>(256 * b + i)] =
+          d * static_cast<float>(kSc[i / 32] * q) - dmin * static_cast<float>(kMn[i / 32]);
     }
   }
   std::vector<float> got(512);
@@ -212,7 +215,8 @@ TEST(Quant, Q5_KHandBuiltBlocks) {
     const int chunk = i / 64, l = i % 32, high = (i % 64) / 32;
     blk.qs[32 * chunk + l] |= static_cast<std::uint8_t>(high ? (q & 15) << 4 : (q & 15));
     if (q >= 16) blk.qh[l] |= static_cast<std::uint8_t>(1u << (2 * chunk + high));
-    want[static_cast<std::size_t>(i)] = d * static_cast<float>(kSc[i / 32] * q) - dmin * static_cast<float>(kMn[i / 32]);
+    want[static_cast<std::size_t>(i)] =
+        d * static_cast<float>(kSc[i / 32] * q) - dmin * static_cast<float>(kMn[i / 32]);
   }
   std::vector<float> got(256);
   dequantize_row(DType::kQ5_K, &blk, got.data(), 256);
@@ -263,7 +267,7 @@ TEST(Quant, UnalignedSourceReadsTheSame) {
 }
 
 TEST(Quant, FloatTypes) {
-  const std::uint16_t f16[3] = {0x3c00, 0xc000, 0x3555};  // 1, -2, 0.333251953125
+  const std::uint16_t f16[3] = {0x3c00, 0xc000, 0x3555};   // 1, -2, 0.333251953125
   const std::uint16_t bf16[3] = {0x3f80, 0xc040, 0x3eab};  // 1, -3, 0.333984375
   float out[3];
   dequantize_row(DType::kF16, f16, out, 3);

@@ -84,7 +84,8 @@ TEST_P(SimdKernelTest, RmsNormRows) {
       const double want_dw = 0.5 + static_cast<double>(dy[u]) * x[u] * r;
       EXPECT_NEAR(y[u], want_y, 1e-6 * std::fabs(want_y) + 1e-30) << i;
       // dx is a difference of two products: error relative to the larger of them.
-      const double scale_dx = std::fabs(static_cast<double>(r) * g[u] * dy[u]) + std::fabs(static_cast<double>(x[u]) * c);
+      const double scale_dx =
+          std::fabs(static_cast<double>(r) * g[u] * dy[u]) + std::fabs(static_cast<double>(x[u]) * c);
       EXPECT_NEAR(dx[u], want_dx, 1e-6 * scale_dx + 1e-30) << i;
       EXPECT_NEAR(dw[u], want_dw, 1e-6 * (0.5 + std::fabs(want_dw - 0.5))) << i;
     }
@@ -163,8 +164,7 @@ TEST_P(SimdKernelTest, AdamW) {
       EXPECT_NEAR(m[i], wm[i], 1e-6 * m_scale[i]);
       EXPECT_NEAR(v[i], wv[i], 1e-6 * std::fabs(wv[i]));
       // m / sqrt(v) carries m's error relative to m's terms, times the step: bound by lr * (terms / |m|).
-      EXPECT_NEAR(p[i], wp[i], 1e-6 * p_scale[i] + s.lr * 1e-6 * m_scale[i] / (std::fabs(wm[i]) + 1e-30))
-          << i;
+      EXPECT_NEAR(p[i], wp[i], 1e-6 * p_scale[i] + s.lr * 1e-6 * m_scale[i] / (std::fabs(wm[i]) + 1e-30)) << i;
     }
   }
 }

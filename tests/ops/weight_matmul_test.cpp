@@ -37,9 +37,7 @@
 namespace zebra {
 
 // For test names and messages (gtest finds it next to the type).
-static void PrintTo(const SimdPath& path, std::ostream* os) {
-  *os << to_string(path);
-}
+static void PrintTo(const SimdPath& path, std::ostream* os) { *os << to_string(path); }
 
 namespace {
 
@@ -54,12 +52,9 @@ std::vector<float> random_floats(std::int64_t n, std::uint64_t seed, double scal
 
 double storage_unit_roundoff(DType d) {
   switch (d) {
-    case DType::kBF16:
-      return 0x1.0p-8;
-    case DType::kF16:
-      return 0x1.0p-11;
-    default:
-      return 0.0;
+    case DType::kBF16: return 0x1.0p-8;
+    case DType::kF16: return 0x1.0p-11;
+    default: return 0.0;
   }
 }
 
@@ -67,13 +62,13 @@ double storage_unit_roundoff(DType d) {
 struct StoredWeight {
   std::vector<unsigned char> bytes;
   WeightMatrix w;
-  StoredWeight(DType dtype, const std::vector<float>& w32, std::int64_t rows, std::int64_t cols,
-               std::int64_t pad, const ComputeOptions& options) {
+  StoredWeight(DType dtype, const std::vector<float>& w32, std::int64_t rows, std::int64_t cols, std::int64_t pad,
+               const ComputeOptions& options) {
     const std::size_t es = dtype_size(dtype), row_bytes = static_cast<std::size_t>(cols + pad) * es;
     bytes.assign(row_bytes * static_cast<std::size_t>(rows) + 1, 0xAB);  // padding filled with garbage
     for (std::int64_t r = 0; r < rows; ++r) {
-      convert_from_f32(dtype, bytes.data() + static_cast<std::size_t>(r) * row_bytes, w32.data() + r * cols,
-                       cols, options);
+      convert_from_f32(dtype, bytes.data() + static_cast<std::size_t>(r) * row_bytes, w32.data() + r * cols, cols,
+                       options);
     }
     w = WeightMatrix{dtype, bytes.data(), rows, cols, row_bytes};
   }
@@ -100,8 +95,7 @@ TEST_P(WeightMatmulTest, MatchesDoubleReferenceOnOddSizes) {
     for (std::int64_t n : ns) {
       for (std::int64_t cols : colss) {
         for (std::int64_t rows : rowss) {
-          SCOPED_TRACE(testing::Message()
-                       << to_string(dtype) << " N=" << n << " cols=" << cols << " rows=" << rows);
+          SCOPED_TRACE(testing::Message() << to_string(dtype) << " N=" << n << " cols=" << cols << " rows=" << rows);
           const auto x = random_floats(n * cols, ++seed);
           const auto w32 = random_floats(rows * cols, ++seed);
           const std::int64_t pad = cols % 2;  // odd widths: a strided view
@@ -141,14 +135,13 @@ TEST_P(WeightMatmulTest, MatchesDoubleReferenceOnOddSizes) {
             }
           }
           for (std::int64_t i = 0; i < n; ++i) {
-            for (std::int64_t r = rows; r < ldo; ++r)
-              ASSERT_EQ(out[static_cast<std::size_t>(i * ldo + r)], kSentinel);
+            for (std::int64_t r = rows; r < ldo; ++r) ASSERT_EQ(out[static_cast<std::size_t>(i * ldo + r)], kSentinel);
           }
         }
       }
     }
-    std::printf("%s %s: worst error / bound: %.3g (stored weights), %.3g (storage rounding)\n",
-                to_string(GetParam()), to_string(dtype), worst, worst_storage);
+    std::printf("%s %s: worst error / bound: %.3g (stored weights), %.3g (storage rounding)\n", to_string(GetParam()),
+                to_string(dtype), worst, worst_storage);
   }
 }
 
@@ -198,8 +191,7 @@ TEST_P(WeightMatmulTest, Bf16OptionRoundsStridedF32Weights) {
     for (std::int64_t r = 0; r < rows; ++r) {
       double s = 0.0;
       for (std::int64_t k = 0; k < cols; ++k) {
-        s += std::fabs(xr[static_cast<std::size_t>(i * cols + k)] *
-                       wr[static_cast<std::size_t>(r * cols + k)]);
+        s += std::fabs(xr[static_cast<std::size_t>(i * cols + k)] * wr[static_cast<std::size_t>(r * cols + k)]);
       }
       EXPECT_NEAR(out[static_cast<std::size_t>(i * rows + r)], ref[static_cast<std::size_t>(i * rows + r)],
                   static_cast<double>(cols + 2) * kU32 * s);
@@ -267,8 +259,7 @@ void expect_error_naming(F&& f, const std::string& needle) {
   } catch (const Error& e) {
     message = e.what();
   }
-  EXPECT_NE(message.find(needle), std::string::npos)
-      << "expected an error naming '" << needle << "', got: " << message;
+  EXPECT_NE(message.find(needle), std::string::npos) << "expected an error naming '" << needle << "', got: " << message;
 }
 
 TEST(WeightMatmul, RefusesWhatItCannotCompute) {
@@ -304,8 +295,7 @@ TEST(WeightMatmul, ScratchIsBoundedAndOnlyForTiles) {
 // ---- conversions ------------------------------------------------------------------------------------------
 
 bool same_or_both_nan(float a, float b) {
-  return (std::isnan(a) && std::isnan(b)) ||
-         std::bit_cast<std::uint32_t>(a) == std::bit_cast<std::uint32_t>(b);
+  return (std::isnan(a) && std::isnan(b)) || std::bit_cast<std::uint32_t>(a) == std::bit_cast<std::uint32_t>(b);
 }
 
 class ConvertTest : public PathTest {};
@@ -357,8 +347,7 @@ TEST_P(ConvertTest, NarrowingMatchesScalarRounding) {
   // Random values of every magnitude (exponent bits uniform): overflow, subnormal and tie cases of both
   // types.
   Rng rng(9);
-  for (std::size_t i = 2000; i < 12000; ++i)
-    v[i] = std::bit_cast<float>(static_cast<std::uint32_t>(rng.next_u64()));
+  for (std::size_t i = 2000; i < 12000; ++i) v[i] = std::bit_cast<float>(static_cast<std::uint32_t>(rng.next_u64()));
   for (std::int64_t n : {std::int64_t{1013}, static_cast<std::int64_t>(v.size())}) {
     for (DType dtype : {DType::kBF16, DType::kF16}) {
       std::vector<std::uint16_t> got(static_cast<std::size_t>(n));
@@ -378,8 +367,7 @@ TEST_P(ConvertTest, NarrowingMatchesScalarRounding) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Paths, ConvertTest,
-                         ::testing::Values(SimdPath::kScalar, SimdPath::kAvx2, SimdPath::kAvx512),
+INSTANTIATE_TEST_SUITE_P(Paths, ConvertTest, ::testing::Values(SimdPath::kScalar, SimdPath::kAvx2, SimdPath::kAvx512),
                          [](const ::testing::TestParamInfo<SimdPath>& info) {
                            return std::string(to_string(info.param));
                          });

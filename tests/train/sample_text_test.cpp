@@ -24,16 +24,15 @@ ModelConfig tiny_config(std::int64_t vocab) {
 }
 
 // Greedy continuation with a full forward pass per token; generation stops at EOS.
-std::vector<std::int32_t> uncached_greedy(Transformer<float>& model, std::vector<std::int32_t> ids,
-                                          std::int64_t n, std::int32_t eos) {
+std::vector<std::int32_t> uncached_greedy(Transformer<float>& model, std::vector<std::int32_t> ids, std::int64_t n,
+                                          std::int32_t eos) {
   std::vector<float> logits(static_cast<std::size_t>(model.config().vocab_size));
   std::vector<std::int32_t> out;
   for (std::int64_t i = 0; i < n; ++i) {
     const auto len = static_cast<std::int64_t>(ids.size());
     model.forward_hidden(BatchView{1, len, ids.data(), nullptr, nullptr});
     model.logits_for_row(len - 1, logits.data());
-    const auto next =
-        static_cast<std::int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    const auto next = static_cast<std::int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
     if (next == eos) break;
     out.push_back(next);
     ids.push_back(next);
@@ -57,10 +56,9 @@ TEST(SampleText, GreedySamplesEqualTheUncachedForwardPass) {
   // Within a context of 8 positions: the prompt's 3 and 6 new tokens (the last one is never run).
   Sampler again(greedy_sampling());
   const std::string short_text = sample_text(model.params(), tok, prompt, n, 8, again);
-  EXPECT_EQ(
-      short_text,
-      tok.decode(std::vector<std::int32_t>(
-          ref.begin(), ref.begin() + std::min<std::ptrdiff_t>(6, static_cast<std::ptrdiff_t>(ref.size())))));
+  EXPECT_EQ(short_text,
+            tok.decode(std::vector<std::int32_t>(
+                ref.begin(), ref.begin() + std::min<std::ptrdiff_t>(6, static_cast<std::ptrdiff_t>(ref.size())))));
 }
 
 }  // namespace

@@ -24,7 +24,7 @@ struct GemmOptions {
   std::int64_t loss_chunk = 256;                             // rows per lm-head chunk (RunOptions::loss_chunk)
   std::vector<std::int64_t> square_sizes{1024, 2048, 4096};  // the "best the machine reaches"
   int repeats = 5;
-  bool bf16 = false;  // measure the BF16 product path too
+  bool bf16 = false;         // measure the BF16 product path too
   ComputeOptions compute{};  // threads (its gemm member is replaced per measured backend)
 };
 

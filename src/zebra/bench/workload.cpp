@@ -32,8 +32,8 @@ Timing time_square_gemm(std::int64_t s, int repeats, const ComputeOptions& optio
   AlignedBuffer<float> a(sz(s * s)), b(sz(s * s)), c(sz(s * s));
   fill_random(a.data(), a.size(), 1);
   fill_random(b.data(), b.size(), 2);
-  return time_runs([&] { gemm<float>(false, false, s, s, s, 1.0f, a.data(), s, b.data(), s, 0.0f, c.data(), s, options); },
-                   repeats);
+  return time_runs(
+      [&] { gemm<float>(false, false, s, s, s, 1.0f, a.data(), s, b.data(), s, 0.0f, c.data(), s, options); }, repeats);
 }
 
 double square_gemm_gflops(std::int64_t s, double seconds) {

@@ -107,8 +107,7 @@ void add_attention(CLI::App* att, const Args& a) {
   att->add_option("--max-global-backward-seq", a->attention.max_global_backward_seq,
                   "global layers beyond this T: forward only (0: no limit)");
   att->add_option("--kernel", a->kernel, "default, scalar, avx2, avx512 or avx512-on-avx2");
-  att->add_flag("--quick", a->quick,
-                "global layers beyond T = 16k forward only, one timed run for calls over 2 s");
+  att->add_flag("--quick", a->quick, "global layers beyond T = 16k forward only, one timed run for calls over 2 s");
   att->callback([a] {
     prepare(*a);
     if (a->repeats > 0) a->attention.repeats = a->repeats;
@@ -131,9 +130,9 @@ void add_train(CLI::App* train, const Args& a) {
       ->capture_default_str();
   train->add_option("--peak", a->train.peak_gflops, "GEMM peak GFLOP/s for MFU (default: measured first)");
   train->add_flag("--bf16", a->train.bf16, "BF16 matrix products (fp32 accumulation)");
-  train->add_flag("--no-twin", [a](std::int64_t) { a->train.twin = false; }, "skip the full-attention twin");
-  train->add_option("--kernel", a->kernel,
-                    "attention kernel: default, scalar, avx2, avx512 or avx512-on-avx2");
+  train->add_flag(
+      "--no-twin", [a](std::int64_t) { a->train.twin = false; }, "skip the full-attention twin");
+  train->add_option("--kernel", a->kernel, "attention kernel: default, scalar, avx2, avx512 or avx512-on-avx2");
   train->callback([a] {
     prepare(*a);
     a->train.config = config_or_default(a->config_path);

@@ -52,9 +52,7 @@ SessionOptions session_options(const ChatArgs& a) {
 class SessionChatModel : public ChatModel {
  public:
   SessionChatModel(const ModelWeights<float>& weights, SessionOptions options) : session_(weights, options) {}
-  std::span<const float> prefill(std::span<const std::int32_t> tokens) override {
-    return session_.prefill(tokens);
-  }
+  std::span<const float> prefill(std::span<const std::int32_t> tokens) override { return session_.prefill(tokens); }
   std::span<const float> decode(std::int32_t token) override { return session_.decode(token); }
   const std::vector<std::int32_t>& tokens() const override { return session_.tokens(); }
   void mark() override { mark_ = session_.mark(); }
@@ -74,12 +72,9 @@ class SessionChatModel : public ChatModel {
 class Chat {
  public:
   Chat(const ChatArgs& a, LoadedModel model)
-      : a_(a),
-        model_(std::move(model)),
-        tok_(load_model_tokenizer(model_)),
+      : a_(a), model_(std::move(model)), tok_(load_model_tokenizer(model_)),
         template_(choose_chat_template(a.chat_template, tok_->chat_template())),
-        session_(model_.weights(), session_options(a)),
-        sampler_(a.sampling),
+        session_(model_.weights(), session_options(a)), sampler_(a.sampling),
         conversation_(template_, *tok_, session_, sampler_,
                       // llama2.c models mark a new story with BOS.
                       ConversationOptions{a.system, a.n, {tok_->bos_id()}}) {}
@@ -154,8 +149,7 @@ void run_chat(const ChatArgs& a) {
 void add_chat_command(CLI::App& app) {
   auto a = std::make_shared<ChatArgs>();
   a->sampling.seed = 1;
-  CLI::App* cmd =
-      app.add_subcommand("chat", "Interactive chat on stdin/stdout, keeping the KV cache between turns");
+  CLI::App* cmd = app.add_subcommand("chat", "Interactive chat on stdin/stdout, keeping the KV cache between turns");
   cmd->add_option("model", a->model, "model directory or llama2.c .bin checkpoint")->required();
   std::vector<std::string> names;
   for (const ChatTemplate& t : known_chat_templates()) names.push_back(t.name);
@@ -168,8 +162,7 @@ void add_chat_command(CLI::App& app) {
   cmd->add_option("--chunk", a->chunk, "prefill chunk size in tokens")->check(CLI::PositiveNumber);
   cmd->add_option("--group-size", a->group_size, "run the model re-laid as Zebra with this group size L")
       ->check(CLI::PositiveNumber);
-  cmd->add_option("--window", a->window, "local-attention window for --group-size")
-      ->check(CLI::PositiveNumber);
+  cmd->add_option("--window", a->window, "local-attention window for --group-size")->check(CLI::PositiveNumber);
   cmd->add_option("--tokenizer", a->tokenizer, "tokenizer file (default: the one in or beside the model)")
       ->check(CLI::ExistingFile);
   cmd->add_option("--max-context", a->max_context, "most positions the KV cache may hold (0 = unlimited)")

@@ -120,7 +120,10 @@ nlohmann::json run_json(const CtxRun& run, PositionScale scale) {
   const PerplexityResult& r = run.r;
   nlohmann::json buckets = nlohmann::json::array();
   for (const PositionBucket& b : run.buckets) {
-    buckets.push_back({{"first", b.first}, {"last", b.last}, {"center", b.center(scale)}, {"scored_tokens", b.count},
+    buckets.push_back({{"first", b.first},
+                       {"last", b.last},
+                       {"center", b.center(scale)},
+                       {"scored_tokens", b.count},
                        {"loss", b.count > 0 ? nlohmann::json(b.mean_loss()) : nlohmann::json(nullptr)}});
   }
   nlohmann::json mean = nlohmann::json::array(), count = nlohmann::json::array();
@@ -183,8 +186,8 @@ void plot_position_curves(const std::string& path, const std::vector<CtxRun>& ru
       if (b.count > 0) s << b.center(scale) << ' ' << b.mean_loss() << '\n';
     }
     s << "EOD\n";
-    plot << (i > 0 ? ", " : "") << "$ctx" << i << " using 1:2 with linespoints lw 2 pt 7 title 'ctx "
-         << runs[i].ctx << "'";
+    plot << (i > 0 ? ", " : "") << "$ctx" << i << " using 1:2 with linespoints lw 2 pt 7 title 'ctx " << runs[i].ctx
+         << "'";
   }
   s << "set title " << gnuplot_quote(title) << "\n"
     << "set xlabel 'position in the window (tokens read)'\nset ylabel 'mean loss (nats/token)'\nset grid\n"
@@ -247,8 +250,10 @@ void run_ppl(const PplArgs& a) {
                 static_cast<long long>(run.r.n_windows), static_cast<long long>(run.r.n_scored), run.r.mean_loss(),
                 run.r.mean_loss_stderr(), run.r.ppl(), run.tokens_per_second());
   }
-  std::printf("\nmean loss by window position (%s buckets; position p = the prediction of token p from the p before "
-              "it):\n%7s %13s %10s %9s\n", to_string(scale), "ctx", "positions", "scored", "loss");
+  std::printf(
+      "\nmean loss by window position (%s buckets; position p = the prediction of token p from the p before "
+      "it):\n%7s %13s %10s %9s\n",
+      to_string(scale), "ctx", "positions", "scored", "loss");
   for (const CtxRun& run : runs) {
     for (const PositionBucket& b : run.buckets) {
       if (b.count == 0) continue;
@@ -309,8 +314,7 @@ void add_eval_ppl_command(CLI::App* eval) {
   cmd->add_option("data", a->data, "token dataset (.bin from zebra prepare) or text / JSONL corpus (optionally .zst)")
       ->required()
       ->check(CLI::ExistingFile);
-  cmd->add_option("--ctx", a->ctx_list, "window length(s) in tokens, comma-separated (e.g. 512,1024,2048)")
-      ->required();
+  cmd->add_option("--ctx", a->ctx_list, "window length(s) in tokens, comma-separated (e.g. 512,1024,2048)")->required();
   cmd->add_option("--stride", a->o.stride,
                   "strided evaluation: a window every S tokens, scoring only its last S predictions (the first "
                   "window scores all); 1 <= S <= every ctx (default: non-overlapping windows)")

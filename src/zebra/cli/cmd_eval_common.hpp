@@ -21,7 +21,6 @@ struct ModelArgs {
   std::string weights_dtype;  // "" = as stored
 };
 
-
 void add_model_options(CLI::App* cmd, ModelArgs& m);
 LoadedModel load_for_eval(const ModelArgs& m);
 

@@ -51,7 +51,8 @@ void plot_heat_map(const std::string& path, const PasskeyOptions& o, const Passk
   s << "EOD\n";
   s << "set title " << gnuplot_quote(title) << "\nset xlabel 'prompt length (tokens)'\nset ylabel 'key depth'\n"
     << "set xrange [-0.5:" << static_cast<double>(nl) - 0.5 << "]\nset yrange [" << static_cast<double>(nd) - 0.5
-    << ":-0.5]\nset cbrange [0:1]\nset cblabel 'accuracy'\nset palette defined (0 '#b2182b', 0.5 '#f7f7f7', 1 '#1a9850')\n"
+    << ":-0.5]\nset cbrange [0:1]\nset cblabel 'accuracy'\nset palette defined (0 '#b2182b', 0.5 '#f7f7f7', 1 "
+       "'#1a9850')\n"
     << "set xtics (";
   for (std::size_t l = 0; l < nl; ++l) s << (l > 0 ? ", " : "") << "'" << o.lengths[l] << "' " << l;
   s << ")\nset ytics (";
@@ -91,15 +92,17 @@ void run_passkey(const PasskeyArgs& a) {
         return tok->decode(greedy_continue(session, prompt, a.new_tokens, tok->eos_id()));
       },
       [&](std::int64_t done, std::int64_t total) {
-        if (tty) std::fprintf(stderr, "\r  trial %lld / %lld   ", static_cast<long long>(done), static_cast<long long>(total));
+        if (tty)
+          std::fprintf(stderr, "\r  trial %lld / %lld   ", static_cast<long long>(done), static_cast<long long>(total));
       });
   if (tty) std::fprintf(stderr, "\n");
 
   const std::size_t nl = o.lengths.size();
-  std::printf("passkey retrieval: %s\n%lld trials per cell (keys from seed %llu), greedy decoding of %lld tokens, "
-              "exact match of the first integer\n",
-              model.path.c_str(), static_cast<long long>(o.trials), static_cast<unsigned long long>(o.seed),
-              static_cast<long long>(a.new_tokens));
+  std::printf(
+      "passkey retrieval: %s\n%lld trials per cell (keys from seed %llu), greedy decoding of %lld tokens, "
+      "exact match of the first integer\n",
+      model.path.c_str(), static_cast<long long>(o.trials), static_cast<unsigned long long>(o.seed),
+      static_cast<long long>(a.new_tokens));
   std::printf("%-14s", "depth\\length");
   for (std::int64_t l : o.lengths) std::printf(" %8lld", static_cast<long long>(l));
   std::printf("\n");
@@ -129,21 +132,12 @@ void run_passkey(const PasskeyArgs& a) {
                        {"accuracy", cell.accuracy()},
                        {"outputs", outputs}});
     }
-    const nlohmann::json j = {{"eval", "passkey"},
-                              {"model", model.path},
-                              {"pattern", c.pattern_string()},
-                              {"window", c.window},
-                              {"lengths", o.lengths},
-                              {"depths", o.depths},
-                              {"trials", o.trials},
-                              {"seed", o.seed},
-                              {"keys", passkey_keys(o.trials, o.seed)},
-                              {"new_tokens", a.new_tokens},
-                              {"correct", r.n_correct()},
-                              {"total", r.n_trials()},
-                              {"accuracy", overall},
-                              {"seconds", r.seconds},
-                              {"cells", cells}};
+    const nlohmann::json j = {
+        {"eval", "passkey"},          {"model", model.path},      {"pattern", c.pattern_string()},
+        {"window", c.window},         {"lengths", o.lengths},     {"depths", o.depths},
+        {"trials", o.trials},         {"seed", o.seed},           {"keys", passkey_keys(o.trials, o.seed)},
+        {"new_tokens", a.new_tokens}, {"correct", r.n_correct()}, {"total", r.n_trials()},
+        {"accuracy", overall},        {"seconds", r.seconds},     {"cells", cells}};
     write_file_atomic(a.json_path, j.dump(2) + "\n");
   }
   if (!a.csv_path.empty()) {
@@ -155,8 +149,8 @@ void run_passkey(const PasskeyArgs& a) {
     }
     write_file_atomic(a.csv_path, csv.str());
   }
-  if (!a.plot_path.empty()) plot_heat_map(a.plot_path, o, r,
-                                           "passkey retrieval: " + std::filesystem::path(model.path).filename().string());
+  if (!a.plot_path.empty())
+    plot_heat_map(a.plot_path, o, r, "passkey retrieval: " + std::filesystem::path(model.path).filename().string());
 }
 
 }  // namespace
@@ -169,10 +163,12 @@ void add_eval_passkey_command(CLI::App* eval) {
       "filler ('The grass is green. The sky is blue. ...'), asked for at the end; greedy decoding with the KV\n"
       "cache; a trial is correct when the first integer of the answer equals the key. Accuracy per depth x length.");
   add_model_options(cmd, a->m);
-  cmd->add_option("--lengths", a->lengths, "prompt lengths in tokens, BOS included, comma-separated (default "
-                                           "256,512,1024,2048); each prompt is the longest that fits");
-  cmd->add_option("--depths", a->depths, "relative depths of the key in the filler, in [0, 1], comma-separated "
-                                         "(default 0,0.25,0.5,0.75,1; 0 = first, 1 = right before the question)");
+  cmd->add_option("--lengths", a->lengths,
+                  "prompt lengths in tokens, BOS included, comma-separated (default "
+                  "256,512,1024,2048); each prompt is the longest that fits");
+  cmd->add_option("--depths", a->depths,
+                  "relative depths of the key in the filler, in [0, 1], comma-separated "
+                  "(default 0,0.25,0.5,0.75,1; 0 = first, 1 = right before the question)");
   cmd->add_option("--trials", a->trials, "random keys per cell (default 5; the same keys in every cell)");
   cmd->add_option("--seed", a->seed, "seed of the random keys (default 1)");
   cmd->add_option("--new-tokens", a->new_tokens, "tokens to decode after the prompt (default 8)");

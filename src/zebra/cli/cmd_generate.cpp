@@ -17,14 +17,14 @@
 #include <vector>
 
 #include "zebra/cli/commands.hpp"
-#include "zebra/util/format.hpp"
 #include "zebra/cli/sampling_options.hpp"
 #include "zebra/cli/weights_option.hpp"
 #include "zebra/data/tokenizer.hpp"
-#include "zebra/io/model_loader.hpp"
 #include "zebra/generate/decode_loop.hpp"
+#include "zebra/io/model_loader.hpp"
 #include "zebra/model/generator.hpp"
 #include "zebra/util/error.hpp"
+#include "zebra/util/format.hpp"
 #include "zebra/util/rng.hpp"
 #include "zebra/util/threads.hpp"
 #include "zebra/util/timer.hpp"
@@ -44,7 +44,9 @@ struct GenerateArgs {
   std::string weights_dtype;
 };
 
-std::string read_all(std::istream& in) { return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()}; }
+std::string read_all(std::istream& in) {
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
 
 void run_generate(const GenerateArgs& a) {
   if (a.threads > 0) set_num_threads(a.threads);
@@ -95,7 +97,8 @@ void run_generate(const GenerateArgs& a) {
       prompt_text = read_all(std::cin);
     }
     if (!prompt_text.empty()) {
-      ZEBRA_CHECK(tok != nullptr, "generate: a text prompt needs a tokenizer (--tokenizer FILE), or use --random-prompt N");
+      ZEBRA_CHECK(tok != nullptr,
+                  "generate: a text prompt needs a tokenizer (--tokenizer FILE), or use --random-prompt N");
       const std::vector<std::int32_t> p = tok->encode(prompt_text);
       ids.insert(ids.end(), p.begin(), p.end());
     }
@@ -113,7 +116,8 @@ void run_generate(const GenerateArgs& a) {
               " tokens, more than the maximum context of ", limit);
   std::int64_t n_new = a.n;
   if (limit > 0 && a.fill_context + n_prompt + n_new - 1 > limit) {
-    n_new = std::max<std::int64_t>(1, limit - a.fill_context - n_prompt + 1);  // the last sampled token is not run through the model
+    n_new = std::max<std::int64_t>(
+        1, limit - a.fill_context - n_prompt + 1);  // the last sampled token is not run through the model
     std::fprintf(stderr, "note: generating at most %lld tokens: the context holds %lld positions\n",
                  static_cast<long long>(n_new), static_cast<long long>(limit));
   }
@@ -131,8 +135,9 @@ void run_generate(const GenerateArgs& a) {
                 n_prompt, " prompt tokens exceed the maximum context of ", limit);
     Timer fill_timer;
     session.fill_synthetic(a.fill_context, c.vocab_size > 3 ? 3 : 0, a.sampling.seed);
-    std::fprintf(stderr, "filled the KV cache with %lld synthetic positions (random keys/values, %.2f s): speed "
-                         "figures below are at that context; the text is meaningless\n",
+    std::fprintf(stderr,
+                 "filled the KV cache with %lld synthetic positions (random keys/values, %.2f s): speed "
+                 "figures below are at that context; the text is meaningless\n",
                  static_cast<long long>(a.fill_context), fill_timer.seconds());
   }
   Timer prefill_timer;
@@ -184,9 +189,11 @@ void run_generate(const GenerateArgs& a) {
 void add_generate_command(CLI::App& app) {
   auto a = std::make_shared<GenerateArgs>();
   a->sampling.seed = 1;
-  CLI::App* cmd = app.add_subcommand("generate", "Generate text with the KV cache (prints prefill/decode speed and cache memory)");
+  CLI::App* cmd =
+      app.add_subcommand("generate", "Generate text with the KV cache (prints prefill/decode speed and cache memory)");
   cmd->add_option("model", a->model, "model directory (config.json + safetensors) or llama2.c .bin checkpoint");
-  auto* prompt = cmd->add_option("-p,--prompt", a->prompt, "prompt text (default: --file, else stdin when it is not a terminal)");
+  auto* prompt =
+      cmd->add_option("-p,--prompt", a->prompt, "prompt text (default: --file, else stdin when it is not a terminal)");
   cmd->add_option("-f,--file", a->prompt_file, "read the prompt from a file")->check(CLI::ExistingFile);
   cmd->add_option("-n,--n-tokens", a->n, "tokens to generate")->check(CLI::PositiveNumber);
   add_sampling_options(cmd, a->sampling);

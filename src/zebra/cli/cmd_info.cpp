@@ -3,13 +3,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <vector>
 #include <string>
+#include <vector>
 
+#include <nlohmann/json.hpp>
 #include "zebra/cli/commands.hpp"
 #include "zebra/io/model_loader.hpp"
 #include "zebra/util/format.hpp"
-#include <nlohmann/json.hpp>
 
 #include "zebra/model/config.hpp"
 #include "zebra/model/flops.hpp"
@@ -27,7 +27,7 @@ struct InfoArgs {
   std::int64_t context = 0;  // 0: same as seq_len
   std::int64_t kv_bytes = 4;
   std::string rope_json;  // also write the RoPE frequencies and table of a pass of seq_len tokens here
-  bool step = false;  // also initialise the model and run one forward/backward step
+  bool step = false;      // also initialise the model and run one forward/backward step
   std::uint64_t seed = 1;
   std::int64_t group_size = 0, window = 0;  // re-lay the model (0: keep)
 };
@@ -56,7 +56,8 @@ void run_one_step(const ModelConfig& c, const InfoArgs& args) {
 
 void run_info(const InfoArgs& args) {
   // A config file, or any model zebra loads (directory, GGUF, llama2.c), optionally re-laid.
-  ModelConfig c = args.config_path.ends_with(".json") ? load_config(args.config_path) : peek_model_config(args.config_path);
+  ModelConfig c =
+      args.config_path.ends_with(".json") ? load_config(args.config_path) : peek_model_config(args.config_path);
   c.resolve();
   c = apply_pattern(c, pattern_from_flags(c, args.group_size, args.window));
   c.resolve();
@@ -67,10 +68,9 @@ void run_info(const InfoArgs& args) {
   std::printf("config            %s\n", args.config_path.c_str());
   std::printf("parameters        %lld\n", static_cast<long long>(parameter_count(c)));
   std::printf("layers            %lld (d_model %lld, heads %lld, kv heads %lld, head_dim %lld, ffn %lld, vocab %lld)\n",
-              static_cast<long long>(c.n_layers), static_cast<long long>(c.d_model),
-              static_cast<long long>(c.n_heads), static_cast<long long>(c.n_kv_heads),
-              static_cast<long long>(c.head_dim), static_cast<long long>(c.ffn_dim),
-              static_cast<long long>(c.vocab_size));
+              static_cast<long long>(c.n_layers), static_cast<long long>(c.d_model), static_cast<long long>(c.n_heads),
+              static_cast<long long>(c.n_kv_heads), static_cast<long long>(c.head_dim),
+              static_cast<long long>(c.ffn_dim), static_cast<long long>(c.vocab_size));
   std::printf("pattern           %s (G = global, L = local window %lld; %lld global of %lld)\n",
               c.pattern_string().c_str(), static_cast<long long>(c.window),
               static_cast<long long>(c.num_global_layers()), static_cast<long long>(c.n_layers));
@@ -93,11 +93,12 @@ void run_info(const InfoArgs& args) {
   std::printf("  zebra           %.0f bytes (%s)\n", kv_z, human_bytes(kv_z).c_str());
   std::printf("  full attention  %.0f bytes (%s)\n", kv_f, human_bytes(kv_f).c_str());
   std::printf("  ratio zebra/full: %.4f\n", kv_z / kv_f);
-  std::printf("\ntraining memory for one sequence of T (float32): weights+grads+adam %s, activations %s (%s with "
-              "recompute)\n",
-              human_bytes(16.0 * static_cast<double>(parameter_count(c))).c_str(),
-              human_bytes(static_cast<double>(Transformer<float>::activation_bytes(c, 1, t, false))).c_str(),
-              human_bytes(static_cast<double>(Transformer<float>::activation_bytes(c, 1, t, true))).c_str());
+  std::printf(
+      "\ntraining memory for one sequence of T (float32): weights+grads+adam %s, activations %s (%s with "
+      "recompute)\n",
+      human_bytes(16.0 * static_cast<double>(parameter_count(c))).c_str(),
+      human_bytes(static_cast<double>(Transformer<float>::activation_bytes(c, 1, t, false))).c_str(),
+      human_bytes(static_cast<double>(Transformer<float>::activation_bytes(c, 1, t, true))).c_str());
   if (!args.rope_json.empty()) write_file_atomic(args.rope_json, rope_json(c, t).dump() + "\n");
   if (args.step) run_one_step(c, args);
 }

@@ -11,15 +11,13 @@ namespace zebra {
 void add_prepare_command(CLI::App& app) {
   auto opt = std::make_shared<PrepareOptions>();
   auto quiet = std::make_shared<bool>(false);
-  CLI::App* cmd =
-      app.add_subcommand("prepare",
-                         "Tokenize text corpora (files, folders, JSONL with a \"text\" field, optionally "
-                         ".zst) into token datasets: "
-                         "writes DIR/train.bin, DIR/valid.bin, the tokenizer and DIR/prepare.json");
+  CLI::App* cmd = app.add_subcommand("prepare",
+                                     "Tokenize text corpora (files, folders, JSONL with a \"text\" field, optionally "
+                                     ".zst) into token datasets: "
+                                     "writes DIR/train.bin, DIR/valid.bin, the tokenizer and DIR/prepare.json");
   cmd->add_option("inputs", opt->inputs, "Corpus files and folders")->required()->check(CLI::ExistingPath);
   cmd->add_option("-o,--out", opt->out_dir, "Output directory")->required();
-  cmd->add_option("--vocab-size", opt->train.vocab_size,
-                  "Train a SentencePiece tokenizer with this vocabulary size")
+  cmd->add_option("--vocab-size", opt->train.vocab_size, "Train a SentencePiece tokenizer with this vocabulary size")
       ->capture_default_str();
   cmd->add_option("--tokenizer", opt->tokenizer_path,
                   "Use this tokenizer (tokenizer.model or llama2.c tokenizer.bin) instead of training one")
@@ -33,18 +31,14 @@ void add_prepare_command(CLI::App& app) {
   cmd->add_option("--tokenizer-sentences", opt->train.input_sentence_size,
                   "Lines sampled (deterministically) for tokenizer training; 0 = all")
       ->capture_default_str();
-  cmd->add_option("--seed", opt->train.seed, "Seed for sampling the tokenizer training lines")
-      ->capture_default_str();
+  cmd->add_option("--seed", opt->train.seed, "Seed for sampling the tokenizer training lines")->capture_default_str();
   cmd->add_option("--valid", opt->valid_inputs, "Validation corpus files/folders (written to DIR/valid.bin)")
       ->check(CLI::ExistingPath);
-  cmd->add_option("--valid-docs", opt->valid_docs,
-                  "Hold out the last K documents of the inputs for validation");
-  cmd->add_option(
-      "--valid-fraction", opt->valid_fraction,
-      "Hold out the last fraction F of the documents (a single document is split at a line break)");
+  cmd->add_option("--valid-docs", opt->valid_docs, "Hold out the last K documents of the inputs for validation");
+  cmd->add_option("--valid-fraction", opt->valid_fraction,
+                  "Hold out the last fraction F of the documents (a single document is split at a line break)");
   cmd->add_option("--max-docs", opt->max_docs, "Use only the first N documents of the inputs");
-  cmd->add_flag("--strict-utf8", opt->strict_utf8,
-                "Fail on invalid UTF-8 instead of replacing it with U+FFFD");
+  cmd->add_flag("--strict-utf8", opt->strict_utf8, "Fail on invalid UTF-8 instead of replacing it with U+FFFD");
   cmd->add_flag("-q,--quiet", *quiet, "No progress output");
   cmd->callback([opt, quiet]() {
     opt->progress = !*quiet;
@@ -57,10 +51,8 @@ void add_prepare_command(CLI::App& app) {
     line("train", r.train);
     if (r.has_valid) line("valid", r.valid);
     std::printf("tokenizer: %s (vocab %lld%s); %lld invalid UTF-8 sequences replaced; %.1f s\n",
-                r.tokenizer_file.c_str(), static_cast<long long>(r.vocab_size),
-                r.tokenizer_trained ? ", trained" : "",
-                static_cast<long long>(r.corpus.replaced_utf8 + r.valid_corpus.replaced_utf8),
-                r.seconds_total);
+                r.tokenizer_file.c_str(), static_cast<long long>(r.vocab_size), r.tokenizer_trained ? ", trained" : "",
+                static_cast<long long>(r.corpus.replaced_utf8 + r.valid_corpus.replaced_utf8), r.seconds_total);
   });
 }
 

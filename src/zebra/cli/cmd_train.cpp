@@ -43,7 +43,8 @@ void run_train(TrainArgs& a) {
   }
   ZEBRA_CHECK(!o.train_data.empty(), "train: give --data DIR (from zebra prepare) or --train-data FILE");
   const int sources = !a.config_path.empty() + !o.init_from.empty() + !o.resume_from.empty();
-  ZEBRA_CHECK(sources >= 1, "train: give one of --config FILE (a new model), --init DIR (continue a model) or --resume DIR");
+  ZEBRA_CHECK(sources >= 1,
+              "train: give one of --config FILE (a new model), --init DIR (continue a model) or --resume DIR");
   ZEBRA_CHECK(!(o.init_from.size() && o.resume_from.size()), "train: --init and --resume exclude each other");
   const bool overrides = a.group_size > 0 || a.window > 0 || !a.pos.empty() || !a.rope_scaling.empty() ||
                          a.max_seq_len > 0 || a.vocab_size > 0;
@@ -127,13 +128,16 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--batch-size,-b", o.batch_size, "sequences per micro-batch")->check(CLI::PositiveNumber);
   cmd->add_option("--seq-len,-T", o.seq_len, "tokens per sequence")->check(CLI::PositiveNumber);
   cmd->add_option("--grad-accum", o.grad_accum, "micro-batches per step")->check(CLI::PositiveNumber);
-  cmd->add_option("--batch-mode", a->batch_mode, "random (windows at random offsets), document (windows aligned to document starts: long documents drawn whole) or sequential")
+  cmd->add_option("--batch-mode", a->batch_mode,
+                  "random (windows at random offsets), document (windows aligned to document starts: long documents "
+                  "drawn whole) or sequential")
       ->check(CLI::IsMember({"random", "document", "sequential"}));
   cmd->add_flag("--doc-mask", o.doc_mask, "mask attention across document boundaries");
   cmd->add_option("--lr", o.lr.max_lr, "peak learning rate")->check(CLI::PositiveNumber);
   cmd->add_option("--min-lr", o.lr.min_lr, "final learning rate of the cosine")->check(CLI::NonNegativeNumber);
   cmd->add_option("--warmup", o.lr.warmup_steps, "linear warmup steps")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--weight-decay", o.optimizer.adamw.weight_decay, "decoupled weight decay")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--weight-decay", o.optimizer.adamw.weight_decay, "decoupled weight decay")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--decay-norms", o.optimizer.decay_norms, "also decay norm gains");
   cmd->add_flag("--decay-embeddings", o.optimizer.decay_embeddings, "also decay embeddings");
   cmd->add_option("--beta1", a->beta1, "AdamW beta1")->check(CLI::Range(0.0, 1.0));
@@ -145,10 +149,12 @@ void add_train_command(CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--eval-batches", o.eval_batches, "batches per evaluation (0 = the whole validation set)")
       ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--save-every", o.save_every, "steps between checkpoints (0 = at the end)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--save-every", o.save_every, "steps between checkpoints (0 = at the end)")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--keep", o.keep_checkpoints, "checkpoints to keep (0 = all)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--log-every", o.log_every, "steps between progress lines")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--time-limit", o.time_limit_s, "stop and checkpoint after this many seconds")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--time-limit", o.time_limit_s, "stop and checkpoint after this many seconds")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--recompute", o.recompute, "recompute each layer in backward (less memory)");
   cmd->add_flag("--bf16", o.bf16_matmul,
                 "matrix products on bfloat16-rounded inputs with fp32 accumulation (docs/performance.md)");

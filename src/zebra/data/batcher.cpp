@@ -68,8 +68,8 @@ Batcher::Batcher(const TokenDataset& dataset, std::int64_t batch_size, std::int6
   ZEBRA_CHECK(batch_size >= 1, "batcher: batch size must be >= 1, got ", batch_size);
   ZEBRA_CHECK(seq_len >= 1 && seq_len < std::numeric_limits<std::int32_t>::max(),
               "batcher: sequence length must be in [1, 2^31 - 1), got ", seq_len);
-  ZEBRA_CHECK(dataset.n_tokens() >= seq_len + 1, "batcher: dataset '", dataset.path(), "' has ",
-              dataset.n_tokens(), " tokens, fewer than one window of seq_len + 1 = ", seq_len + 1);
+  ZEBRA_CHECK(dataset.n_tokens() >= seq_len + 1, "batcher: dataset '", dataset.path(), "' has ", dataset.n_tokens(),
+              " tokens, fewer than one window of seq_len + 1 = ", seq_len + 1);
   n_windows_ = (dataset.n_tokens() - 1) / seq_len;
   window_.resize(static_cast<std::size_t>(seq_len + 1));
 }
@@ -148,12 +148,11 @@ void Batcher::set_state(const BatcherState& s) {
   ZEBRA_CHECK(s.mode == mode_, "batcher state: mode ", mode_name(s.mode), " does not match this batcher's ",
               mode_name(mode_));
   ZEBRA_CHECK(s.batch_size == batch_size_ && s.seq_len == seq_len_, "batcher state: saved for batch size ",
-              s.batch_size, " and sequence length ", s.seq_len, ", this batcher has ", batch_size_, " and ",
-              seq_len_);
-  ZEBRA_CHECK(s.n_tokens == dataset_->n_tokens(), "batcher state: saved for a dataset of ", s.n_tokens,
-              " tokens, '", dataset_->path(), "' has ", dataset_->n_tokens());
-  ZEBRA_CHECK(s.cursor >= 0 && s.cursor < n_windows_ && s.epoch >= 0, "batcher state: cursor ", s.cursor,
-              " / epoch ", s.epoch, " out of range (", n_windows_, " windows)");
+              s.batch_size, " and sequence length ", s.seq_len, ", this batcher has ", batch_size_, " and ", seq_len_);
+  ZEBRA_CHECK(s.n_tokens == dataset_->n_tokens(), "batcher state: saved for a dataset of ", s.n_tokens, " tokens, '",
+              dataset_->path(), "' has ", dataset_->n_tokens());
+  ZEBRA_CHECK(s.cursor >= 0 && s.cursor < n_windows_ && s.epoch >= 0, "batcher state: cursor ", s.cursor, " / epoch ",
+              s.epoch, " out of range (", n_windows_, " windows)");
   rng_.set_state(s.rng_state);
   cursor_ = s.cursor;
   epoch_ = s.epoch;

@@ -36,8 +36,12 @@ void merge_symbols(std::string_view word, std::vector<MergeSymbol>& symbols, con
   if (symbols.size() < 2) return;
   std::vector<Node> nodes(symbols.size());
   for (std::size_t i = 0; i < symbols.size(); ++i) {
-    nodes[i] = Node{symbols[i].begin, symbols[i].end, symbols[i].id, static_cast<std::int32_t>(i) - 1,
-                    i + 1 < symbols.size() ? static_cast<std::int32_t>(i + 1) : -1, true};
+    nodes[i] = Node{symbols[i].begin,
+                    symbols[i].end,
+                    symbols[i].id,
+                    static_cast<std::int32_t>(i) - 1,
+                    i + 1 < symbols.size() ? static_cast<std::int32_t>(i + 1) : -1,
+                    true};
   }
   std::priority_queue<Candidate, std::vector<Candidate>, CandidateAfter> heap;
   auto text = [&](const Node& n) { return word.substr(n.begin, n.end - n.begin); };
@@ -49,7 +53,8 @@ void merge_symbols(std::string_view word, std::vector<MergeSymbol>& symbols, con
     std::int32_t merged = -1;
     if (key(text(a), a.id, text(b), b.id, &k, &merged)) heap.push(Candidate{k, l, r, a.end, b.end, merged});
   };
-  for (std::size_t i = 0; i + 1 < nodes.size(); ++i) offer(static_cast<std::int32_t>(i), static_cast<std::int32_t>(i + 1));
+  for (std::size_t i = 0; i + 1 < nodes.size(); ++i)
+    offer(static_cast<std::int32_t>(i), static_cast<std::int32_t>(i + 1));
   while (!heap.empty()) {
     const Candidate c = heap.top();
     heap.pop();
@@ -107,8 +112,8 @@ MergeTable::MergeTable(const std::vector<std::string>& merges,
   for (std::size_t rank = 0; rank < merges.size(); ++rank) {
     const std::string& m = merges[rank];
     const std::size_t sp = m.size() > 1 ? m.find(' ', 1) : std::string::npos;
-    ZEBRA_CHECK(sp != std::string::npos && sp + 1 < m.size(), "vocabulary '", name, "': merge ", rank, " '",
-                bounded(m), "' (expected two tokens separated by a space)");
+    ZEBRA_CHECK(sp != std::string::npos && sp + 1 < m.size(), "vocabulary '", name, "': merge ", rank, " '", bounded(m),
+                "' (expected two tokens separated by a space)");
     const std::string_view left(m.data(), sp), right(m.data() + sp + 1, m.size() - sp - 1);
     joined.assign(left);
     joined.append(right);

@@ -29,7 +29,7 @@ void append_utf8(std::string& out, std::uint32_t cp) {
 }
 
 struct ByteAlphabet {
-  std::array<std::string, 256> encoded;    // byte -> UTF-8 of its character
+  std::array<std::string, 256> encoded;     // byte -> UTF-8 of its character
   std::array<std::int16_t, 0x144> decoded;  // code point (< U+0144) -> byte, -1 where none
   ByteAlphabet() {
     decoded.fill(-1);
@@ -85,14 +85,14 @@ std::string byte_level_decode(std::string_view text) {
 }
 
 BpeTokenizer::BpeTokenizer(VocabData vocab, const std::string& name, ByteLevelOptions options)
-    : VocabTokenizer(std::move(vocab), name, /*default_add_bos=*/false),
-      options_(std::move(options)),
+    : VocabTokenizer(std::move(vocab), name, /*default_add_bos=*/false), options_(std::move(options)),
       splitter_(options_.regexes ? *options_.regexes : pre_tokenizer_regexes(vocab_.pre)) {
   ZEBRA_CHECK(vocab_.model == "gpt2", "vocabulary '", name_, "': model '", bounded(vocab_.model),
               "' is not byte-level BPE (expected gpt2)");
   options_.regexes = splitter_.patterns();
   ignore_merges_ = options_.ignore_merges.value_or(pre_tokenizer_ignores_merges(vocab_.pre));
-  merges_ = MergeTable(vocab_.merges, [this](std::string_view t) { return token_id(t); }, name_);
+  merges_ = MergeTable(
+      vocab_.merges, [this](std::string_view t) { return token_id(t); }, name_);
   for (std::size_t id = 0; id < pieces_.size(); ++id) {
     const auto t = static_cast<TokenType>(vocab_.token_types[id]);
     if (t != TokenType::kControl && t != TokenType::kUserDefined && t != TokenType::kUnknown) {

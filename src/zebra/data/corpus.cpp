@@ -61,8 +61,7 @@ std::string strip_zst(std::string name) {
 
 bool corpus_file_name(const std::string& name) {
   std::string base = strip_zst(name);
-  return ends_with(base, ".txt") || ends_with(base, ".md") || ends_with(base, ".jsonl") ||
-         ends_with(base, ".json");
+  return ends_with(base, ".txt") || ends_with(base, ".md") || ends_with(base, ".jsonl") || ends_with(base, ".json");
 }
 
 // Sequential reader of a file's bytes, decompressing zstd (any number of frames) on the fly.
@@ -117,8 +116,8 @@ class ByteStream {
       ZSTD_outBuffer output{out.data() + old, kChunk, 0};
       std::size_t ret = ZSTD_decompressStream(dstream_, &output, &input);
       if (ZSTD_isError(ret)) {
-        fail("'", path_, "': corrupt zstd data near compressed byte ", consumed_ + (input.pos - in_pos_),
-             ": ", ZSTD_getErrorName(ret));
+        fail("'", path_, "': corrupt zstd data near compressed byte ", consumed_ + (input.pos - in_pos_), ": ",
+             ZSTD_getErrorName(ret));
       }
       consumed_ += input.pos - in_pos_;
       in_pos_ = input.pos;
@@ -152,8 +151,7 @@ class ByteStream {
 
 class DocumentEmitter {
  public:
-  DocumentEmitter(const CorpusOptions& options, const std::function<void(std::string_view)>& fn,
-                  CorpusStats& stats)
+  DocumentEmitter(const CorpusOptions& options, const std::function<void(std::string_view)>& fn, CorpusStats& stats)
       : options_(options), fn_(fn), stats_(stats) {}
 
   bool done() const { return options_.max_docs >= 0 && stats_.documents >= options_.max_docs; }
@@ -203,8 +201,7 @@ void emit_json_document(const nlohmann::json& j, const std::string& path, const 
     fail("'", path, "' ", where, ": expected a JSON object with a \"text\" field, found ", j.type_name());
   auto it = j.find("text");
   if (it == j.end()) fail("'", path, "' ", where, ": the object has no \"text\" field");
-  if (!it->is_string())
-    fail("'", path, "' ", where, ": \"text\" is a ", it->type_name(), ", expected a string");
+  if (!it->is_string()) fail("'", path, "' ", where, ": \"text\" is a ", it->type_name(), ", expected a string");
   // The parser has already checked the string's UTF-8 (and the line was sanitised first).
   out.emit_valid(it->get_ref<const std::string&>());
 }
@@ -216,8 +213,7 @@ void read_jsonl_line(std::string_view line, const std::string& path, std::int64_
   // nlohmann::json rejects invalid UTF-8 inside strings, so repair (or refuse) it before parsing.
   std::string repaired;
   if (auto bad = find_invalid_utf8(line)) {
-    if (options.strict_utf8)
-      fail("'", path, "' line ", line_no, ": invalid UTF-8 at byte offset ", offset + *bad);
+    if (options.strict_utf8) fail("'", path, "' line ", line_no, ": invalid UTF-8 at byte offset ", offset + *bad);
     repaired = sanitize_utf8(line, &out.stats().replaced_utf8);
     line = repaired;
   }
@@ -230,8 +226,7 @@ void read_jsonl_line(std::string_view line, const std::string& path, std::int64_
   emit_json_document(j, path, str_cat("line ", line_no), out);
 }
 
-void read_jsonl(ByteStream& stream, const std::string& path, const CorpusOptions& options,
-                DocumentEmitter& out) {
+void read_jsonl(ByteStream& stream, const std::string& path, const CorpusOptions& options, DocumentEmitter& out) {
   std::string buf;
   std::size_t start = 0;       // start of the current line in buf
   std::size_t buf_offset = 0;  // file offset of buf[0]
@@ -244,8 +239,7 @@ void read_jsonl(ByteStream& stream, const std::string& path, const CorpusOptions
     std::size_t nl;
     while (!out.done() && (nl = buf.find('\n', std::max(scan_from, start))) != std::string::npos) {
       ++line_no;
-      read_jsonl_line(std::string_view(buf).substr(start, nl - start), path, line_no, buf_offset + start,
-                      options, out);
+      read_jsonl_line(std::string_view(buf).substr(start, nl - start), path, line_no, buf_offset + start, options, out);
       start = nl + 1;
       scan_from = start;
     }
@@ -269,8 +263,7 @@ std::string read_all(ByteStream& stream) {
   return buf;
 }
 
-void read_json_file(ByteStream& stream, const std::string& path, const CorpusOptions& options,
-                    DocumentEmitter& out) {
+void read_json_file(ByteStream& stream, const std::string& path, const CorpusOptions& options, DocumentEmitter& out) {
   std::string all = read_all(stream);
   std::size_t first = all.find_first_not_of(" \t\r\n");
   if (first == std::string::npos || all[first] != '[') {
@@ -385,8 +378,8 @@ std::vector<std::string> expand_corpus_inputs(const std::vector<std::string>& in
     if (ec || !fs::exists(status)) fail("corpus input '", input, "' does not exist");
     if (fs::is_directory(status)) {
       std::vector<std::string> found;
-      for (auto it = fs::recursive_directory_iterator(input, ec);
-           !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+      for (auto it = fs::recursive_directory_iterator(input, ec); !ec && it != fs::recursive_directory_iterator();
+           it.increment(ec)) {
         if (it->is_regular_file() && corpus_file_name(it->path().filename().string())) {
           found.push_back(it->path().string());
         }

@@ -22,8 +22,7 @@ std::unique_ptr<Llama2cTokenizer> Llama2cTokenizer::load(const std::string& path
   return from_bytes(bytes, path);
 }
 
-std::unique_ptr<Llama2cTokenizer> Llama2cTokenizer::from_bytes(std::string_view bytes,
-                                                               const std::string& name) {
+std::unique_ptr<Llama2cTokenizer> Llama2cTokenizer::from_bytes(std::string_view bytes, const std::string& name) {
   const std::size_t n = bytes.size();
   auto read_i32 = [&](std::size_t at) {
     std::int32_t v;
@@ -33,16 +32,16 @@ std::unique_ptr<Llama2cTokenizer> Llama2cTokenizer::from_bytes(std::string_view 
   ZEBRA_CHECK(n >= 4, "llama2.c tokenizer '", name, "': file is ", n,
               " bytes, too short for the int32 max_token_length header");
   std::int32_t max_len = read_i32(0);
-  ZEBRA_CHECK(max_len >= 1 && max_len <= kMaxTokenLengthLimit, "llama2.c tokenizer '", name,
-              "': max_token_length is ", max_len, " (expected 1..", kMaxTokenLengthLimit, ")");
+  ZEBRA_CHECK(max_len >= 1 && max_len <= kMaxTokenLengthLimit, "llama2.c tokenizer '", name, "': max_token_length is ",
+              max_len, " (expected 1..", kMaxTokenLengthLimit, ")");
   std::vector<std::string> pieces;
   std::vector<float> scores;
   std::size_t at = 4;
   while (at < n) {
     const std::size_t index = pieces.size();
     ZEBRA_CHECK(n - at >= 8, "llama2.c tokenizer '", name, "': token ", index, " at byte ", at,
-                " is truncated: expected an 8-byte (float32 score, int32 length) record header, found ",
-                n - at, " bytes");
+                " is truncated: expected an 8-byte (float32 score, int32 length) record header, found ", n - at,
+                " bytes");
     float score;
     std::memcpy(&score, bytes.data() + at, 4);
     std::int32_t len = read_i32(at + 4);
@@ -64,15 +63,15 @@ std::unique_ptr<Llama2cTokenizer> Llama2cTokenizer::from_bytes(std::string_view 
 Llama2cTokenizer::Llama2cTokenizer(std::vector<std::string> pieces, std::vector<float> scores,
                                    std::int32_t max_token_length)
     : pieces_(std::move(pieces)), scores_(std::move(scores)), max_token_length_(max_token_length) {
-  ZEBRA_CHECK(pieces_.size() == scores_.size(), "llama2.c tokenizer: ", pieces_.size(), " pieces but ",
-              scores_.size(), " scores");
+  ZEBRA_CHECK(pieces_.size() == scores_.size(), "llama2.c tokenizer: ", pieces_.size(), " pieces but ", scores_.size(),
+              " scores");
   ZEBRA_CHECK(pieces_.size() >= 3 && pieces_.size() <= static_cast<std::size_t>(INT32_MAX),
               "llama2.c tokenizer: vocabulary of ", pieces_.size(), " tokens (expected 3..2^31-1)");
   ZEBRA_CHECK(max_token_length >= 1 && max_token_length <= kMaxTokenLengthLimit,
               "llama2.c tokenizer: max_token_length ", max_token_length, " out of range");
   for (std::size_t i = 0; i < pieces_.size(); ++i) {
-    ZEBRA_CHECK(pieces_[i].size() <= static_cast<std::size_t>(max_token_length), "llama2.c tokenizer: token ",
-                i, " is ", pieces_[i].size(), " bytes, longer than max_token_length ", max_token_length);
+    ZEBRA_CHECK(pieces_[i].size() <= static_cast<std::size_t>(max_token_length), "llama2.c tokenizer: token ", i,
+                " is ", pieces_[i].size(), " bytes, longer than max_token_length ", max_token_length);
     ZEBRA_CHECK(!std::isnan(scores_[i]), "llama2.c tokenizer: token ", i, " has a NaN score");
   }
   build_index();
@@ -171,19 +170,16 @@ std::vector<std::int32_t> Llama2cTokenizer::encode(std::string_view text) const 
     if (merged < 0) return;
     float s = scores_[static_cast<std::size_t>(merged)];
     if (!(s > kMergeFloor)) return;
-    heap.push(
-        {s, left, right, ids[static_cast<std::size_t>(left)], ids[static_cast<std::size_t>(right)], merged});
+    heap.push({s, left, right, ids[static_cast<std::size_t>(left)], ids[static_cast<std::size_t>(right)], merged});
   };
-  for (std::size_t i = 0; i + 1 < m; ++i)
-    consider(static_cast<std::int64_t>(i), static_cast<std::int64_t>(i) + 1);
+  for (std::size_t i = 0; i + 1 < m; ++i) consider(static_cast<std::int64_t>(i), static_cast<std::int64_t>(i) + 1);
   std::vector<char> alive(m, 1);
   while (!heap.empty()) {
     Candidate c = heap.top();
     heap.pop();
     const auto l = static_cast<std::size_t>(c.left), r = static_cast<std::size_t>(c.right);
     // Stale when either side was merged away or changed since the candidate was pushed.
-    if (!alive[l] || !alive[r] || next_node[l] != c.right || ids[l] != c.left_id || ids[r] != c.right_id)
-      continue;
+    if (!alive[l] || !alive[r] || next_node[l] != c.right || ids[l] != c.left_id || ids[r] != c.right_id) continue;
     ids[l] = c.merged;
     alive[r] = 0;
     next_node[l] = next_node[r];

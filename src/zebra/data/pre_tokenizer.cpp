@@ -11,8 +11,7 @@ namespace {
 
 // GPT-2's pattern: contractions, letters and numbers with an optional leading space, other symbols
 // likewise, and whitespace that leaves the last space of a run to the following word.
-constexpr const char* kGpt2 =
-    R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
+constexpr const char* kGpt2 = R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
 // Llama 3 (cl100k): case-insensitive contractions, a letter run may take one leading non-letter,
 // numbers in groups of up to three digits, line breaks kept with the symbols before them.
 constexpr const char* kLlama3 =
@@ -23,9 +22,7 @@ constexpr const char* kQwen2 =
 // StarCoder / SmolLM: every digit its own piece (HF Digits(individual_digits)), then GPT-2's.
 constexpr const char* kDigit = R"(\p{N})";
 
-std::size_t utf8_char_length(unsigned char lead) {
-  return lead < 0x80 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4;
-}
+std::size_t utf8_char_length(unsigned char lead) { return lead < 0x80 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4; }
 
 }  // namespace
 
@@ -39,8 +36,8 @@ RegexSplitter::RegexSplitter(std::vector<std::string> patterns) : patterns_(std:
     int error = 0;
     PCRE2_SIZE offset = 0;
     auto c = std::make_unique<Compiled>();
-    c->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(p.data()), p.size(), PCRE2_UTF | PCRE2_UCP, &error,
-                            &offset, nullptr);
+    c->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(p.data()), p.size(), PCRE2_UTF | PCRE2_UCP, &error, &offset,
+                            nullptr);
     if (c->code == nullptr) {
       PCRE2_UCHAR message[256];
       pcre2_get_error_message(error, message, sizeof(message));

@@ -37,14 +37,14 @@ class Progress {
     printed_ = true;
     double mb = static_cast<double>(bytes) / 1e6;
     char line[256];
-    int n = std::snprintf(
-        line, sizeof(line), "[zebra prepare] %s: %lld docs, %.1f MB, %lld tokens, %.1f MB/s", stage_.c_str(),
-        static_cast<long long>(docs), mb, static_cast<long long>(tokens), now > 0 ? mb / now : 0.0);
+    int n = std::snprintf(line, sizeof(line), "[zebra prepare] %s: %lld docs, %.1f MB, %lld tokens, %.1f MB/s",
+                          stage_.c_str(), static_cast<long long>(docs), mb, static_cast<long long>(tokens),
+                          now > 0 ? mb / now : 0.0);
     std::string s(line, static_cast<std::size_t>(std::max(n, 0)));
     if (total_ > 0 && bytes > 0 && bytes < total_) {
       double eta = now * static_cast<double>(total_ - bytes) / static_cast<double>(bytes);
-      s += str_cat(", ", static_cast<int>(100.0 * static_cast<double>(bytes) / static_cast<double>(total_)),
-                   "%, ETA ", static_cast<std::int64_t>(eta), " s");
+      s += str_cat(", ", static_cast<int>(100.0 * static_cast<double>(bytes) / static_cast<double>(total_)), "%, ETA ",
+                   static_cast<std::int64_t>(eta), " s");
     }
     if (tty_) {
       std::cerr << "\r" << s << "\x1b[K" << std::flush;
@@ -69,9 +69,8 @@ class Router {
  public:
   Router(const PrepareOptions& o, std::int64_t n_docs) : n_docs_(n_docs) {
     if (o.valid_docs > 0) {
-      ZEBRA_CHECK(o.valid_docs < n_docs, "cannot hold out ", o.valid_docs,
-                  " validation documents: the inputs have ", n_docs,
-                  " (at least one must remain for training)");
+      ZEBRA_CHECK(o.valid_docs < n_docs, "cannot hold out ", o.valid_docs, " validation documents: the inputs have ",
+                  n_docs, " (at least one must remain for training)");
       n_valid_ = o.valid_docs;
     } else if (o.valid_fraction > 0) {
       if (n_docs == 1) {
@@ -105,8 +104,7 @@ class Router {
     auto target = static_cast<std::size_t>((1.0 - fraction_) * static_cast<double>(doc.size()));
     target = std::min(target, doc.size());
     std::size_t nl = doc.find('\n', target);
-    if (nl == std::string_view::npos || nl + 1 >= doc.size())
-      nl = target > 0 ? doc.rfind('\n', target - 1) : nl;
+    if (nl == std::string_view::npos || nl + 1 >= doc.size()) nl = target > 0 ? doc.rfind('\n', target - 1) : nl;
     if (nl != std::string_view::npos && nl + 1 < doc.size()) return nl + 1;
     std::size_t cut = std::max<std::size_t>(target, 1);
     while (cut < doc.size() && (static_cast<unsigned char>(doc[cut]) & 0xC0) == 0x80) ++cut;
@@ -124,8 +122,8 @@ class ChunkedTokenizer {
  public:
   static constexpr std::size_t kSegmentBytes = 1024;
 
-  ChunkedTokenizer(const Tokenizer& tok, std::int64_t chunk_bytes, TokenDatasetWriter* train,
-                   TokenDatasetWriter* valid, PrepareSplitStats* train_stats, PrepareSplitStats* valid_stats)
+  ChunkedTokenizer(const Tokenizer& tok, std::int64_t chunk_bytes, TokenDatasetWriter* train, TokenDatasetWriter* valid,
+                   PrepareSplitStats* train_stats, PrepareSplitStats* valid_stats)
       : tok_(tok), chunk_bytes_(chunk_bytes), writers_{train, valid}, stats_{train_stats, valid_stats} {}
 
   void add(Dest dest, std::string_view text) {
@@ -195,12 +193,8 @@ class ChunkedTokenizer {
     pending_bytes_ = 0;
   }
 
-  std::int64_t bytes_done() const {
-    return bytes_done_;
-  }
-  std::int64_t tokens_done() const {
-    return tokens_done_;
-  }
+  std::int64_t bytes_done() const { return bytes_done_; }
+  std::int64_t tokens_done() const { return tokens_done_; }
 
  private:
   struct Pending {
@@ -226,9 +220,8 @@ nlohmann::json split_json(const PrepareSplitStats& s, const std::string& file) {
 }
 
 nlohmann::json corpus_json(const CorpusStats& c) {
-  return {
-      {"files", c.files},           {"documents", c.documents}, {"empty_documents", c.empty_documents},
-      {"characters", c.characters}, {"bytes", c.bytes},         {"replaced_invalid_utf8", c.replaced_utf8}};
+  return {{"files", c.files},           {"documents", c.documents}, {"empty_documents", c.empty_documents},
+          {"characters", c.characters}, {"bytes", c.bytes},         {"replaced_invalid_utf8", c.replaced_utf8}};
 }
 
 void remove_stale(const fs::path& p, const char* why) {
@@ -266,14 +259,12 @@ PrepareResult prepare_dataset(const PrepareOptions& o) {
   Timer total;
   ZEBRA_CHECK(!o.inputs.empty(), "prepare: no inputs");
   ZEBRA_CHECK(!o.out_dir.empty(), "prepare: no output directory");
-  ZEBRA_CHECK(o.valid_fraction >= 0 && o.valid_fraction < 1,
-              "prepare: --valid-fraction must be in [0, 1), got ", o.valid_fraction);
+  ZEBRA_CHECK(o.valid_fraction >= 0 && o.valid_fraction < 1, "prepare: --valid-fraction must be in [0, 1), got ",
+              o.valid_fraction);
   ZEBRA_CHECK(o.valid_docs >= 0, "prepare: --valid-docs must be >= 0");
   ZEBRA_CHECK(o.chunk_bytes > 0, "prepare: chunk_bytes must be > 0");
-  const int n_sources =
-      (o.valid_inputs.empty() ? 0 : 1) + (o.valid_docs > 0 ? 1 : 0) + (o.valid_fraction > 0 ? 1 : 0);
-  ZEBRA_CHECK(n_sources <= 1,
-              "prepare: choose one validation source (--valid, --valid-docs or --valid-fraction)");
+  const int n_sources = (o.valid_inputs.empty() ? 0 : 1) + (o.valid_docs > 0 ? 1 : 0) + (o.valid_fraction > 0 ? 1 : 0);
+  ZEBRA_CHECK(n_sources <= 1, "prepare: choose one validation source (--valid, --valid-docs or --valid-fraction)");
   // Fail on missing inputs before any long work.
   expand_corpus_inputs(o.inputs);
   if (!o.valid_inputs.empty()) expand_corpus_inputs(o.valid_inputs);
@@ -328,9 +319,8 @@ PrepareResult prepare_dataset(const PrepareOptions& o) {
       total_bytes = st.bytes;
     }
     if (o.progress) {
-      log_info("prepare: training a ", o.train.model_type, " SentencePiece tokenizer, vocab ",
-               o.train.vocab_size, ", on ", sampler.sentences().size(), " lines (of ",
-               sampler.stats().sentences_seen, ")");
+      log_info("prepare: training a ", o.train.model_type, " SentencePiece tokenizer, vocab ", o.train.vocab_size,
+               ", on ", sampler.sentences().size(), " lines (of ", sampler.stats().sentences_seen, ")");
     }
     r.tokenizer_training = train_sentencepiece(sampler, o.train, r.tokenizer_file);
     r.tokenizer_trained = true;
@@ -350,8 +340,7 @@ PrepareResult prepare_dataset(const PrepareOptions& o) {
   TokenDatasetWriter train_writer(train_path, r.vocab_size, tok->bos_id(), tok->eos_id());
   std::unique_ptr<TokenDatasetWriter> valid_writer;
   if (r.has_valid) {
-    valid_writer =
-        std::make_unique<TokenDatasetWriter>(valid_path, r.vocab_size, tok->bos_id(), tok->eos_id());
+    valid_writer = std::make_unique<TokenDatasetWriter>(valid_path, r.vocab_size, tok->bos_id(), tok->eos_id());
   }
   ChunkedTokenizer chunks(*tok, o.chunk_bytes, &train_writer, valid_writer.get(), &r.train, &r.valid);
   {
@@ -377,13 +366,11 @@ PrepareResult prepare_dataset(const PrepareOptions& o) {
         o.valid_inputs, vopt,
         [&](std::string_view doc) {
           chunks.add(Dest::kValid, doc);
-          progress.update(r.valid_corpus.documents, chunks.bytes_done() - bytes0,
-                          chunks.tokens_done() - tokens0);
+          progress.update(r.valid_corpus.documents, chunks.bytes_done() - bytes0, chunks.tokens_done() - tokens0);
         },
         &r.valid_corpus);
     chunks.flush();
-    progress.update(r.valid_corpus.documents, chunks.bytes_done() - bytes0, chunks.tokens_done() - tokens0,
-                    true);
+    progress.update(r.valid_corpus.documents, chunks.bytes_done() - bytes0, chunks.tokens_done() - tokens0, true);
     ZEBRA_CHECK(r.valid_corpus.documents > 0, "prepare: the --valid inputs contain no non-empty documents");
   }
   train_writer.finish();
@@ -396,14 +383,13 @@ PrepareResult prepare_dataset(const PrepareOptions& o) {
   r.seconds_total = total.seconds();
 
   nlohmann::json j = r.to_json();
-  j["options"] = {
-      {"inputs", o.inputs},
-      {"valid_inputs", o.valid_inputs},
-      {"valid_docs", o.valid_docs},
-      {"valid_fraction", o.valid_fraction},
-      {"max_docs", o.max_docs},
-      {"strict_utf8", o.strict_utf8},
-      {"tokenizer", o.tokenizer_path.empty() ? nlohmann::json(nullptr) : nlohmann::json(o.tokenizer_path)}};
+  j["options"] = {{"inputs", o.inputs},
+                  {"valid_inputs", o.valid_inputs},
+                  {"valid_docs", o.valid_docs},
+                  {"valid_fraction", o.valid_fraction},
+                  {"max_docs", o.max_docs},
+                  {"strict_utf8", o.strict_utf8},
+                  {"tokenizer", o.tokenizer_path.empty() ? nlohmann::json(nullptr) : nlohmann::json(o.tokenizer_path)}};
   if (r.tokenizer_trained) {
     j["options"]["train_tokenizer"] = {{"vocab_size", o.train.vocab_size},
                                        {"model_type", o.train.model_type},

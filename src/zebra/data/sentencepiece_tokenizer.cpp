@@ -49,9 +49,7 @@ std::size_t chunk_length(std::string_view s, std::size_t limit) {
 // Tokenizer
 
 SentencePieceTokenizer::SentencePieceTokenizer(std::string serialized, const std::string& name)
-    : sp_(std::make_unique<sentencepiece::SentencePieceProcessor>()),
-      serialized_(std::move(serialized)),
-      name_(name) {
+    : sp_(std::make_unique<sentencepiece::SentencePieceProcessor>()), serialized_(std::move(serialized)), name_(name) {
   auto status = sp_->LoadFromSerializedProto(serialized_);
   ZEBRA_CHECK(status.ok(), "SentencePiece model '", name, "' could not be loaded: ", status.ToString());
   const int n = sp_->GetPieceSize();
@@ -60,8 +58,7 @@ SentencePieceTokenizer::SentencePieceTokenizer(std::string serialized, const std
   // are not installed, so observe it instead).
   std::vector<std::string> pieces;
   ZEBRA_CHECK(sp_->Encode("a", &pieces).ok(), "SentencePiece model '", name, "': cannot encode");
-  add_dummy_prefix_ =
-      !pieces.empty() && std::string_view(pieces[0]).substr(0, kSpaceSymbol.size()) == kSpaceSymbol;
+  add_dummy_prefix_ = !pieces.empty() && std::string_view(pieces[0]).substr(0, kSpaceSymbol.size()) == kSpaceSymbol;
   stream_pieces_.resize(static_cast<std::size_t>(n));
   for (int id = 0; id < n; ++id) {
     std::string p;
@@ -115,8 +112,7 @@ void SentencePieceTokenizer::detect_newline_boundary() {
   newline_is_boundary_ = true;
 }
 
-std::vector<std::string_view> SentencePieceTokenizer::segment(std::string_view text,
-                                                              std::size_t target_bytes) const {
+std::vector<std::string_view> SentencePieceTokenizer::segment(std::string_view text, std::size_t target_bytes) const {
   std::vector<std::string_view> out;
   if (!newline_is_boundary_) {
     out.push_back(text);
@@ -159,8 +155,8 @@ std::unique_ptr<SentencePieceTokenizer> SentencePieceTokenizer::from_serialized(
 }
 
 void SentencePieceTokenizer::check_id(std::int32_t id) const {
-  ZEBRA_CHECK(id >= 0 && static_cast<std::size_t>(id) < stream_pieces_.size(), "SentencePiece tokenizer '",
-              name_, "': token id ", id, " out of range [0, ", stream_pieces_.size(), ")");
+  ZEBRA_CHECK(id >= 0 && static_cast<std::size_t>(id) < stream_pieces_.size(), "SentencePiece tokenizer '", name_,
+              "': token id ", id, " out of range [0, ", stream_pieces_.size(), ")");
 }
 
 std::vector<std::int32_t> SentencePieceTokenizer::encode(std::string_view text) const {
@@ -195,22 +191,12 @@ std::string SentencePieceTokenizer::raw_piece(std::int32_t id) const {
   return sp_->IdToPiece(id);
 }
 
-std::int64_t SentencePieceTokenizer::vocab_size() const {
-  return sp_->GetPieceSize();
-}
-std::int32_t SentencePieceTokenizer::bos_id() const {
-  return sp_->bos_id();
-}
-std::int32_t SentencePieceTokenizer::eos_id() const {
-  return sp_->eos_id();
-}
-std::int32_t SentencePieceTokenizer::unk_id() const {
-  return sp_->unk_id();
-}
+std::int64_t SentencePieceTokenizer::vocab_size() const { return sp_->GetPieceSize(); }
+std::int32_t SentencePieceTokenizer::bos_id() const { return sp_->bos_id(); }
+std::int32_t SentencePieceTokenizer::eos_id() const { return sp_->eos_id(); }
+std::int32_t SentencePieceTokenizer::unk_id() const { return sp_->unk_id(); }
 
-void SentencePieceTokenizer::save(const std::string& path) const {
-  write_file_atomic(path, serialized_);
-}
+void SentencePieceTokenizer::save(const std::string& path) const { write_file_atomic(path, serialized_); }
 
 // ---------------------------------------------------------------------------------------------
 // Training
@@ -261,19 +247,15 @@ void SentencePieceSentenceSampler::add_document(std::string_view doc) {
 }
 
 SentencePieceTrainStats train_sentencepiece(const SentencePieceSentenceSampler& sampler,
-                                            const SentencePieceTrainOptions& options,
-                                            const std::string& output_path) {
+                                            const SentencePieceTrainOptions& options, const std::string& output_path) {
   Timer timer;
-  ZEBRA_CHECK(options.model_type == "bpe" || options.model_type == "unigram",
-              "SentencePiece training: model type '", options.model_type, "' (expected bpe or unigram)");
-  ZEBRA_CHECK(options.vocab_size >= 260 && options.vocab_size <= (1 << 30),
-              "SentencePiece training: vocab size ", options.vocab_size,
-              " (expected >= 260: 3 special tokens, 256 byte pieces and at least one more)");
+  ZEBRA_CHECK(options.model_type == "bpe" || options.model_type == "unigram", "SentencePiece training: model type '",
+              options.model_type, "' (expected bpe or unigram)");
+  ZEBRA_CHECK(options.vocab_size >= 260 && options.vocab_size <= (1 << 30), "SentencePiece training: vocab size ",
+              options.vocab_size, " (expected >= 260: 3 special tokens, 256 byte pieces and at least one more)");
   ZEBRA_CHECK(options.character_coverage > 0 && options.character_coverage <= 1,
-              "SentencePiece training: character_coverage ", options.character_coverage,
-              " (expected (0, 1])");
-  ZEBRA_CHECK(!sampler.sentences().empty(),
-              "SentencePiece training: the corpus has no non-empty lines to train on");
+              "SentencePiece training: character_coverage ", options.character_coverage, " (expected (0, 1])");
+  ZEBRA_CHECK(!sampler.sentences().empty(), "SentencePiece training: the corpus has no non-empty lines to train on");
   std::unordered_map<std::string, std::string> args = {
       {"model_type", options.model_type},
       {"vocab_size", std::to_string(options.vocab_size)},
@@ -316,8 +298,7 @@ SentencePieceTrainStats train_sentencepiece(const SentencePieceSentenceSampler& 
 }
 
 SentencePieceTrainStats train_sentencepiece(const std::vector<std::string>& documents,
-                                            const SentencePieceTrainOptions& options,
-                                            const std::string& output_path) {
+                                            const SentencePieceTrainOptions& options, const std::string& output_path) {
   SentencePieceSentenceSampler sampler(options);
   for (const auto& d : documents) sampler.add_document(d);
   return train_sentencepiece(sampler, options, output_path);

@@ -20,8 +20,7 @@ class SentencePieceTokenizer : public Tokenizer {
  public:
   // Loads a serialized ModelProto; throws naming the file when it is not a valid model.
   static std::unique_ptr<SentencePieceTokenizer> load(const std::string& path);
-  static std::unique_ptr<SentencePieceTokenizer> from_serialized(std::string serialized,
-                                                                 const std::string& name);
+  static std::unique_ptr<SentencePieceTokenizer> from_serialized(std::string serialized, const std::string& name);
   ~SentencePieceTokenizer() override;
 
   // Invalid UTF-8 in `text` is first replaced by U+FFFD (sanitize_utf8) so that behaviour is defined.
@@ -130,11 +129,9 @@ class SentencePieceSentenceSampler {
 // SentencePiece: the same sentences give byte-identical model files. Throws on training errors
 // (e.g. a vocabulary too large for the corpus).
 SentencePieceTrainStats train_sentencepiece(const SentencePieceSentenceSampler& sampler,
-                                            const SentencePieceTrainOptions& options,
-                                            const std::string& output_path);
+                                            const SentencePieceTrainOptions& options, const std::string& output_path);
 // Convenience: samples sentences from `documents` and trains.
 SentencePieceTrainStats train_sentencepiece(const std::vector<std::string>& documents,
-                                            const SentencePieceTrainOptions& options,
-                                            const std::string& output_path);
+                                            const SentencePieceTrainOptions& options, const std::string& output_path);
 
 }  // namespace zebra

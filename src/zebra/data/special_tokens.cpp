@@ -20,8 +20,7 @@ SpecialTokenMatcher::SpecialTokenMatcher(const VocabData& vocab) {
   }
 }
 
-std::vector<SpecialTokenMatcher::Segment> SpecialTokenMatcher::split(std::string_view text,
-                                                                     bool parse_special) const {
+std::vector<SpecialTokenMatcher::Segment> SpecialTokenMatcher::split(std::string_view text, bool parse_special) const {
   std::vector<Segment> out;
   if (!any_) {
     if (!text.empty()) out.push_back(Segment{text, -1});

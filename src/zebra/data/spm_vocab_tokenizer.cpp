@@ -14,13 +14,16 @@ SpmVocabTokenizer::SpmVocabTokenizer(VocabData vocab, const std::string& name)
               "': model llama needs scores or merges (it has neither)");
   add_space_prefix_ = vocab_.add_space_prefix.value_or(true);
   strip_space_after_special_ = add_space_prefix_;
-  if (!vocab_.merges.empty()) merges_ = MergeTable(vocab_.merges, [this](std::string_view t) { return token_id(t); }, name_);
+  if (!vocab_.merges.empty())
+    merges_ = MergeTable(
+        vocab_.merges, [this](std::string_view t) { return token_id(t); }, name_);
   byte_ids_.fill(-1);
   for (std::size_t id = 0; id < pieces_.size(); ++id) {
     const auto t = static_cast<TokenType>(vocab_.token_types[id]);
     const int b = byte_piece_value(vocab_.tokens[id]);
     if (b >= 0 && (t == TokenType::kByte || t == TokenType::kNormal || t == TokenType::kUndefined)) {
-      if (byte_ids_[static_cast<std::size_t>(b)] < 0) byte_ids_[static_cast<std::size_t>(b)] = static_cast<std::int32_t>(id);
+      if (byte_ids_[static_cast<std::size_t>(b)] < 0)
+        byte_ids_[static_cast<std::size_t>(b)] = static_cast<std::int32_t>(id);
       pieces_[id] = std::string(1, static_cast<char>(b));
     } else if (t != TokenType::kControl && t != TokenType::kUserDefined && t != TokenType::kUnknown) {
       pieces_[id] = replace_all(vocab_.tokens[id], kSpaceSymbol, " ");
@@ -62,12 +65,14 @@ void SpmVocabTokenizer::encode_raw(std::string_view text, bool after_special, st
       continue;
     }
     bool bytes = true;
-    for (std::uint32_t i = sym.begin; i < sym.end; ++i) bytes = bytes && byte_ids_[static_cast<unsigned char>(s[i])] >= 0;
+    for (std::uint32_t i = sym.begin; i < sym.end; ++i)
+      bytes = bytes && byte_ids_[static_cast<unsigned char>(s[i])] >= 0;
     if (bytes) {
       for (std::uint32_t i = sym.begin; i < sym.end; ++i) out.push_back(byte_ids_[static_cast<unsigned char>(s[i])]);
       continue;
     }
-    ZEBRA_CHECK(vocab_.unk_id >= 0, "tokenizer '", name_, "': the character '", s.substr(sym.begin, sym.end - sym.begin),
+    ZEBRA_CHECK(vocab_.unk_id >= 0, "tokenizer '", name_, "': the character '",
+                s.substr(sym.begin, sym.end - sym.begin),
                 "' has no token, no byte tokens and there is no unknown token");
     out.push_back(vocab_.unk_id);  // one per character
   }

@@ -14,8 +14,7 @@
 
 namespace zebra {
 
-static_assert(std::endian::native == std::endian::little,
-              "token datasets are read and written as little-endian");
+static_assert(std::endian::native == std::endian::little, "token datasets are read and written as little-endian");
 
 namespace {
 
@@ -51,8 +50,8 @@ TokenDatasetWriter::TokenDatasetWriter(const std::string& path, std::int64_t voc
     : path_(path), vocab_size_(vocab_size), bos_id_(bos_id), eos_id_(eos_id) {
   ZEBRA_CHECK(vocab_size > 0 && vocab_size <= (std::int64_t{1} << 31), "token dataset '", path,
               "': vocab_size must be in [1, 2^31], got ", vocab_size);
-  ZEBRA_CHECK(bos_id >= 0 && bos_id < vocab_size && eos_id >= 0 && eos_id < vocab_size, "token dataset '",
-              path, "': BOS ", bos_id, " and EOS ", eos_id, " must be ids in [0, ", vocab_size, ")");
+  ZEBRA_CHECK(bos_id >= 0 && bos_id < vocab_size && eos_id >= 0 && eos_id < vocab_size, "token dataset '", path,
+              "': BOS ", bos_id, " and EOS ", eos_id, " must be ids in [0, ", vocab_size, ")");
   width_ = vocab_size <= 65536 ? 2 : 4;
   tmp_path_ = path + ".tmp." + std::to_string(::getpid());
   file_ = std::fopen(tmp_path_.c_str(), "wb");
@@ -95,8 +94,8 @@ void TokenDatasetWriter::flush_buffer() {
 void TokenDatasetWriter::add_document(std::span<const std::int32_t> ids) {
   ZEBRA_CHECK(!finished_, "token dataset '", path_, "': add_document after finish");
   for (std::size_t k = 0; k < ids.size(); ++k) {
-    ZEBRA_CHECK(ids[k] >= 0 && ids[k] < vocab_size_, "token dataset '", path_, "': document ", n_docs(),
-                " token ", k, " has id ", ids[k], ", outside the vocabulary [0, ", vocab_size_, ")");
+    ZEBRA_CHECK(ids[k] >= 0 && ids[k] < vocab_size_, "token dataset '", path_, "': document ", n_docs(), " token ", k,
+                " has id ", ids[k], ", outside the vocabulary [0, ", vocab_size_, ")");
   }
   append_token(bos_id_);
   for (std::int32_t id : ids) append_token(id);
@@ -121,9 +120,8 @@ void TokenDatasetWriter::finish() {
   put<std::uint64_t>(header + 16, static_cast<std::uint64_t>(vocab_size_));
   put<std::uint64_t>(header + 24, static_cast<std::uint64_t>(n_tokens_));
   put<std::uint64_t>(header + 32, static_cast<std::uint64_t>(n_docs()));
-  if (std::fseek(file_, 0, SEEK_SET) != 0 ||
-      std::fwrite(header, 1, sizeof(header), file_) != sizeof(header) || std::fflush(file_) != 0 ||
-      ::fsync(::fileno(file_)) != 0) {
+  if (std::fseek(file_, 0, SEEK_SET) != 0 || std::fwrite(header, 1, sizeof(header), file_) != sizeof(header) ||
+      std::fflush(file_) != 0 || ::fsync(::fileno(file_)) != 0) {
     fail("cannot write '", tmp_path_, "': ", std::strerror(errno));
   }
   int rc = std::fclose(file_);
@@ -152,28 +150,27 @@ TokenDataset TokenDataset::open(const std::string& path, bool verify_tokens) {
   ZEBRA_CHECK(version == kTokenDatasetVersion, "token dataset '", path, "': version ", version,
               " is not supported (expected ", kTokenDatasetVersion, ")");
   auto width = get<std::uint32_t>(p + 12);
-  ZEBRA_CHECK(width == 2 || width == 4, "token dataset '", path, "': token width ", width,
-              " (expected 2 or 4)");
+  ZEBRA_CHECK(width == 2 || width == 4, "token dataset '", path, "': token width ", width, " (expected 2 or 4)");
   auto vocab = get<std::uint64_t>(p + 16);
   auto n_tokens = get<std::uint64_t>(p + 24);
   auto n_docs = get<std::uint64_t>(p + 32);
-  ZEBRA_CHECK(vocab >= 1 && vocab <= (std::uint64_t{1} << 31), "token dataset '", path, "': vocab_size ",
-              vocab, " (expected 1..2^31)");
+  ZEBRA_CHECK(vocab >= 1 && vocab <= (std::uint64_t{1} << 31), "token dataset '", path, "': vocab_size ", vocab,
+              " (expected 1..2^31)");
   ZEBRA_CHECK(width == 4 || vocab <= 65536, "token dataset '", path, "': vocab_size ", vocab,
               " does not fit 2-byte tokens");
   // Each size is bounded by the file size before it is multiplied, so nothing below overflows.
   const std::uint64_t body = size - kTokenDatasetHeaderBytes;
-  ZEBRA_CHECK(n_tokens <= body / width, "token dataset '", path, "': header says ", n_tokens, " tokens of ",
-              width, " bytes, but the file has only ", body, " bytes after the header");
+  ZEBRA_CHECK(n_tokens <= body / width, "token dataset '", path, "': header says ", n_tokens, " tokens of ", width,
+              " bytes, but the file has only ", body, " bytes after the header");
   const std::uint64_t token_bytes = n_tokens * width;
   const std::uint64_t rest = body - token_bytes;
   ZEBRA_CHECK(n_docs < rest / 8, "token dataset '", path, "': header says ", n_docs, " documents, needing ",
               "(n_docs + 1) x 8 offset bytes, but only ", rest, " bytes follow the tokens");
   const std::uint64_t expected = kTokenDatasetHeaderBytes + token_bytes + (n_docs + 1) * 8;
-  ZEBRA_CHECK(expected == size, "token dataset '", path, "': expected ", expected, " bytes from the header (",
-              n_tokens, " tokens, ", n_docs, " documents), found ", size);
-  ZEBRA_CHECK(n_tokens <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()),
-              "token dataset '", path, "': too many tokens");
+  ZEBRA_CHECK(expected == size, "token dataset '", path, "': expected ", expected, " bytes from the header (", n_tokens,
+              " tokens, ", n_docs, " documents), found ", size);
+  ZEBRA_CHECK(n_tokens <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()), "token dataset '", path,
+              "': too many tokens");
 
   ds.width_ = static_cast<int>(width);
   ds.vocab_size_ = static_cast<std::int64_t>(vocab);
@@ -191,12 +188,12 @@ TokenDataset TokenDataset::open(const std::string& path, bool verify_tokens) {
   ZEBRA_CHECK(ds.offsets_[0] == 0, "token dataset '", path, "': first document offset is ", ds.offsets_[0],
               " (expected 0)");
   for (std::uint64_t d = 0; d < n_docs; ++d) {
-    ZEBRA_CHECK(ds.offsets_[d + 1] >= ds.offsets_[d] && ds.offsets_[d + 1] <= n_tokens, "token dataset '",
-                path, "': offset of document ", d + 1, " is ", ds.offsets_[d + 1], " after ", ds.offsets_[d],
+    ZEBRA_CHECK(ds.offsets_[d + 1] >= ds.offsets_[d] && ds.offsets_[d + 1] <= n_tokens, "token dataset '", path,
+                "': offset of document ", d + 1, " is ", ds.offsets_[d + 1], " after ", ds.offsets_[d],
                 " (offsets must not decrease and must be <= n_tokens = ", n_tokens, ")");
   }
-  ZEBRA_CHECK(ds.offsets_[n_docs] == n_tokens, "token dataset '", path, "': last offset is ",
-              ds.offsets_[n_docs], " (expected n_tokens = ", n_tokens, ")");
+  ZEBRA_CHECK(ds.offsets_[n_docs] == n_tokens, "token dataset '", path, "': last offset is ", ds.offsets_[n_docs],
+              " (expected n_tokens = ", n_tokens, ")");
 
   if (verify_tokens) {
     // Max over blocks first (vectorises), locate the bad token only when there is one.
@@ -210,8 +207,7 @@ TokenDataset TokenDataset::open(const std::string& path, bool verify_tokens) {
       for (std::int64_t i = 0; i < ds.n_tokens_; ++i) {
         auto id = static_cast<std::uint64_t>(width == 2 ? ds.tokens16_[i] : ds.tokens32_[i]);
         if (id >= vocab) {
-          fail("token dataset '", path, "': token ", i, " has id ", id, ", outside the vocabulary [0, ",
-               vocab, ")");
+          fail("token dataset '", path, "': token ", i, " has id ", id, ", outside the vocabulary [0, ", vocab, ")");
         }
       }
     }
@@ -224,9 +220,8 @@ void TokenDataset::out_of_range(std::int64_t i) const {
 }
 
 void TokenDataset::read(std::int64_t start, std::int64_t count, std::int32_t* out) const {
-  ZEBRA_CHECK(start >= 0 && count >= 0 && start <= n_tokens_ && count <= n_tokens_ - start, "token dataset '",
-              path(), "': read of [", start, ", ", start, " + ", count, ") out of range [0, ", n_tokens_,
-              ")");
+  ZEBRA_CHECK(start >= 0 && count >= 0 && start <= n_tokens_ && count <= n_tokens_ - start, "token dataset '", path(),
+              "': read of [", start, ", ", start, " + ", count, ") out of range [0, ", n_tokens_, ")");
   if (width_ == 2) {
     for (std::int64_t k = 0; k < count; ++k) out[k] = tokens16_[start + k];
   } else {
@@ -235,8 +230,7 @@ void TokenDataset::read(std::int64_t start, std::int64_t count, std::int32_t* ou
 }
 
 std::pair<std::int64_t, std::int64_t> TokenDataset::doc_range(std::int64_t d) const {
-  ZEBRA_CHECK(d >= 0 && d < n_docs_, "token dataset '", path(), "': document ", d, " out of range [0, ",
-              n_docs_, ")");
+  ZEBRA_CHECK(d >= 0 && d < n_docs_, "token dataset '", path(), "': document ", d, " out of range [0, ", n_docs_, ")");
   return {static_cast<std::int64_t>(offsets_[d]), static_cast<std::int64_t>(offsets_[d + 1])};
 }
 

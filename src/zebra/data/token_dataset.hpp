@@ -34,8 +34,7 @@ inline constexpr std::size_t kTokenDatasetHeaderBytes = 40;
 class TokenDatasetWriter {
  public:
   // Token ids must lie in [0, vocab_size); bos_id and eos_id wrap every document.
-  TokenDatasetWriter(const std::string& path, std::int64_t vocab_size, std::int32_t bos_id,
-                     std::int32_t eos_id);
+  TokenDatasetWriter(const std::string& path, std::int64_t vocab_size, std::int32_t bos_id, std::int32_t eos_id);
   TokenDatasetWriter(const TokenDatasetWriter&) = delete;
   TokenDatasetWriter& operator=(const TokenDatasetWriter&) = delete;
   ~TokenDatasetWriter();

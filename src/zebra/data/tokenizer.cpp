@@ -20,8 +20,7 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
   std::error_code ec;
-  ZEBRA_CHECK(std::filesystem::is_regular_file(path, ec), "tokenizer '", path,
-              "' does not exist or is not a file");
+  ZEBRA_CHECK(std::filesystem::is_regular_file(path, ec), "tokenizer '", path, "' does not exist or is not a file");
   if (ends_with(path, ".model")) return SentencePieceTokenizer::load(path);
   if (ends_with(path, ".bin")) return Llama2cTokenizer::load(path);
   if (ends_with(path, ".json")) return load_tokenizer_json(path);
@@ -39,8 +38,8 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
   } catch (const Error& e) {
     l2c_error = e.what();
   }
-  fail("tokenizer '", path, "' is neither a SentencePiece model (", sp_error,
-       ") nor a llama2.c tokenizer.bin (", l2c_error, ")");
+  fail("tokenizer '", path, "' is neither a SentencePiece model (", sp_error, ") nor a llama2.c tokenizer.bin (",
+       l2c_error, ")");
 }
 
 }  // namespace zebra

@@ -31,8 +31,10 @@ std::size_t nesting_depth(std::string_view s, std::size_t limit) {
   for (std::size_t i = 0; i < s.size(); ++i) {
     const char c = s[i];
     if (in_string) {
-      if (c == '\\') ++i;
-      else if (c == '"') in_string = false;
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        in_string = false;
     } else if (c == '"') {
       in_string = true;
     } else if (c == '[' || c == '{') {
@@ -46,9 +48,11 @@ std::size_t nesting_depth(std::string_view s, std::size_t limit) {
 }
 
 json parse_bounded(std::string_view text, const std::string& name) {
-  ZEBRA_CHECK(text.size() <= kMaxFileBytes, "'", name, "': ", text.size(), " bytes (expected at most ", kMaxFileBytes, ")");
+  ZEBRA_CHECK(text.size() <= kMaxFileBytes, "'", name, "': ", text.size(), " bytes (expected at most ", kMaxFileBytes,
+              ")");
   const std::size_t depth = nesting_depth(text, kMaxDepth);
-  ZEBRA_CHECK(depth <= kMaxDepth, "'", name, "': JSON nested deeper than ", kMaxDepth, " levels (a tokenizer.json nests about 6)");
+  ZEBRA_CHECK(depth <= kMaxDepth, "'", name, "': JSON nested deeper than ", kMaxDepth,
+              " levels (a tokenizer.json nests about 6)");
   try {
     return json::parse(text);
   } catch (const json::exception& e) {
@@ -92,7 +96,8 @@ class Reader {
     return it->get<bool>();
   }
   std::int64_t id(const json& v, const std::string& field) const {
-    if (!v.is_number_integer() || v.get<std::int64_t>() < 0 || v.get<std::int64_t>() >= static_cast<std::int64_t>(kMaxTokens)) {
+    if (!v.is_number_integer() || v.get<std::int64_t>() < 0 ||
+        v.get<std::int64_t>() >= static_cast<std::int64_t>(kMaxTokens)) {
       bad(field, v, str_cat("a token id in [0, ", kMaxTokens, ")"));
     }
     return v.get<std::int64_t>();
@@ -125,7 +130,8 @@ void read_pre_tokenizer(const Reader& r, const json& p, const std::string& field
   const std::string type = r.opt_string(p, "type", field + ".type");
   if (type == "Sequence") {
     const json& list = r.array(p, "pretokenizers", field + ".pretokenizers");
-    for (std::size_t i = 0; i < list.size(); ++i) read_pre_tokenizer(r, list[i], str_cat(field, ".pretokenizers[", i, "]"), info);
+    for (std::size_t i = 0; i < list.size(); ++i)
+      read_pre_tokenizer(r, list[i], str_cat(field, ".pretokenizers[", i, "]"), info);
   } else if (type == "ByteLevel") {
     info.byte_level = true;
     info.add_prefix_space = r.opt_bool(p, "add_prefix_space", field + ".add_prefix_space").value_or(true);
@@ -142,11 +148,12 @@ void read_pre_tokenizer(const Reader& r, const json& p, const std::string& field
       r.bad(field + ".pattern", pattern, "{\"Regex\": ...} or {\"String\": ...}");
     }
     const std::string behavior = r.opt_string(p, "behavior", field + ".behavior");
-    if (behavior != "Isolated") r.bad(field + ".behavior", p.value("behavior", json()), "\"Isolated\" (others are not supported)");
+    if (behavior != "Isolated")
+      r.bad(field + ".behavior", p.value("behavior", json()), "\"Isolated\" (others are not supported)");
     if (r.opt_bool(p, "invert", field + ".invert").value_or(false)) r.bad(field + ".invert", true, "false");
   } else if (type == "Digits") {
-    info.regexes.push_back(r.opt_bool(p, "individual_digits", field + ".individual_digits").value_or(false) ? R"(\p{N})"
-                                                                                                               : R"(\p{N}+)");
+    info.regexes.push_back(
+        r.opt_bool(p, "individual_digits", field + ".individual_digits").value_or(false) ? R"(\p{N})" : R"(\p{N}+)");
   } else if (type == "Metaspace") {
     const std::string scheme = r.opt_string(p, "prepend_scheme", field + ".prepend_scheme");
     const auto add = r.opt_bool(p, "add_prefix_space", field + ".add_prefix_space");
@@ -163,14 +170,17 @@ void read_normalizer(const Reader& r, const json& n, const std::string& field, b
   const std::string type = r.opt_string(n, "type", field + ".type");
   if (type == "Sequence") {
     const json& list = r.array(n, "normalizers", field + ".normalizers");
-    for (std::size_t i = 0; i < list.size(); ++i) read_normalizer(r, list[i], str_cat(field, ".normalizers[", i, "]"), prepend, replace);
+    for (std::size_t i = 0; i < list.size(); ++i)
+      read_normalizer(r, list[i], str_cat(field, ".normalizers[", i, "]"), prepend, replace);
   } else if (type == "Prepend") {
-    if (r.opt_string(n, "prepend", field + ".prepend") != kSpaceSymbol) r.bad(field + ".prepend", n.value("prepend", json()), "\"▁\"");
+    if (r.opt_string(n, "prepend", field + ".prepend") != kSpaceSymbol)
+      r.bad(field + ".prepend", n.value("prepend", json()), "\"▁\"");
     prepend = true;
   } else if (type == "Replace") {
     const json& pattern = r.object(n, "pattern", field + ".pattern");
     const std::string from = pattern.contains("String") ? r.string(pattern["String"], field + ".pattern.String") : "";
-    if (from != " " || r.opt_string(n, "content", field + ".content") != kSpaceSymbol) r.bad(field, n, "Replace(\" \", \"▁\")");
+    if (from != " " || r.opt_string(n, "content", field + ".content") != kSpaceSymbol)
+      r.bad(field, n, "Replace(\" \", \"▁\")");
     replace = true;
   } else if (type != "NFC") {
     r.bad(field + ".type", n.value("type", json()), "Sequence, Prepend, Replace or NFC");
@@ -195,7 +205,8 @@ TokenizerJson parse_checked(std::string_view text, const std::string& name, std:
   if (!root.is_object()) r.bad("(top level)", root, "an object");
   const json& model = r.object(root, "model", "model");
   const std::string type = r.opt_string(model, "type", "model.type");
-  if (type != "BPE") r.bad("model.type", model.value("type", json()), "\"BPE\" (WordPiece, Unigram, WordLevel are not supported)");
+  if (type != "BPE")
+    r.bad("model.type", model.value("type", json()), "\"BPE\" (WordPiece, Unigram, WordLevel are not supported)");
   if (model.contains("dropout") && !model["dropout"].is_null() &&
       !(model["dropout"].is_number() && model["dropout"].get<double>() == 0.0)) {
     r.bad("model.dropout", model["dropout"], "null (BPE dropout is not supported)");
@@ -210,7 +221,8 @@ TokenizerJson parse_checked(std::string_view text, const std::string& name, std:
   // id -> (text, type); ids must come out dense 0..n-1.
   std::map<std::int64_t, std::pair<std::string, TokenType>> by_id;
   const json& vocab = r.object(model, "vocab", "model.vocab");
-  ZEBRA_CHECK(vocab.size() <= kMaxTokens, "'", name, "': model.vocab has ", vocab.size(), " tokens (expected at most ", kMaxTokens, ")");
+  ZEBRA_CHECK(vocab.size() <= kMaxTokens, "'", name, "': model.vocab has ", vocab.size(), " tokens (expected at most ",
+              kMaxTokens, ")");
   for (auto it = vocab.begin(); it != vocab.end(); ++it) {
     const std::int64_t id = r.id(it.value(), "model.vocab[\"" + bounded(it.key(), 40) + "\"]");
     if (!by_id.emplace(id, std::make_pair(it.key(), TokenType::kNormal)).second) {
@@ -220,7 +232,8 @@ TokenizerJson parse_checked(std::string_view text, const std::string& name, std:
   }
   if (auto it = root.find("added_tokens"); it != root.end() && !it->is_null()) {
     if (!it->is_array()) r.bad("added_tokens", *it, "an array");
-    ZEBRA_CHECK(it->size() <= kMaxTokens, "'", name, "': ", it->size(), " added_tokens (expected at most ", kMaxTokens, ")");
+    ZEBRA_CHECK(it->size() <= kMaxTokens, "'", name, "': ", it->size(), " added_tokens (expected at most ", kMaxTokens,
+                ")");
     for (std::size_t i = 0; i < it->size(); ++i) {
       const json& a = (*it)[i];
       const std::string field = str_cat("added_tokens[", i, "]");
@@ -228,12 +241,12 @@ TokenizerJson parse_checked(std::string_view text, const std::string& name, std:
       if (!a.contains("id")) fail("'", name, "': field ", field, ".id is missing");
       const std::int64_t id = r.id(a["id"], field + ".id");
       const std::string content = r.string(a.value("content", json()), field + ".content");
-      const TokenType t = r.opt_bool(a, "special", field + ".special").value_or(false) ? TokenType::kControl
-                                                                                        : TokenType::kUserDefined;
+      const TokenType t =
+          r.opt_bool(a, "special", field + ".special").value_or(false) ? TokenType::kControl : TokenType::kUserDefined;
       auto [slot, fresh] = by_id.emplace(id, std::make_pair(content, t));
       if (!fresh) {
-        ZEBRA_CHECK(slot->second.first == content, "'", name, "': ", field, " gives id ", id, " to '", bounded(content, 40),
-                    "' but model.vocab has '", bounded(slot->second.first, 40), "' there");
+        ZEBRA_CHECK(slot->second.first == content, "'", name, "': ", field, " gives id ", id, " to '",
+                    bounded(content, 40), "' but model.vocab has '", bounded(slot->second.first, 40), "' there");
         slot->second.second = t;
       }
     }
@@ -310,7 +323,8 @@ TokenizerJson parse_checked(std::string_view text, const std::string& name, std:
   ZEBRA_CHECK(!v.merges.empty(), "'", name, "': model.merges is empty (expected the BPE merges)");
 
   // BOS/EOS added by the post-processor's single-sequence template.
-  if (auto it = root.find("post_processor"); it != root.end() && it->is_object() && it->value("type", "") == "TemplateProcessing") {
+  if (auto it = root.find("post_processor");
+      it != root.end() && it->is_object() && it->value("type", "") == "TemplateProcessing") {
     auto single = it->find("single");
     if (single != it->end() && single->is_array() && !single->empty()) {
       auto special_id = [&](const json& item) -> std::int32_t {
@@ -339,7 +353,8 @@ TokenizerJson parse_checked(std::string_view text, const std::string& name, std:
     }
     if (auto b = rc.opt_bool(config, "add_bos_token", "add_bos_token")) v.add_bos = b;
     if (auto e = rc.opt_bool(config, "add_eos_token", "add_eos_token")) v.add_eos = e;
-    if (auto it = config.find("chat_template"); it != config.end() && it->is_string()) v.chat_template = it->get<std::string>();
+    if (auto it = config.find("chat_template"); it != config.end() && it->is_string())
+      v.chat_template = it->get<std::string>();
   }
   return out;
 }
@@ -364,7 +379,8 @@ TokenizerJson read_tokenizer_json(const std::string& path) {
   const auto config_path = std::filesystem::path(path).parent_path() / "tokenizer_config.json";
   std::string config;
   if (std::filesystem::is_regular_file(config_path, ec)) {
-    ZEBRA_CHECK(std::filesystem::file_size(config_path, ec) <= kMaxFileBytes, "'", config_path.string(), "' is too large");
+    ZEBRA_CHECK(std::filesystem::file_size(config_path, ec) <= kMaxFileBytes, "'", config_path.string(),
+                "' is too large");
     config = read_file(config_path.string());
   }
   return parse_tokenizer_json(text, path, config);

@@ -20,8 +20,13 @@ json added_tokens_json(const VocabData& v) {
   for (std::size_t id = 0; id < v.tokens.size(); ++id) {
     const auto t = v.token_types.empty() ? TokenType::kNormal : static_cast<TokenType>(v.token_types[id]);
     if (t != TokenType::kControl && t != TokenType::kUserDefined && t != TokenType::kUnknown) continue;
-    added.push_back({{"id", id}, {"content", v.tokens[id]}, {"single_word", false}, {"lstrip", false},
-                     {"rstrip", false}, {"normalized", false}, {"special", t != TokenType::kUserDefined}});
+    added.push_back({{"id", id},
+                     {"content", v.tokens[id]},
+                     {"single_word", false},
+                     {"lstrip", false},
+                     {"rstrip", false},
+                     {"normalized", false},
+                     {"special", t != TokenType::kUserDefined}});
   }
   return added;
 }
@@ -77,10 +82,15 @@ std::string hf_tokenizer_json(const VocabData& v, const HfParts& p, const std::v
       {"post_processor", post_processor_json(v, add_bos, add_eos, p.post_processor)},
       {"decoder", p.decoder},
       {"model",
-       {{"type", "BPE"}, {"dropout", nullptr},
+       {{"type", "BPE"},
+        {"dropout", nullptr},
         {"unk_token", v.unk_id >= 0 ? json(v.tokens[static_cast<std::size_t>(v.unk_id)]) : json(nullptr)},
-        {"continuing_subword_prefix", nullptr}, {"end_of_word_suffix", nullptr}, {"fuse_unk", p.byte_fallback},
-        {"byte_fallback", p.byte_fallback}, {"ignore_merges", p.ignore_merges}, {"vocab", vocab_json(v)},
+        {"continuing_subword_prefix", nullptr},
+        {"end_of_word_suffix", nullptr},
+        {"fuse_unk", p.byte_fallback},
+        {"byte_fallback", p.byte_fallback},
+        {"ignore_merges", p.ignore_merges},
+        {"vocab", vocab_json(v)},
         {"merges", merges}}},
   };
   return root.dump(1) + "\n";
@@ -94,11 +104,14 @@ std::string bpe_tokenizer_json(const VocabData& v, const ByteLevelOptions& optio
   for (const std::string& re : regexes) {
     pretok.push_back({{"type", "Split"}, {"pattern", {{"Regex", re}}}, {"behavior", "Isolated"}, {"invert", false}});
   }
-  pretok.push_back({{"type", "ByteLevel"}, {"add_prefix_space", options.add_prefix_space}, {"trim_offsets", true},
+  pretok.push_back({{"type", "ByteLevel"},
+                    {"add_prefix_space", options.add_prefix_space},
+                    {"trim_offsets", true},
                     {"use_regex", false}});
   HfParts parts;
   parts.pre_tokenizer = {{"type", "Sequence"}, {"pretokenizers", pretok}};
-  parts.post_processor = {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", false}, {"use_regex", true}};
+  parts.post_processor = {
+      {"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", false}, {"use_regex", true}};
   parts.decoder = {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}};
   parts.ignore_merges = options.ignore_merges.value_or(pre_tokenizer_ignores_merges(v.pre));
   return hf_tokenizer_json(v, parts, v.merges);

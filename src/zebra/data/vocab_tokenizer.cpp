@@ -17,10 +17,10 @@ constexpr std::size_t kMaxVocab = std::size_t{1} << 24;
 VocabData validated(VocabData v, const std::string& name) {
   const std::size_t n = v.tokens.size();
   ZEBRA_CHECK(n > 0 && n <= kMaxVocab, "vocabulary '", name, "': ", n, " tokens (expected 1..", kMaxVocab, ")");
-  ZEBRA_CHECK(v.token_types.empty() || v.token_types.size() == n, "vocabulary '", name, "': ",
-              v.token_types.size(), " token types for ", n, " tokens (expected one per token)");
-  ZEBRA_CHECK(v.scores.empty() || v.scores.size() == n, "vocabulary '", name, "': ", v.scores.size(),
-              " scores for ", n, " tokens (expected one per token)");
+  ZEBRA_CHECK(v.token_types.empty() || v.token_types.size() == n, "vocabulary '", name, "': ", v.token_types.size(),
+              " token types for ", n, " tokens (expected one per token)");
+  ZEBRA_CHECK(v.scores.empty() || v.scores.size() == n, "vocabulary '", name, "': ", v.scores.size(), " scores for ", n,
+              " tokens (expected one per token)");
   for (std::size_t i = 0; i < v.token_types.size(); ++i) {
     ZEBRA_CHECK(v.token_types[i] >= 0 && v.token_types[i] <= static_cast<std::int32_t>(TokenType::kByte),
                 "vocabulary '", name, "': token ", i, " has type ", v.token_types[i], " (expected 0..6)");
@@ -53,8 +53,8 @@ VocabTokenizer::VocabTokenizer(VocabData vocab, std::string name, bool default_a
 }
 
 void VocabTokenizer::check_id(std::int32_t id) const {
-  ZEBRA_CHECK(id >= 0 && static_cast<std::size_t>(id) < vocab_.tokens.size(), "tokenizer '", name_, "': token id ",
-              id, " out of range [0, ", vocab_.tokens.size(), ")");
+  ZEBRA_CHECK(id >= 0 && static_cast<std::size_t>(id) < vocab_.tokens.size(), "tokenizer '", name_, "': token id ", id,
+              " out of range [0, ", vocab_.tokens.size(), ")");
 }
 
 TokenType VocabTokenizer::token_type(std::int32_t id) const {

@@ -5,9 +5,8 @@
 
 namespace zebra {
 
-std::vector<std::int32_t> greedy_continue(InferenceSession<float>& session,
-                                          std::span<const std::int32_t> prompt, std::int64_t max_new_tokens,
-                                          std::int32_t stop_token) {
+std::vector<std::int32_t> greedy_continue(InferenceSession<float>& session, std::span<const std::int32_t> prompt,
+                                          std::int64_t max_new_tokens, std::int32_t stop_token) {
   ZEBRA_CHECK(!prompt.empty(), "greedy decoding needs a prompt of at least one token");
   session.reset();
   const std::span<const float> logits = session.prefill(prompt);

@@ -13,8 +13,7 @@ namespace zebra {
 // Resets `session`, prefills `prompt` and decodes up to max_new_tokens tokens, each the argmax of the logits
 // (ties: the lowest id). Stops after a token equal to stop_token (>= 0; it is not returned). Returns the new
 // tokens.
-std::vector<std::int32_t> greedy_continue(InferenceSession<float>& session,
-                                          std::span<const std::int32_t> prompt, std::int64_t max_new_tokens,
-                                          std::int32_t stop_token = -1);
+std::vector<std::int32_t> greedy_continue(InferenceSession<float>& session, std::span<const std::int32_t> prompt,
+                                          std::int64_t max_new_tokens, std::int32_t stop_token = -1);
 
 }  // namespace zebra

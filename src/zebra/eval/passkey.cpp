@@ -131,8 +131,7 @@ PasskeyResult evaluate_passkey(const PasskeyOptions& options, const EncodeFn& en
                                const std::function<void(std::int64_t, std::int64_t)>& progress) {
   validate_passkey_options(options);
   const std::vector<std::int64_t> keys = passkey_keys(options.trials, options.seed);
-  const std::int64_t total =
-      static_cast<std::int64_t>(options.depths.size() * options.lengths.size()) * options.trials;
+  const std::int64_t total = static_cast<std::int64_t>(options.depths.size() * options.lengths.size()) * options.trials;
   PasskeyResult result;
   Timer timer;
   std::int64_t done = 0;

@@ -31,9 +31,9 @@ struct PasskeyPrompt {
   std::string text;                  // without BOS
   std::vector<std::int32_t> tokens;  // BOS + encode(text)
   std::int64_t key = 0;
-  std::int64_t n_filler = 0;         // N: filler sentences in the prompt
-  std::int64_t n_before = 0;         // k: filler sentences before the key line
-  std::int64_t key_position = 0;     // tokens before the key line (BOS included): size of BOS + encode(prefix)
+  std::int64_t n_filler = 0;      // N: filler sentences in the prompt
+  std::int64_t n_before = 0;      // k: filler sentences before the key line
+  std::int64_t key_position = 0;  // tokens before the key line (BOS included): size of BOS + encode(prefix)
 };
 
 // "The pass key is NNNNN. Remember it. NNNNN is the pass key."
@@ -69,7 +69,7 @@ struct PasskeyTrial {
 };
 
 struct PasskeyCell {
-  std::int64_t length = 0;         // requested prompt length
+  std::int64_t length = 0;  // requested prompt length
   double depth = 0.0;
   std::int64_t prompt_tokens = 0;  // actual prompt length (of the first trial; keys all have 5 digits)
   std::int64_t key_position = 0;   // tokens before the key line (first trial)

@@ -31,20 +31,20 @@
 namespace zebra {
 
 struct PerplexityOptions {
-  std::int64_t ctx = 512;         // window length in tokens
-  std::int64_t score_from = 0;    // first window position whose prediction is scored (non-overlapping mode)
-  std::int64_t stride = 0;        // 0 = non-overlapping windows; S > 0 = a window every S tokens (see above)
-  bool bos_first = false;         // replace each window's first token by BOS
+  std::int64_t ctx = 512;       // window length in tokens
+  std::int64_t score_from = 0;  // first window position whose prediction is scored (non-overlapping mode)
+  std::int64_t stride = 0;      // 0 = non-overlapping windows; S > 0 = a window every S tokens (see above)
+  bool bos_first = false;       // replace each window's first token by BOS
   std::int32_t bos_id = 1;
-  std::int64_t max_tokens = 0;    // use only the first max_tokens tokens of the stream (0 = all)
+  std::int64_t max_tokens = 0;  // use only the first max_tokens tokens of the stream (0 = all)
 };
 
 struct PerplexityResult {
-  double loss_sum = 0.0;          // sum of -ln p over scored tokens (nats)
-  std::int64_t n_scored = 0;      // scored tokens
+  double loss_sum = 0.0;      // sum of -ln p over scored tokens (nats)
+  std::int64_t n_scored = 0;  // scored tokens
   std::int64_t n_windows = 0;
-  std::int64_t n_tokens = 0;      // stream tokens covered by the windows (n_windows * ctx without a stride)
-  std::int64_t n_forward = 0;     // tokens run through the model (n_windows * ctx)
+  std::int64_t n_tokens = 0;   // stream tokens covered by the windows (n_windows * ctx without a stride)
+  std::int64_t n_forward = 0;  // tokens run through the model (n_windows * ctx)
   double seconds = 0.0;
   std::vector<double> window_loss;  // mean loss of each window (for a standard error)
   // Indexed by the scored token's window position p (0 .. ctx - 1; entry 0 stays empty: token 0 is never

@@ -35,7 +35,8 @@ std::vector<PositionBucket> position_buckets(std::int64_t ctx, std::int64_t n_bu
   }
   edges.push_back(ctx);
   std::vector<PositionBucket> buckets;
-  for (std::size_t k = 0; k + 1 < edges.size(); ++k) buckets.push_back(PositionBucket{edges[k], edges[k + 1] - 1, 0, 0.0});
+  for (std::size_t k = 0; k + 1 < edges.size(); ++k)
+    buckets.push_back(PositionBucket{edges[k], edges[k + 1] - 1, 0, 0.0});
   return buckets;
 }
 

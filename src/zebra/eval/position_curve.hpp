@@ -24,9 +24,9 @@ const char* to_string(PositionScale scale);
 PositionScale parse_position_scale(const std::string& name);
 
 struct PositionBucket {
-  std::int64_t first = 0;   // first window position in the bucket (inclusive)
-  std::int64_t last = 0;    // last window position in the bucket (inclusive)
-  std::int64_t count = 0;   // scored tokens in the bucket
+  std::int64_t first = 0;  // first window position in the bucket (inclusive)
+  std::int64_t last = 0;   // last window position in the bucket (inclusive)
+  std::int64_t count = 0;  // scored tokens in the bucket
   double loss_sum = 0.0;
   double mean_loss() const { return count > 0 ? loss_sum / static_cast<double>(count) : 0.0; }
   // Where to draw the bucket on a position axis: the geometric mean of first and last for geometric

@@ -27,8 +27,8 @@ std::vector<std::int32_t> read_sequence(const std::string& path, const nlohmann:
   for (std::size_t i = 0; i < seq.size(); ++i) {
     const nlohmann::json& v = seq[i];
     if (!v.is_number_integer() || v.get<std::int64_t>() < 0 || v.get<std::int64_t>() >= vocab_size) {
-      fail("'", path, "': sequence ", s, ", index ", i, ": got ", shown(v), ", expected a token id in [0, ",
-           vocab_size, ")");
+      fail("'", path, "': sequence ", s, ", index ", i, ": got ", shown(v), ", expected a token id in [0, ", vocab_size,
+           ")");
     }
     ids.push_back(static_cast<std::int32_t>(v.get<std::int64_t>()));
   }
@@ -45,13 +45,15 @@ std::vector<std::vector<std::int32_t>> read_token_sequences(const std::string& p
     if (!j.contains("tokens")) fail("'", path, "': an object needs a 'tokens' field (a list of token ids or of lists)");
     j = nlohmann::json(j.at("tokens"));
   }
-  if (!j.is_array() || j.empty()) fail("'", path, "': expected a non-empty list of token ids or of lists, found ", shown(j));
+  if (!j.is_array() || j.empty())
+    fail("'", path, "': expected a non-empty list of token ids or of lists, found ", shown(j));
   std::vector<std::vector<std::int32_t>> out;
   if (!j.front().is_array()) {
     out.push_back(read_sequence(path, j, 0, vocab_size, max_len));
     return out;
   }
-  if (j.size() > kMaxTokenSequences) fail("'", path, "': ", j.size(), " sequences, expected at most ", kMaxTokenSequences);
+  if (j.size() > kMaxTokenSequences)
+    fail("'", path, "': ", j.size(), " sequences, expected at most ", kMaxTokenSequences);
   for (std::size_t s = 0; s < j.size(); ++s) out.push_back(read_sequence(path, j[s], s, vocab_size, max_len));
   return out;
 }

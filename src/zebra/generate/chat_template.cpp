@@ -80,8 +80,7 @@ std::string excerpt(std::string_view s) {
 }  // namespace
 
 std::string_view ChatTemplate::reply_prefix() const {
-  return std::string_view(assistant_prefix)
-      .substr(std::min(generation_prompt.size(), assistant_prefix.size()));
+  return std::string_view(assistant_prefix).substr(std::min(generation_prompt.size(), assistant_prefix.size()));
 }
 
 const std::vector<ChatTemplate>& known_chat_templates() {
@@ -106,9 +105,8 @@ const ChatTemplate& chat_template_from_jinja(std::string_view jinja) {
   // Llama-3 first: its templates may mention other markers in comments, its own never appear elsewhere.
   for (const char* name : {"llama3", "chatml", "llama2"}) {
     const ChatTemplate& t = chat_template_by_name(name);
-    const bool all = std::all_of(t.jinja_markers.begin(), t.jinja_markers.end(), [&](const std::string& m) {
-      return jinja.find(m) != std::string_view::npos;
-    });
+    const bool all = std::all_of(t.jinja_markers.begin(), t.jinja_markers.end(),
+                                 [&](const std::string& m) { return jinja.find(m) != std::string_view::npos; });
     if (all) return t;
   }
   throw Error("the model's chat template is not one zebra recognises (it starts '" + excerpt(jinja) +
@@ -120,17 +118,15 @@ const ChatTemplate& choose_chat_template(std::string_view name, std::string_view
   return jinja.empty() ? chat_template_by_name("plain") : chat_template_from_jinja(jinja);
 }
 
-RenderedChat render_chat(const ChatTemplate& t, std::span<const ChatMessage> messages,
-                         bool add_generation_prompt) {
+RenderedChat render_chat(const ChatTemplate& t, std::span<const ChatMessage> messages, bool add_generation_prompt) {
   RenderedChat r;
   r.text = t.begin;
   for (std::size_t i = 0; i < messages.size(); ++i) {
     const ChatMessage& m = messages[i];
     if (m.role == "system") {
-      ZEBRA_CHECK(i == 0, "chat template ", t.name, ": message ", i,
-                  " is a system message; only the first may be");
-      ZEBRA_CHECK(!t.system_needs_user || (i + 1 < messages.size() && messages[i + 1].role == "user"),
-                  "chat template ", t.name, ": the system message must be followed by a user message");
+      ZEBRA_CHECK(i == 0, "chat template ", t.name, ": message ", i, " is a system message; only the first may be");
+      ZEBRA_CHECK(!t.system_needs_user || (i + 1 < messages.size() && messages[i + 1].role == "user"), "chat template ",
+                  t.name, ": the system message must be followed by a user message");
       r.text += t.system_prefix + m.content + t.system_suffix;
     } else if (m.role == "user") {
       const bool after_system = i > 0 && messages[i - 1].role == "system";
@@ -167,8 +163,7 @@ std::string render_after_reply(const ChatTemplate& t, std::span<const ChatMessag
   return after.substr(before.size() - closing);
 }
 
-std::vector<std::int32_t> encode_chat_text(const ChatTemplate& t, const Tokenizer& tokenizer,
-                                           std::string_view text) {
+std::vector<std::int32_t> encode_chat_text(const ChatTemplate& t, const Tokenizer& tokenizer, std::string_view text) {
   std::vector<std::int32_t> ids;
   auto encode = [&](std::string_view s) {
     if (s.empty()) return;

@@ -73,8 +73,7 @@ const ChatTemplate& choose_chat_template(std::string_view name, std::string_view
 
 // Renders `messages` (roles system/user/assistant; a system message only first; anything else throws naming
 // the message). add_generation_prompt appends the generation prompt for the next reply.
-RenderedChat render_chat(const ChatTemplate& t, std::span<const ChatMessage> messages,
-                         bool add_generation_prompt);
+RenderedChat render_chat(const ChatTemplate& t, std::span<const ChatMessage> messages, bool add_generation_prompt);
 
 // What follows a reply's text when the conversation goes on with `next` (user messages, say): the reply's
 // end-of-turn marker, what comes after it, and the rendering of `next` (with the generation prompt when
@@ -87,8 +86,7 @@ std::string render_after_reply(const ChatTemplate& t, std::span<const ChatMessag
 
 // Tokens of rendered text: bos_text / eos_text become the tokenizer's BOS / EOS ids, the text between them
 // goes through tokenizer.encode() (one call per run of text).
-std::vector<std::int32_t> encode_chat_text(const ChatTemplate& t, const Tokenizer& tokenizer,
-                                           std::string_view text);
+std::vector<std::int32_t> encode_chat_text(const ChatTemplate& t, const Tokenizer& tokenizer, std::string_view text);
 
 struct EncodedChat {
   std::vector<std::int32_t> tokens;

@@ -7,13 +7,12 @@
 
 namespace zebra {
 
-Conversation::Conversation(const ChatTemplate& t, const Tokenizer& tokenizer, ChatModel& model,
-                           Sampler& sampler, ConversationOptions options)
+Conversation::Conversation(const ChatTemplate& t, const Tokenizer& tokenizer, ChatModel& model, Sampler& sampler,
+                           ConversationOptions options)
     : template_(&t), tok_(&tokenizer), model_(&model), sampler_(&sampler), options_(std::move(options)) {
   stop_tokens_ = chat_stop_tokens(t, tokenizer);
   for (std::int32_t id : options_.extra_stop_tokens) {
-    if (std::find(stop_tokens_.begin(), stop_tokens_.end(), id) == stop_tokens_.end())
-      stop_tokens_.push_back(id);
+    if (std::find(stop_tokens_.begin(), stop_tokens_.end(), id) == stop_tokens_.end()) stop_tokens_.push_back(id);
   }
   reset();
 }
@@ -25,8 +24,7 @@ void Conversation::reset() {
   unkept_reply_.clear();
 }
 
-TurnResult Conversation::turn(const std::string& message,
-                              const std::function<void(const std::string&)>& on_text) {
+TurnResult Conversation::turn(const std::string& message, const std::function<void(const std::string&)>& on_text) {
   try {
     return run_turn(message, on_text);
   } catch (...) {
@@ -35,13 +33,11 @@ TurnResult Conversation::turn(const std::string& message,
   }
 }
 
-TurnResult Conversation::run_turn(const std::string& message,
-                                  const std::function<void(const std::string&)>& on_text) {
+TurnResult Conversation::run_turn(const std::string& message, const std::function<void(const std::string&)>& on_text) {
   const ChatMessage user{"user", message};
   std::string delta;
   if (!messages_.empty() && messages_.back().role == "assistant") {
-    delta = unkept_reply_ +
-            render_after_reply(*template_, messages_, std::span<const ChatMessage>(&user, 1), true);
+    delta = unkept_reply_ + render_after_reply(*template_, messages_, std::span<const ChatMessage>(&user, 1), true);
     messages_.push_back(user);
   } else {
     messages_.push_back(user);

@@ -10,12 +10,9 @@ namespace zebra {
 
 const char* to_string(StopReason r) {
   switch (r) {
-    case StopReason::kStopToken:
-      return "stop token";
-    case StopReason::kStopString:
-      return "stop string";
-    case StopReason::kLength:
-      return "length";
+    case StopReason::kStopToken: return "stop token";
+    case StopReason::kStopString: return "stop string";
+    case StopReason::kLength: return "length";
   }
   return "?";
 }
@@ -24,8 +21,7 @@ DecodeResult decode_loop(std::span<const float> logits, Sampler& sampler, const 
                          const DecodeOptions& options, std::span<const std::int32_t> history) {
   ZEBRA_CHECK(options.detokenizer != nullptr || options.stop_strings.empty(),
               "decode_loop: stop strings need a detokenizer");
-  ZEBRA_CHECK(options.max_new_tokens >= 0, "decode_loop: max_new_tokens must be >= 0, got ",
-              options.max_new_tokens);
+  ZEBRA_CHECK(options.max_new_tokens >= 0, "decode_loop: max_new_tokens must be >= 0, got ", options.max_new_tokens);
   Timer total;
   DecodeResult result;
   StopStringFilter filter(options.stop_strings);
@@ -72,8 +68,7 @@ DecodeResult decode_loop(std::span<const float> logits, Sampler& sampler, const 
   }
   if (result.stop_reason == StopReason::kStopString) {
     // Tokens whose text ends at or before the cut (the text emitted is exactly the text before it).
-    while (result.n_kept < text_ends.size() && text_ends[result.n_kept] <= result.text.size())
-      ++result.n_kept;
+    while (result.n_kept < text_ends.size() && text_ends[result.n_kept] <= result.text.size()) ++result.n_kept;
     result.kept_bytes = result.n_kept > 0 ? text_ends[result.n_kept - 1] : 0;
   } else {
     result.n_kept = result.tokens.size() - (result.stop_reason == StopReason::kStopToken ? 1 : 0);

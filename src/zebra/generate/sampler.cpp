@@ -34,8 +34,8 @@ std::size_t Sampler::filter(std::span<float> logits, std::span<const std::int32_
   std::size_t keep = candidates_.size();
   if (options_.top_k > 0 && static_cast<std::size_t>(options_.top_k) < keep) {
     keep = static_cast<std::size_t>(options_.top_k);
-    std::partial_sort(candidates_.begin(), candidates_.begin() + static_cast<std::ptrdiff_t>(keep),
-                      candidates_.end(), by_logit);
+    std::partial_sort(candidates_.begin(), candidates_.begin() + static_cast<std::ptrdiff_t>(keep), candidates_.end(),
+                      by_logit);
   } else {
     std::sort(candidates_.begin(), candidates_.end(), by_logit);
   }

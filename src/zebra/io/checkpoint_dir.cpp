@@ -32,7 +32,9 @@ void write_model_files(const std::string& dir, const ParameterSet<float>& params
   }
   json config = config_to_json(c);
   // transformers' name of the stored dtype (it loads in this dtype unless told otherwise).
-  config["torch_dtype"] = options.dtype == DType::kBF16 ? "bfloat16" : options.dtype == DType::kF16 ? "float16" : "float32";
+  config["torch_dtype"] = options.dtype == DType::kBF16  ? "bfloat16"
+                          : options.dtype == DType::kF16 ? "float16"
+                                                         : "float32";
   if (model_family(c) == ModelFamily::kZebra) {
     log_warn("save model '", dir, "': pos_embedding ", to_string(c.pos_embedding),
              " has no Hugging Face equivalent; config.json says model_type \"zebra\", which transformers refuses to "
@@ -125,7 +127,8 @@ WeightSource open_weights(const std::string& dir) {
   }
   if (!fs::exists(index)) {
     std::string hint;
-    if (fs::exists(fs::path(dir) / "pytorch_model.bin")) hint = " (pytorch_model.bin is not read: convert it to safetensors)";
+    if (fs::exists(fs::path(dir) / "pytorch_model.bin"))
+      hint = " (pytorch_model.bin is not read: convert it to safetensors)";
     fail("model directory '", dir, "': neither model.safetensors nor model.safetensors.index.json found", hint);
   }
   const std::string ipath = index.string();

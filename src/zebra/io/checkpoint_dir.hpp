@@ -40,9 +40,9 @@ struct PatternOverride {
 ModelConfig apply_pattern(const ModelConfig& config, const std::optional<PatternOverride>& pattern);
 
 struct SaveModelOptions {
-  DType dtype = DType::kF32;            // dtype of model.safetensors
-  const Tokenizer* tokenizer = nullptr; // saved as tokenizer->file_name() when given
-  std::string tokenizer_file;           // or: a tokenizer file copied under its own file name
+  DType dtype = DType::kF32;                    // dtype of model.safetensors
+  const Tokenizer* tokenizer = nullptr;         // saved as tokenizer->file_name() when given
+  std::string tokenizer_file;                   // or: a tokenizer file copied under its own file name
   std::map<std::string, std::string> metadata;  // extra safetensors __metadata__ ("format": "pt" is always set)
   // Called with the (temporary) directory after the model files are written, before the directory is
   // made durable and renamed: for callers that add files to the same atomic write (trainer state).

@@ -42,11 +42,19 @@ bool is_scalar(GgufType t) { return t != GgufType::kString && t != GgufType::kAr
 // Bytes of a scalar type (0 for string and array).
 std::size_t scalar_size(GgufType t) {
   switch (t) {
-    case GgufType::kU8: case GgufType::kI8: case GgufType::kBool: return 1;
-    case GgufType::kU16: case GgufType::kI16: return 2;
-    case GgufType::kU32: case GgufType::kI32: case GgufType::kF32: return 4;
-    case GgufType::kU64: case GgufType::kI64: case GgufType::kF64: return 8;
-    case GgufType::kString: case GgufType::kArray: return 0;
+    case GgufType::kU8:
+    case GgufType::kI8:
+    case GgufType::kBool: return 1;
+    case GgufType::kU16:
+    case GgufType::kI16: return 2;
+    case GgufType::kU32:
+    case GgufType::kI32:
+    case GgufType::kF32: return 4;
+    case GgufType::kU64:
+    case GgufType::kI64:
+    case GgufType::kF64: return 8;
+    case GgufType::kString:
+    case GgufType::kArray: return 0;
   }
   return 0;
 }
@@ -55,8 +63,14 @@ bool known_type(std::uint32_t id) { return id <= static_cast<std::uint32_t>(Gguf
 
 bool integer_type(GgufType t) {
   switch (t) {
-    case GgufType::kU8: case GgufType::kI8: case GgufType::kU16: case GgufType::kI16:
-    case GgufType::kU32: case GgufType::kI32: case GgufType::kU64: case GgufType::kI64: return true;
+    case GgufType::kU8:
+    case GgufType::kI8:
+    case GgufType::kU16:
+    case GgufType::kI16:
+    case GgufType::kU32:
+    case GgufType::kI32:
+    case GgufType::kU64:
+    case GgufType::kI64: return true;
     default: return false;
   }
 }
@@ -109,10 +123,7 @@ std::string supported_ggml_types() {
 std::string text(const std::string& s) { return s; }
 std::string text(const char* s) { return s; }
 template <typename D>
-  requires std::is_invocable_r_v<std::string, D>
-std::string text(const D& describe) {
-  return describe();
-}
+requires std::is_invocable_r_v<std::string, D> std::string text(const D& describe) { return describe(); }
 
 // Bounds-checked sequential reads over the mapped header; every failure names the file, the section
 // being read, the offset and what was needed.
@@ -213,7 +224,8 @@ GgufValue read_value(Cursor& c, GgufType type, const std::string& what, int dept
   } else if (v.elem_type == GgufType::kString) {
     v.count = c.count(cw, 8, std::numeric_limits<std::uint64_t>::max());
     v.strings.reserve(static_cast<std::size_t>(v.count));
-    for (std::uint64_t i = 0; i < v.count; ++i) v.strings.push_back(c.string([&] { return str_cat(what, " element ", i); }));
+    for (std::uint64_t i = 0; i < v.count; ++i)
+      v.strings.push_back(c.string([&] { return str_cat(what, " element ", i); }));
   } else {
     if (depth + 1 >= kGgufMaxArrayDepth) {
       fail(c.where(), ": ", what, ": arrays nested deeper than ", kGgufMaxArrayDepth, " levels");
@@ -230,18 +242,30 @@ GgufValue read_value(Cursor& c, GgufType type, const std::string& what, int dept
 
 template <typename T>
 constexpr GgufType gguf_type_of() {
-  if constexpr (std::is_same_v<T, bool>) return GgufType::kBool;
-  else if constexpr (std::is_same_v<T, std::uint8_t>) return GgufType::kU8;
-  else if constexpr (std::is_same_v<T, std::int8_t>) return GgufType::kI8;
-  else if constexpr (std::is_same_v<T, std::uint16_t>) return GgufType::kU16;
-  else if constexpr (std::is_same_v<T, std::int16_t>) return GgufType::kI16;
-  else if constexpr (std::is_same_v<T, std::uint32_t>) return GgufType::kU32;
-  else if constexpr (std::is_same_v<T, std::int32_t>) return GgufType::kI32;
-  else if constexpr (std::is_same_v<T, std::uint64_t>) return GgufType::kU64;
-  else if constexpr (std::is_same_v<T, std::int64_t>) return GgufType::kI64;
-  else if constexpr (std::is_same_v<T, float>) return GgufType::kF32;
-  else if constexpr (std::is_same_v<T, double>) return GgufType::kF64;
-  else static_assert(sizeof(T) == 0, "no GGUF type for T");
+  if constexpr (std::is_same_v<T, bool>)
+    return GgufType::kBool;
+  else if constexpr (std::is_same_v<T, std::uint8_t>)
+    return GgufType::kU8;
+  else if constexpr (std::is_same_v<T, std::int8_t>)
+    return GgufType::kI8;
+  else if constexpr (std::is_same_v<T, std::uint16_t>)
+    return GgufType::kU16;
+  else if constexpr (std::is_same_v<T, std::int16_t>)
+    return GgufType::kI16;
+  else if constexpr (std::is_same_v<T, std::uint32_t>)
+    return GgufType::kU32;
+  else if constexpr (std::is_same_v<T, std::int32_t>)
+    return GgufType::kI32;
+  else if constexpr (std::is_same_v<T, std::uint64_t>)
+    return GgufType::kU64;
+  else if constexpr (std::is_same_v<T, std::int64_t>)
+    return GgufType::kI64;
+  else if constexpr (std::is_same_v<T, float>)
+    return GgufType::kF32;
+  else if constexpr (std::is_same_v<T, double>)
+    return GgufType::kF64;
+  else
+    static_assert(sizeof(T) == 0, "no GGUF type for T");
 }
 
 }  // namespace
@@ -339,8 +363,8 @@ GgufValue GgufValue::array_of_arrays(std::vector<GgufValue> values) {
   return v;
 }
 
-#define ZEBRA_GGUF_INSTANTIATE(T)                    \
-  template GgufValue GgufValue::scalar<T>(T);        \
+#define ZEBRA_GGUF_INSTANTIATE(T)             \
+  template GgufValue GgufValue::scalar<T>(T); \
   template GgufValue GgufValue::array<T>(std::span<const T>);
 ZEBRA_GGUF_INSTANTIATE(bool)
 ZEBRA_GGUF_INSTANTIATE(std::uint8_t)
@@ -365,8 +389,8 @@ std::optional<bool> GgufValue::as_bool() const {
 }
 
 std::int64_t GgufValue::int_at(std::uint64_t i) const {
-  ZEBRA_CHECK(type == GgufType::kArray && integer_type(elem_type) && i < count, "GgufValue::int_at(", i,
-              ") on a ", type_name(), " of ", count, " elements");
+  ZEBRA_CHECK(type == GgufType::kArray && integer_type(elem_type) && i < count, "GgufValue::int_at(", i, ") on a ",
+              type_name(), " of ", count, " elements");
   const std::size_t es = scalar_size(elem_type);
   const auto r = decode_int(elem_type, load_bits(raw.data() + i * es, es));
   ZEBRA_CHECK(r.has_value(), "GGUF array element ", i, " does not fit int64");
@@ -399,7 +423,8 @@ GgufFile GgufFile::open(const std::string& path) {
   const std::uint8_t* magic = c.take(4, "the header (magic)");
   if (std::memcmp(magic, kMagic, 4) != 0) {
     std::string found;
-    for (int i = 0; i < 4; ++i) found += str_cat(i ? " " : "", "0123456789abcdef"[magic[i] >> 4], "0123456789abcdef"[magic[i] & 15]);
+    for (int i = 0; i < 4; ++i)
+      found += str_cat(i ? " " : "", "0123456789abcdef"[magic[i] >> 4], "0123456789abcdef"[magic[i] & 15]);
     fail(where, ": bad magic: expected \"GGUF\" (47 47 55 46), found bytes ", found, " (not a GGUF file)");
   }
   f.version_ = c.get<std::uint32_t>("the header (version)");
@@ -418,8 +443,10 @@ GgufFile GgufFile::open(const std::string& path) {
   const std::uint64_t n_tensors = c.count("the header (tensor count)", 0, kGgufMaxTensors);
   const std::uint64_t n_kv = c.count("the header (metadata count)", 13, kGgufMaxKeys);
   if (n_tensors > c.left() / 32) {
-    fail(where, ": the header claims ", n_tensors, " tensors, but their infos (at least 32 bytes each) cannot fit in "
-         "the ", c.left(), " bytes left in the file");
+    fail(where, ": the header claims ", n_tensors,
+         " tensors, but their infos (at least 32 bytes each) cannot fit in "
+         "the ",
+         c.left(), " bytes left in the file");
   }
 
   // Metadata.
@@ -441,7 +468,8 @@ GgufFile GgufFile::open(const std::string& path) {
     }
     const auto al = static_cast<std::uint32_t>(a->bits);
     if (al == 0 || !std::has_single_bit(al) || al > kGgufMaxAlignment) {
-      fail(where, ": metadata key 'general.alignment' = ", al, ": expected a power of two in [1, ", kGgufMaxAlignment, "]");
+      fail(where, ": metadata key 'general.alignment' = ", al, ": expected a power of two in [1, ", kGgufMaxAlignment,
+           "]");
     }
     f.alignment_ = al;
   }
@@ -477,8 +505,10 @@ GgufFile GgufFile::open(const std::string& path) {
     }
     const std::int64_t block = dtype_block_elements(t.dtype);
     if (t.ne[0] % block != 0) {
-      fail(where, ": ", what, ": ne[0] = ", t.ne[0], " (the row length) is not a multiple of ", block, ", the block "
-           "size of ", to_string(t.dtype));
+      fail(where, ": ", what, ": ne[0] = ", t.ne[0], " (the row length) is not a multiple of ", block,
+           ", the block "
+           "size of ",
+           to_string(t.dtype));
     }
     std::size_t row_bytes = 0;
     try {
@@ -684,7 +714,8 @@ void put_value(std::vector<std::uint8_t>& out, const GgufValue& v, const std::st
   put<std::uint64_t>(out, v.count);
   if (is_scalar(v.elem_type)) {
     ZEBRA_CHECK(v.raw.size() == v.count * scalar_size(v.elem_type), what, ": ", v.count, " elements of ",
-                to_string(v.elem_type), " need ", v.count * scalar_size(v.elem_type), " bytes, raw holds ", v.raw.size());
+                to_string(v.elem_type), " need ", v.count * scalar_size(v.elem_type), " bytes, raw holds ",
+                v.raw.size());
     out.insert(out.end(), v.raw.begin(), v.raw.end());
   } else if (v.elem_type == GgufType::kString) {
     ZEBRA_CHECK(v.strings.size() == v.count, what, ": count ", v.count, " but ", v.strings.size(), " strings");
@@ -737,15 +768,16 @@ std::vector<std::uint8_t> gguf_bytes(const std::vector<std::pair<std::string, Gg
                 " dimensions, expected 1..", kGgufMaxDims);
     std::size_t rows = 1;
     for (std::size_t d = 0; d + 1 < t.shape.size(); ++d) {
-      ZEBRA_CHECK(t.shape[d] >= 0 && !__builtin_mul_overflow(rows, static_cast<std::size_t>(t.shape[d]), &rows),
-                  what, ": bad dimension ", t.shape[d]);
+      ZEBRA_CHECK(t.shape[d] >= 0 && !__builtin_mul_overflow(rows, static_cast<std::size_t>(t.shape[d]), &rows), what,
+                  ": bad dimension ", t.shape[d]);
     }
     ZEBRA_CHECK(t.shape.back() >= 0, what, ": bad dimension ", t.shape.back());
     const std::size_t expected = dtype_row_bytes(t.dtype, t.shape.back()) * rows;
     ZEBRA_CHECK(t.bytes.size() == expected, what, ": ", t.bytes.size(), " bytes given, the shape needs ", expected);
     put_string(out, t.name);
     put<std::uint32_t>(out, static_cast<std::uint32_t>(t.shape.size()));
-    for (auto it = t.shape.rbegin(); it != t.shape.rend(); ++it) put<std::uint64_t>(out, static_cast<std::uint64_t>(*it));
+    for (auto it = t.shape.rbegin(); it != t.shape.rend(); ++it)
+      put<std::uint64_t>(out, static_cast<std::uint64_t>(*it));
     put<std::uint32_t>(out, dtype_to_ggml_type(t.dtype));
     put<std::uint64_t>(out, offset);
     offset = (offset + expected + alignment - 1) / alignment * alignment;

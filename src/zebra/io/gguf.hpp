@@ -35,15 +35,26 @@ namespace zebra {
 inline constexpr std::uint64_t kGgufMaxStringBytes = 16u << 20;  // one key or string value
 inline constexpr std::uint64_t kGgufMaxKeys = 1u << 20;
 inline constexpr std::uint64_t kGgufMaxTensors = 1u << 20;
-inline constexpr int kGgufMaxArrayDepth = 8;                      // arrays of arrays of ...
+inline constexpr int kGgufMaxArrayDepth = 8;  // arrays of arrays of ...
 inline constexpr std::uint32_t kGgufMaxDims = 4;
 inline constexpr std::uint32_t kGgufDefaultAlignment = 32;
 inline constexpr std::uint32_t kGgufMaxAlignment = 1u << 20;
 
 // GGUF metadata value types (the ids stored in the file).
 enum class GgufType : std::uint32_t {
-  kU8 = 0, kI8 = 1, kU16 = 2, kI16 = 3, kU32 = 4, kI32 = 5, kF32 = 6, kBool = 7,
-  kString = 8, kArray = 9, kU64 = 10, kI64 = 11, kF64 = 12,
+  kU8 = 0,
+  kI8 = 1,
+  kU16 = 2,
+  kI16 = 3,
+  kU32 = 4,
+  kI32 = 5,
+  kF32 = 6,
+  kBool = 7,
+  kString = 8,
+  kArray = 9,
+  kU64 = 10,
+  kI64 = 11,
+  kF64 = 12,
 };
 const char* to_string(GgufType t);  // "u32", "string", "array", ...
 
@@ -55,10 +66,10 @@ DType ggml_type_to_dtype(std::uint32_t ggml_type);
 // One metadata value. Owns its data (the reader copies out of the mapping; bounded by the file size).
 struct GgufValue {
   GgufType type = GgufType::kU8;
-  std::uint64_t bits = 0;      // scalars: the little-endian bytes, zero-extended (bool: 0 or 1)
-  std::string str;             // kString
+  std::uint64_t bits = 0;              // scalars: the little-endian bytes, zero-extended (bool: 0 or 1)
+  std::string str;                     // kString
   GgufType elem_type = GgufType::kU8;  // kArray: the element type
-  std::uint64_t count = 0;     // kArray: the element count
+  std::uint64_t count = 0;             // kArray: the element count
   std::vector<std::uint8_t> raw;       // kArray of scalars: count elements, packed little-endian
   std::vector<std::string> strings;    // kArray of kString
   std::vector<GgufValue> arrays;       // kArray of kArray
@@ -92,8 +103,8 @@ struct GgufTensor {
   std::vector<std::int64_t> ne;     // ggml order: ne[0] is the innermost dimension (the columns)
   std::vector<std::int64_t> shape;  // row-major: ne reversed
   std::int64_t numel = 0;
-  std::uint64_t offset = 0;         // bytes from the start of the data section
-  std::size_t nbytes = 0;           // stored bytes: (numel / ne[0]) rows of dtype_row_bytes(dtype, ne[0])
+  std::uint64_t offset = 0;  // bytes from the start of the data section
+  std::size_t nbytes = 0;    // stored bytes: (numel / ne[0]) rows of dtype_row_bytes(dtype, ne[0])
   std::int64_t rows() const { return ne[0] == 0 ? 0 : numel / ne[0]; }
   std::int64_t cols() const { return ne[0]; }
 };

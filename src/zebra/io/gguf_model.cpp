@@ -20,7 +20,8 @@ std::string where(const GgufFile& f) { return "GGUF file '" + f.path() + "'"; }
 // A required size: an integer in [1, 2^24].
 std::int64_t dimension(const GgufFile& f, const std::string& key) {
   const std::int64_t v = f.get_int(key);
-  if (v < 1 || v > kMaxDim) fail(where(f), ": metadata key '", key, "' = ", v, ", expected an integer in [1, ", kMaxDim, "]");
+  if (v < 1 || v > kMaxDim)
+    fail(where(f), ": metadata key '", key, "' = ", v, ", expected an integer in [1, ", kMaxDim, "]");
   return v;
 }
 
@@ -59,11 +60,13 @@ void set_layer_pattern(const GgufFile& f, const std::string& p, ModelConfig& c) 
   const std::optional<std::int64_t> window = f.find_int(p + "attention.sliding_window");
   const std::string pattern_key = p + "attention.sliding_window_pattern";
   if (!window) {
-    if (f.has(pattern_key)) fail(where(f), ": metadata key '", pattern_key, "' is given without '", p, "attention.sliding_window'");
+    if (f.has(pattern_key))
+      fail(where(f), ": metadata key '", pattern_key, "' is given without '", p, "attention.sliding_window'");
     return;
   }
   if (*window < 1 || *window > kMaxDim) {
-    fail(where(f), ": metadata key '", p, "attention.sliding_window' = ", *window, ", expected an integer in [1, ", kMaxDim, "]");
+    fail(where(f), ": metadata key '", p, "attention.sliding_window' = ", *window, ", expected an integer in [1, ",
+         kMaxDim, "]");
   }
   c.window = *window;
   const GgufValue* pattern = f.find(pattern_key);
@@ -89,7 +92,8 @@ void set_layer_pattern(const GgufFile& f, const std::string& p, ModelConfig& c) 
 ModelConfig gguf_model_config(const GgufFile& f) {
   const std::string arch = f.get_string("general.architecture");
   if (arch != "llama") {
-    fail(where(f), ": architecture '", arch.substr(0, 64), "' (general.architecture) is not supported (supported: llama)");
+    fail(where(f), ": architecture '", arch.substr(0, 64),
+         "' (general.architecture) is not supported (supported: llama)");
   }
   const std::string p = arch + ".";
   ModelConfig c;
@@ -128,7 +132,8 @@ ModelConfig gguf_model_config(const GgufFile& f) {
   if (tokens != nullptr) {
     c.vocab_size = static_cast<std::int64_t>(tokens->count);
     if (stated_vocab && *stated_vocab != c.vocab_size) {
-      fail(where(f), ": ", p, "vocab_size = ", *stated_vocab, " but tokenizer.ggml.tokens holds ", c.vocab_size, " tokens");
+      fail(where(f), ": ", p, "vocab_size = ", *stated_vocab, " but tokenizer.ggml.tokens holds ", c.vocab_size,
+           " tokens");
     }
   } else if (stated_vocab) {
     c.vocab_size = *stated_vocab;
@@ -159,10 +164,10 @@ std::string gguf_tensor_name(const std::string& hf) {
                                                           {"model.norm.weight", "output_norm.weight"},
                                                           {"lm_head.weight", "output.weight"}};
   static const std::map<std::string, std::string> kLayer = {
-      {"input_layernorm.weight", "attn_norm.weight"},   {"self_attn.q_proj.weight", "attn_q.weight"},
-      {"self_attn.k_proj.weight", "attn_k.weight"},     {"self_attn.v_proj.weight", "attn_v.weight"},
+      {"input_layernorm.weight", "attn_norm.weight"},    {"self_attn.q_proj.weight", "attn_q.weight"},
+      {"self_attn.k_proj.weight", "attn_k.weight"},      {"self_attn.v_proj.weight", "attn_v.weight"},
       {"self_attn.o_proj.weight", "attn_output.weight"}, {"post_attention_layernorm.weight", "ffn_norm.weight"},
-      {"mlp.gate_proj.weight", "ffn_gate.weight"},      {"mlp.up_proj.weight", "ffn_up.weight"},
+      {"mlp.gate_proj.weight", "ffn_gate.weight"},       {"mlp.up_proj.weight", "ffn_up.weight"},
       {"mlp.down_proj.weight", "ffn_down.weight"}};
   if (auto it = kTop.find(hf); it != kTop.end()) return it->second;
   const std::string prefix = "model.layers.";
@@ -218,7 +223,8 @@ std::vector<GgufModelTensor> gguf_model_tensors(const GgufFile& f, const ModelCo
     if (g.name == "rope_freqs.weight") {
       fail(where(f), ": tensor 'rope_freqs.weight' (Llama 3 RoPE frequency factors) is not supported");
     }
-    fail(where(f), ": tensor '", name, "' is not part of a llama model with this config (", config.n_layers, " layers)");
+    fail(where(f), ": tensor '", name, "' is not part of a llama model with this config (", config.n_layers,
+         " layers)");
   }
   return out;
 }

@@ -77,7 +77,8 @@ void validate_header(const std::string& path, Llama2cHeader& h) {
   if (h.n_heads % h.n_kv_heads != 0) {
     fail(where, ": n_heads ", h.n_heads, " is not a multiple of n_kv_heads ", h.n_kv_heads);
   }
-  if ((h.dim / h.n_heads) % 2 != 0) fail(where, ": head size dim / n_heads = ", h.dim / h.n_heads, " is odd (RoPE needs it even)");
+  if ((h.dim / h.n_heads) % 2 != 0)
+    fail(where, ": head size dim / n_heads = ", h.dim / h.n_heads, " is odd (RoPE needs it even)");
 
   const Sizes s = sizes_of(h);
   auto mul = [&](std::uint64_t a, std::uint64_t b) { return checked_mul(path, a, b); };
@@ -87,7 +88,8 @@ void validate_header(const std::string& path, Llama2cHeader& h) {
   std::uint64_t bytes = h.version == 0 ? kV0HeaderBytes : kVersionedHeaderBytes;
   bytes = add(bytes, mul(4, add(mul(2, mul(s.L, s.D)), s.D)));  // rms_att, rms_ffn, rms_final
   if (h.version == 2) {
-    if (h.group_size <= 0 || h.group_size > kMaxDim) fail(where, ": group_size = ", h.group_size, ", expected 1..", kMaxDim);
+    if (h.group_size <= 0 || h.group_size > kMaxDim)
+      fail(where, ": group_size = ", h.group_size, ", expected 1..", kMaxDim);
     const auto gs = static_cast<std::uint64_t>(h.group_size);
     auto quantized = [&](std::uint64_t numel, const char* what) {
       if (numel % gs != 0) fail(where, ": ", what, " has ", numel, " elements, not a multiple of group_size ", gs);
@@ -122,7 +124,8 @@ Llama2cHeader parse_header(const MappedFile& file) {
       }
       h.version = read_i32(p + 4);
       if (h.version != 1 && h.version != 2) {
-        fail("llama2.c file '", path, "': version ", h.version, " is not supported (expected 1: float32, or 2: int8 Q8_0)");
+        fail("llama2.c file '", path, "': version ", h.version,
+             " is not supported (expected 1: float32, or 2: int8 Q8_0)");
       }
       p += 8;
     }
@@ -151,8 +154,8 @@ Llama2cHeader parse_header(const MappedFile& file) {
   if (size != h.expected_file_size) {
     fail("llama2.c file '", path, "' (version ", h.version, ", dim ", h.dim, ", hidden_dim ", h.hidden_dim,
          ", n_layers ", h.n_layers, ", n_heads ", h.n_heads, ", n_kv_heads ", h.n_kv_heads, ", vocab_size ",
-         h.vocab_size, h.shared_classifier ? " shared" : " unshared", ", seq_len ", h.seq_len,
-         "): expected ", h.expected_file_size, " bytes, found ", size,
+         h.vocab_size, h.shared_classifier ? " shared" : " unshared", ", seq_len ", h.seq_len, "): expected ",
+         h.expected_file_size, " bytes, found ", size,
          size < h.expected_file_size ? " (truncated)" : " (trailing data, or not this format)");
   }
   return h;
@@ -294,7 +297,8 @@ ParameterSet<float> load_llama2c(const std::string& path, const std::optional<Pa
 void export_llama2c_v0(const std::string& path, const ParameterSet<float>& params) {
   const ModelConfig& c = params.config;
   const std::string where = "export llama2.c '" + path + "'";
-  if (c.pos_embedding != PosEmbedding::kRope) fail(where, ": needs pos_embedding rope, found ", to_string(c.pos_embedding));
+  if (c.pos_embedding != PosEmbedding::kRope)
+    fail(where, ": needs pos_embedding rope, found ", to_string(c.pos_embedding));
   if (c.head_dim * c.n_heads != c.d_model) {
     fail(where, ": needs head_dim * n_heads == hidden_size, found ", c.head_dim, " * ", c.n_heads, " != ", c.d_model);
   }

@@ -7,9 +7,9 @@
 #include <memory>
 #include <vector>
 
+#include "zebra/data/vocab_tokenizer.hpp"
 #include "zebra/io/gguf.hpp"
 #include "zebra/io/gguf_model.hpp"
-#include "zebra/data/vocab_tokenizer.hpp"
 #include "zebra/io/llama2c.hpp"
 #include "zebra/ops/quant/quant.hpp"
 #include "zebra/util/error.hpp"
@@ -107,7 +107,8 @@ std::string find_model_tokenizer(const std::string& model_path) {
   std::vector<std::string> found;
   for (const fs::directory_entry& e : fs::directory_iterator(dir, ec)) {
     const std::string name = e.path().filename().string();
-    if (e.is_regular_file(ec) && name.starts_with("tok") && name.ends_with(".bin") && e.path() != fs::path(model_path)) {
+    if (e.is_regular_file(ec) && name.starts_with("tok") && name.ends_with(".bin") &&
+        e.path() != fs::path(model_path)) {
       found.push_back(e.path().string());
     }
   }
@@ -119,8 +120,8 @@ ModelConfig peek_model_config(const std::string& path) {
   ZEBRA_CHECK(fs::exists(path, ec), "model '", path,
               "' does not exist (expected a model directory with config.json or a llama2.c .bin file)");
   ModelConfig c = fs::is_directory(path, ec) ? load_model_dir_config(path)
-                  : is_gguf(path)              ? gguf_model_config(GgufFile::open(path))
-                                               : llama2c_config(read_llama2c_header(path));
+                  : is_gguf(path)            ? gguf_model_config(GgufFile::open(path))
+                                             : llama2c_config(read_llama2c_header(path));
   c.resolve();
   return c;
 }
@@ -199,8 +200,8 @@ LoadedModel load_model_for_inference(const std::string& path, const std::optiona
 
 std::unique_ptr<Tokenizer> load_model_tokenizer(const LoadedModel& model) {
   ZEBRA_CHECK(!model.tokenizer_path.empty(), "no tokenizer found for model '", model.path,
-              "' (looked for tokenizer.model / tokenizer.bin", model.format == ModelFormat::kLlama2c ? " / tok*.bin" : "",
-              " beside it): pass --tokenizer FILE");
+              "' (looked for tokenizer.model / tokenizer.bin",
+              model.format == ModelFormat::kLlama2c ? " / tok*.bin" : "", " beside it): pass --tokenizer FILE");
   std::unique_ptr<Tokenizer> tok =
       is_gguf(model.tokenizer_path)
           ? make_vocab_tokenizer(gguf_vocab(GgufFile::open(model.tokenizer_path)), model.tokenizer_path)

@@ -30,8 +30,8 @@ struct LoadedModel {
   ParameterSet<float> params;
   std::optional<WeightStore> store;  // typed weights (load_model_for_inference)
   ModelFormat format = ModelFormat::kModelDir;
-  std::string path;             // what was loaded
-  std::string tokenizer_path;   // "" when none was found
+  std::string path;            // what was loaded
+  std::string tokenizer_path;  // "" when none was found
 
   const ModelConfig& config() const { return store ? store->config : params.config; }
   // Views of whichever holds the weights (valid while this LoadedModel lives and is not moved... the views point
@@ -45,7 +45,8 @@ LoadedModel load_any_model(const std::string& path, const std::optional<PatternO
 
 // For inference: the weights once, in `matrix_dtype` (F32, BF16, F16) or as stored when unset (a model
 // directory keeps its 16-bit matrices 16-bit), no gradients, no second copy.
-LoadedModel load_model_for_inference(const std::string& path, const std::optional<PatternOverride>& pattern = std::nullopt,
+LoadedModel load_model_for_inference(const std::string& path,
+                                     const std::optional<PatternOverride>& pattern = std::nullopt,
                                      const std::string& tokenizer_override = "",
                                      std::optional<DType> matrix_dtype = std::nullopt);
 

@@ -38,9 +38,8 @@ struct OtherDtype {
   const char* name;
   std::size_t size;
 };
-constexpr OtherDtype kOtherDtypes[] = {{"BOOL", 1}, {"U8", 1},  {"I8", 1},  {"F8_E4M3", 1}, {"F8_E5M2", 1},
-                                       {"I16", 2},  {"U16", 2}, {"I32", 4}, {"U32", 4},     {"I64", 8},
-                                       {"U64", 8}};
+constexpr OtherDtype kOtherDtypes[] = {{"BOOL", 1}, {"U8", 1},  {"I8", 1},  {"F8_E4M3", 1}, {"F8_E5M2", 1}, {"I16", 2},
+                                       {"U16", 2},  {"I32", 4}, {"U32", 4}, {"I64", 8},     {"U64", 8}};
 
 std::uint64_t json_non_negative(const json& v, const std::string& where) {
   if (v.is_number_unsigned()) return v.get<std::uint64_t>();
@@ -67,8 +66,8 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
          " bytes (not a safetensors file, or corrupt)");
   }
   if (header_len > size - 8) {
-    fail(where, ": header length ", header_len, " bytes exceeds the file (", size,
-         " bytes, of which ", size - 8, " follow the length field): truncated or corrupt");
+    fail(where, ": header length ", header_len, " bytes exceeds the file (", size, " bytes, of which ", size - 8,
+         " follow the length field): truncated or corrupt");
   }
   f.data_start_ = 8 + static_cast<std::size_t>(header_len);
   const std::size_t data_size = size - f.data_start_;
@@ -162,8 +161,8 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
            " bytes): truncated or corrupt");
     }
     if (end - begin != nbytes) {
-      fail(tw, ": data_offsets [", begin, ", ", end, "] span ", end - begin, " bytes, expected ", nbytes,
-           " (shape ", shape_string(e.shape), " x ", esize, " bytes of ", dname, ")");
+      fail(tw, ": data_offsets [", begin, ", ", end, "] span ", end - begin, " bytes, expected ", nbytes, " (shape ",
+           shape_string(e.shape), " x ", esize, " bytes of ", dname, ")");
     }
     e.numel = static_cast<std::size_t>(numel);
     e.begin = static_cast<std::size_t>(begin);
@@ -184,8 +183,8 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
            "' (bytes [", r.begin, ", ", r.end, ")) overlap");
     }
     if (r.begin > covered) {
-      fail(where, ": bytes [", covered, ", ", r.begin, ") of the data section belong to no tensor (before '",
-           *r.name, "')");
+      fail(where, ": bytes [", covered, ", ", r.begin, ") of the data section belong to no tensor (before '", *r.name,
+           "')");
     }
     covered = r.end;
     prev = &r;
@@ -317,19 +316,18 @@ void append_converted(std::vector<std::uint8_t>& buf, const S* src, std::size_t 
         break;
       }
       case DType::kBF16: {
-        std::uint16_t h = std::is_same_v<S, double> ? double_to_bf16(static_cast<double>(x))
-                                                    : float_to_bf16(static_cast<float>(x));
+        std::uint16_t h =
+            std::is_same_v<S, double> ? double_to_bf16(static_cast<double>(x)) : float_to_bf16(static_cast<float>(x));
         std::memcpy(dst + 2 * i, &h, 2);
         break;
       }
       case DType::kF16: {
-        std::uint16_t h = std::is_same_v<S, double> ? double_to_f16(static_cast<double>(x))
-                                                    : float_to_f16(static_cast<float>(x));
+        std::uint16_t h =
+            std::is_same_v<S, double> ? double_to_f16(static_cast<double>(x)) : float_to_f16(static_cast<float>(x));
         std::memcpy(dst + 2 * i, &h, 2);
         break;
       }
-      default:
-        fail("write_safetensors: dtype ", to_string(dtype), " is not a safetensors floating type");
+      default: fail("write_safetensors: dtype ", to_string(dtype), " is not a safetensors floating type");
     }
   }
 }
@@ -350,7 +348,8 @@ void write_safetensors(const std::string& path, const std::vector<TensorToWrite>
   std::uint64_t offset = 0;
   for (const TensorToWrite& t : tensors) {
     const std::string tw = "write_safetensors '" + path + "', tensor '" + t.name + "'";
-    if (t.name.empty() || t.name == "__metadata__") fail("write_safetensors '", path, "': invalid tensor name '", t.name, "'");
+    if (t.name.empty() || t.name == "__metadata__")
+      fail("write_safetensors '", path, "': invalid tensor name '", t.name, "'");
     if (!names.insert(t.name).second) fail(tw, ": name given twice");
     if ((t.f32 == nullptr) == (t.f64 == nullptr)) fail(tw, ": exactly one of f32 / f64 data must be given");
     std::uint64_t numel = 1;

@@ -37,7 +37,7 @@ struct TensorEntry {
   DType dtype = DType::kF32;        // meaningful only when convertible
   std::vector<std::int64_t> shape;  // row-major; [] is a scalar (numel 1)
   std::size_t numel = 0;
-  std::size_t begin = 0;            // byte offsets relative to the data section
+  std::size_t begin = 0;  // byte offsets relative to the data section
   std::size_t end = 0;
 };
 

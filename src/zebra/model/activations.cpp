@@ -24,7 +24,8 @@ void LayerActivations<T>::allocate(const ModelConfig& c, std::int64_t batch, std
 template <typename T>
 std::size_t LayerActivations<T>::bytes() const {
   return (rstd1.size() + xn1.size() + qkv.size() + att.size() + lse.size() + h.size() + rstd2.size() + xn2.size() +
-          gu.size() + act.size()) * sizeof(T);
+          gu.size() + act.size()) *
+         sizeof(T);
 }
 
 template <typename T>

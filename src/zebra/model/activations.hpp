@@ -27,8 +27,8 @@ struct LayerActivations {
   void allocate(const ModelConfig& c, std::int64_t batch, std::int64_t seq_len);
   std::size_t bytes() const;
   BlockState<T> state() {
-    return {rstd1.data(), xn1.data(), qkv.data(), att.data(), h.data(), rstd2.data(), xn2.data(), gu.data(),
-            act.data()};
+    return {rstd1.data(), xn1.data(), qkv.data(), att.data(), h.data(),
+            rstd2.data(), xn2.data(), gu.data(),  act.data()};
   }
 };
 
@@ -40,8 +40,8 @@ struct Activations {
   std::vector<AlignedBuffer<T>> residual;
   // One set per layer, or a single scratch set (recomputation in backward, or a forward pass without backward).
   std::vector<LayerActivations<T>> layers;
-  AlignedBuffer<T> rstd_final;  // [N]
-  AlignedBuffer<T> xf;          // [N, D] final-normed hidden states
+  AlignedBuffer<T> rstd_final;            // [N]
+  AlignedBuffer<T> xf;                    // [N, D] final-normed hidden states
   AlignedBuffer<std::int32_t> positions;  // [N]
 
   void allocate(const ModelConfig& c, std::int64_t batch, std::int64_t seq_len, bool one_set);
@@ -52,13 +52,13 @@ struct Activations {
 // Gradient scratch for backward (activation gradients overwrite, so one set serves every layer).
 template <typename T>
 struct BackwardScratch {
-  AlignedBuffer<T> dx;     // [N, D] gradient of the residual stream
-  AlignedBuffer<T> dtmp;   // [N, D]
-  AlignedBuffer<T> dxn;    // [N, D]
-  AlignedBuffer<T> dqkv;   // [N, QKV]
-  AlignedBuffer<T> datt;   // [N, H*hd]
-  AlignedBuffer<T> dgu;    // [N, 2F]
-  AlignedBuffer<T> dact;   // [N, F]
+  AlignedBuffer<T> dx;    // [N, D] gradient of the residual stream
+  AlignedBuffer<T> dtmp;  // [N, D]
+  AlignedBuffer<T> dxn;   // [N, D]
+  AlignedBuffer<T> dqkv;  // [N, QKV]
+  AlignedBuffer<T> datt;  // [N, H*hd]
+  AlignedBuffer<T> dgu;   // [N, 2F]
+  AlignedBuffer<T> dact;  // [N, F]
   void allocate(const ModelConfig& c, std::int64_t batch, std::int64_t seq_len);
   std::size_t bytes() const;
   BlockGradScratch<T> views() {

@@ -1,11 +1,11 @@
 #include "zebra/model/block.hpp"
 
 #include "zebra/ops/embedding.hpp"
-#include "zebra/ops/weight.hpp"
-#include "zebra/ops/weight_matmul.hpp"
 #include "zebra/ops/parallel.hpp"
 #include "zebra/ops/rmsnorm.hpp"
 #include "zebra/ops/swiglu.hpp"
+#include "zebra/ops/weight.hpp"
+#include "zebra/ops/weight_matmul.hpp"
 
 namespace zebra {
 
@@ -63,8 +63,8 @@ void block_forward(const BlockContext<T>& ctx, const LayerWeightViews<T>& w, std
 }
 
 template <typename T>
-void block_backward(const BlockContext<T>& ctx, const LayerWeightViews<T>& w, const LayerWeights<T>& dw,
-                    std::int64_t n, const T* x_in, const BlockState<T>& s, const BlockGradScratch<T>& g,
+void block_backward(const BlockContext<T>& ctx, const LayerWeightViews<T>& w, const LayerWeights<T>& dw, std::int64_t n,
+                    const T* x_in, const BlockState<T>& s, const BlockGradScratch<T>& g,
                     const AttentionBackwardStep<T>& attention) {
   const ModelConfig& c = *ctx.config;
   const std::int64_t d = c.d_model, f = c.ffn_dim, qd = c.q_dim(), kvd = c.kv_dim(), qkv_dim = qd + 2 * kvd;

@@ -75,8 +75,8 @@ void block_forward(const BlockContext<T>& ctx, const LayerWeightViews<T>& w, std
 // On entry g.dx holds d(loss)/d(x_out); on exit d(loss)/d(x_in). Parameter gradients accumulate (+=) into dw;
 // the weights must be dense (training). s holds block_forward's intermediates for x_in.
 template <typename T>
-void block_backward(const BlockContext<T>& ctx, const LayerWeightViews<T>& w, const LayerWeights<T>& dw,
-                    std::int64_t n, const T* x_in, const BlockState<T>& s, const BlockGradScratch<T>& g,
+void block_backward(const BlockContext<T>& ctx, const LayerWeightViews<T>& w, const LayerWeights<T>& dw, std::int64_t n,
+                    const T* x_in, const BlockState<T>& s, const BlockGradScratch<T>& g,
                     const AttentionBackwardStep<T>& attention);
 
 }  // namespace zebra

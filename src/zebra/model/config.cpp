@@ -88,9 +88,7 @@ void check_layer_count(std::int64_t n_layers) {
 
 }  // namespace
 
-std::int64_t ModelConfig::layer_window(std::int64_t layer) const {
-  return is_global(layer) ? kGlobalWindow : window;
-}
+std::int64_t ModelConfig::layer_window(std::int64_t layer) const { return is_global(layer) ? kGlobalWindow : window; }
 
 std::int64_t ModelConfig::num_global_layers() const {
   std::int64_t n = 0;
@@ -165,8 +163,10 @@ void ModelConfig::validate() const {
   if (pos_embedding == PosEmbedding::kRope && head_dim % 2 != 0) {
     fail("config field 'head_dim': got ", head_dim, ", expected an even number with pos_embedding rope");
   }
-  if (!(norm_eps > 0.0) || !std::isfinite(norm_eps)) fail("config field 'rms_norm_eps': got ", norm_eps, ", expected > 0");
-  if (!(rope_theta > 0.0) || !std::isfinite(rope_theta)) fail("config field 'rope_theta': got ", rope_theta, ", expected > 0");
+  if (!(norm_eps > 0.0) || !std::isfinite(norm_eps))
+    fail("config field 'rms_norm_eps': got ", norm_eps, ", expected > 0");
+  if (!(rope_theta > 0.0) || !std::isfinite(rope_theta))
+    fail("config field 'rope_theta': got ", rope_theta, ", expected > 0");
   if (!(rope_scaling_factor >= 1.0) || !std::isfinite(rope_scaling_factor)) {
     fail("config field 'rope_scaling.factor': got ", rope_scaling_factor, ", expected a number >= 1");
   }
@@ -183,13 +183,18 @@ void ModelConfig::validate() const {
     fail("config field 'rope_scaling.attention_factor': got ", rope_attention_factor, ", expected a number > 0");
   }
   if (group_size < 1) fail("config field 'group_size': got ", group_size, ", expected an integer >= 1");
-  if (window < 1) fail("config field 'sliding_window': got ", window, ", expected an integer >= 1 (keys i-window < j <= i)");
+  if (window < 1)
+    fail("config field 'sliding_window': got ", window, ", expected an integer >= 1 (keys i-window < j <= i)");
   if (static_cast<std::int64_t>(layer_types.size()) != n_layers) {
     fail("config field 'layer_types': got ", layer_types.size(), " entries, expected num_hidden_layers = ", n_layers);
   }
-  for (auto [name, v] : {std::pair<const char*, std::int64_t>{"vocab_size", vocab_size}, {"hidden_size", d_model},
-                         {"intermediate_size", ffn_dim}, {"head_dim", head_dim}, {"num_attention_heads", n_heads},
-                         {"num_hidden_layers", n_layers}, {"max_position_embeddings", max_seq_len}}) {
+  for (auto [name, v] : {std::pair<const char*, std::int64_t>{"vocab_size", vocab_size},
+                         {"hidden_size", d_model},
+                         {"intermediate_size", ffn_dim},
+                         {"head_dim", head_dim},
+                         {"num_attention_heads", n_heads},
+                         {"num_hidden_layers", n_layers},
+                         {"max_position_embeddings", max_seq_len}}) {
     if (v > kMaxDim) fail("config field '", name, "': got ", v, ", expected at most ", kMaxDim);
   }
 }
@@ -203,8 +208,8 @@ constexpr const char* kZebraRopeKey = "zebra_rope_scaling";
 // zebra writes), then `rope_parameters` (transformers 5; its rope_theta wins over the top-level one there).
 void read_rope(const json& j, ModelConfig& c) {
   c.rope_theta = get_double(j, "rope_theta", c.rope_theta);
-  const char* key = has(j, kZebraRopeKey) ? kZebraRopeKey
-                    : has(j, "rope_scaling") ? "rope_scaling"
+  const char* key = has(j, kZebraRopeKey)       ? kZebraRopeKey
+                    : has(j, "rope_scaling")    ? "rope_scaling"
                     : has(j, "rope_parameters") ? "rope_parameters"
                                                 : nullptr;
   if (key == nullptr) return;
@@ -298,7 +303,8 @@ void read_pattern(const json& j, ModelConfig& c) {
     } else {
       all(has_window ? LayerType::kLocal : LayerType::kGlobal);
     }
-    if (!has_window && std::find(c.layer_types.begin(), c.layer_types.end(), LayerType::kLocal) != c.layer_types.end()) {
+    if (!has_window &&
+        std::find(c.layer_types.begin(), c.layer_types.end(), LayerType::kLocal) != c.layer_types.end()) {
       fail("config field 'sliding_window': null, but layer_types has \"sliding_attention\" layers (expected a window)");
     }
     return;
@@ -341,8 +347,8 @@ ModelConfig config_from_json(const json& j) {
   } else {
     if (c.n_heads <= 0) require_positive("num_attention_heads", c.n_heads);
     if (c.d_model % c.n_heads != 0) {
-      fail("config field 'head_dim': absent, and hidden_size (", c.d_model, ") is not a multiple of num_attention_heads (",
-           c.n_heads, ")");
+      fail("config field 'head_dim': absent, and hidden_size (", c.d_model,
+           ") is not a multiple of num_attention_heads (", c.n_heads, ")");
     }
     c.head_dim = c.d_model / c.n_heads;
   }
@@ -450,8 +456,11 @@ json rope_json(const ModelConfig& c, std::int64_t seq_len) {
     cos.push_back(row(t.cos));
     sin.push_back(row(t.sin));
   }
-  return {{"rope_type", to_string(c.rope_scaling)}, {"inv_freq", rope_inv_freq(p, seq_len)},
-          {"attention_factor", rope_attention_factor(p)}, {"cos", cos}, {"sin", sin}};
+  return {{"rope_type", to_string(c.rope_scaling)},
+          {"inv_freq", rope_inv_freq(p, seq_len)},
+          {"attention_factor", rope_attention_factor(p)},
+          {"cos", cos},
+          {"sin", sin}};
 }
 
 ModelConfig load_config(const std::string& path) {

@@ -40,28 +40,28 @@ RopeScaling parse_rope_scaling(const std::string& s);    // default|none, linear
 
 struct ModelConfig {
   std::int64_t vocab_size = 512;
-  std::int64_t d_model = 64;       // hidden_size
-  std::int64_t n_layers = 4;       // num_hidden_layers
-  std::int64_t n_heads = 4;        // num_attention_heads
-  std::int64_t n_kv_heads = 4;     // num_key_value_heads
-  std::int64_t head_dim = 16;      // head_dim (defaults to d_model / n_heads when absent in JSON)
-  std::int64_t ffn_dim = 172;      // intermediate_size
-  std::int64_t max_seq_len = 2048; // max_position_embeddings (size of the learned position table)
-  double norm_eps = 1e-5;          // rms_norm_eps
+  std::int64_t d_model = 64;        // hidden_size
+  std::int64_t n_layers = 4;        // num_hidden_layers
+  std::int64_t n_heads = 4;         // num_attention_heads
+  std::int64_t n_kv_heads = 4;      // num_key_value_heads
+  std::int64_t head_dim = 16;       // head_dim (defaults to d_model / n_heads when absent in JSON)
+  std::int64_t ffn_dim = 172;       // intermediate_size
+  std::int64_t max_seq_len = 2048;  // max_position_embeddings (size of the learned position table)
+  double norm_eps = 1e-5;           // rms_norm_eps
   double rope_theta = 10000.0;
   RopeScaling rope_scaling = RopeScaling::kNone;
   double rope_scaling_factor = 1.0;
   // kYarn's pretraining length L0 (rope_scaling.original_max_position_embeddings; 0 = max_seq_len). kDynamic
   // takes max_seq_len as its L0, as transformers does.
   std::int64_t rope_original_max_positions = 0;
-  double rope_beta_fast = 32.0;         // kYarn
-  double rope_beta_slow = 1.0;          // kYarn
-  double rope_attention_factor = 0.0;   // kYarn: multiplier of cos/sin; 0 = 0.1 ln(factor) + 1
-  bool rope_truncate = true;            // kYarn: floor/ceil the correction range
+  double rope_beta_fast = 32.0;        // kYarn
+  double rope_beta_slow = 1.0;         // kYarn
+  double rope_attention_factor = 0.0;  // kYarn: multiplier of cos/sin; 0 = 0.1 ln(factor) + 1
+  bool rope_truncate = true;           // kYarn: floor/ceil the correction range
   PosEmbedding pos_embedding = PosEmbedding::kRope;
-  bool tie_embeddings = true;      // tie_word_embeddings
-  std::int64_t group_size = 1;     // L: layer l is global when l % L == 0
-  std::int64_t window = 256;       // sliding_window: keys i-window < j <= i
+  bool tie_embeddings = true;   // tie_word_embeddings
+  std::int64_t group_size = 1;  // L: layer l is global when l % L == 0
+  std::int64_t window = 256;    // sliding_window: keys i-window < j <= i
   // Per-layer types. Empty until resolve(); after resolve() it always has n_layers entries and
   // everything downstream reads it, never group_size.
   std::vector<LayerType> layer_types;
@@ -73,7 +73,9 @@ struct ModelConfig {
   void resolve();
   void validate() const;
 
-  bool is_global(std::int64_t layer) const { return layer_types.at(static_cast<std::size_t>(layer)) == LayerType::kGlobal; }
+  bool is_global(std::int64_t layer) const {
+    return layer_types.at(static_cast<std::size_t>(layer)) == LayerType::kGlobal;
+  }
   // The window a layer's attention uses: kGlobalWindow for global layers.
   std::int64_t layer_window(std::int64_t layer) const;
   std::int64_t q_dim() const { return n_heads * head_dim; }

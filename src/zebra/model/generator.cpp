@@ -4,16 +4,16 @@
 #include <limits>
 #include <type_traits>
 
-#include "zebra/ops/attention.hpp"
 #include "zebra/model/block.hpp"
+#include "zebra/ops/attention.hpp"
 #include "zebra/ops/attention_cached.hpp"
 #include "zebra/ops/embedding.hpp"
-#include "zebra/ops/weight.hpp"
-#include "zebra/ops/weight_matmul.hpp"
 #include "zebra/ops/mask.hpp"
 #include "zebra/ops/matmul.hpp"
 #include "zebra/ops/rmsnorm.hpp"
 #include "zebra/ops/swiglu.hpp"
+#include "zebra/ops/weight.hpp"
+#include "zebra/ops/weight_matmul.hpp"
 #include "zebra/util/error.hpp"
 #include "zebra/util/rng.hpp"
 #include "zebra/util/threads.hpp"
@@ -165,8 +165,8 @@ void InferenceSession<T>::check_tokens(const SequenceCache<T>& cache, std::span<
                 " new > the maximum context of ", options_.max_context);
   }
   for (std::int64_t i = 0; i < n; ++i) {
-    ZEBRA_CHECK(tokens[sz(i)] >= 0 && tokens[sz(i)] < c.vocab_size, "prefill: token id ", tokens[sz(i)],
-                " at index ", i, " is outside the vocabulary [0, ", c.vocab_size, ")");
+    ZEBRA_CHECK(tokens[sz(i)] >= 0 && tokens[sz(i)] < c.vocab_size, "prefill: token id ", tokens[sz(i)], " at index ",
+                i, " is outside the vocabulary [0, ", c.vocab_size, ")");
   }
 }
 
@@ -257,11 +257,10 @@ std::span<const T> InferenceSession<T>::decode(std::int32_t token) {
 }
 
 template <typename T>
-std::span<const T> InferenceSession<T>::prefill_reusing(std::span<const std::int32_t> tokens,
-                                                        std::int64_t chunk_size) {
+std::span<const T> InferenceSession<T>::prefill_reusing(std::span<const std::int32_t> tokens, std::int64_t chunk_size) {
   const std::vector<std::int32_t>& cached = seq().tokens;
-  const bool is_prefix = !cached.empty() && cached.size() <= tokens.size() &&
-                         std::equal(cached.begin(), cached.end(), tokens.begin());
+  const bool is_prefix =
+      !cached.empty() && cached.size() <= tokens.size() && std::equal(cached.begin(), cached.end(), tokens.begin());
   if (!is_prefix) reset();
   const std::span<const std::int32_t> rest = tokens.subspan(seq().tokens.size());
   if (rest.empty()) return last_logits();
@@ -302,7 +301,7 @@ void InferenceSession<T>::forward_rows(const std::vector<Segment>& segments, T* 
   const BlockContext<T> ctx{&c, positions_.data(), &rope_, compute};
   // Both norms of a layer share xn_ / rstd_: the first is dead once q, k, v are projected.
   const BlockState<T> state{rstd_.data(), xn_.data(), qkv_.data(), att_.data(), h_.data(),
-                            rstd_.data(), xn_.data(),  gu_.data(),  act_.data()};
+                            rstd_.data(), xn_.data(), gu_.data(),  act_.data()};
   const CachedAttentionShape shape{c.n_heads, c.n_kv_heads, c.head_dim, qkv_dim, qkv_dim};
   const double* alibi = alibi_.empty() ? nullptr : alibi_.data();
   for (std::int64_t l = 0; l < c.n_layers; ++l) {

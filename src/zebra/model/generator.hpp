@@ -94,9 +94,9 @@ class InferenceSession {
   // ---- Many sequences ----
 
   SeqId current() const { return current_; }
-  void select(SeqId id);                 // makes `id` the current sequence
-  SeqId add_sequence();                  // a new empty sequence (not selected)
-  void remove_sequence(SeqId id);        // the current sequence cannot be removed
+  void select(SeqId id);           // makes `id` the current sequence
+  SeqId add_sequence();            // a new empty sequence (not selected)
+  void remove_sequence(SeqId id);  // the current sequence cannot be removed
   // A new sequence with the same cached positions, tokens and logits as `from` (KvCache::fork_sequence).
   SeqId fork_sequence(SeqId from);
   std::vector<SeqId> sequences() const { return kv_.sequences(); }

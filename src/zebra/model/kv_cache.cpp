@@ -17,8 +17,8 @@ SequenceCache<T>::SequenceCache(const ModelConfig& config, std::int64_t max_posi
     : n_kv_heads_(config.n_kv_heads), head_dim_(config.head_dim), kv_dim_(config.kv_dim()),
       max_positions_(max_positions) {
   ZEBRA_CHECK(static_cast<std::int64_t>(config.layer_types.size()) == config.n_layers,
-              "SequenceCache: the config's layer pattern is not resolved (", config.layer_types.size(), " layer types for ",
-              config.n_layers, " layers)");
+              "SequenceCache: the config's layer pattern is not resolved (", config.layer_types.size(),
+              " layer types for ", config.n_layers, " layers)");
   ZEBRA_CHECK(max_positions >= 0, "SequenceCache: max_positions must be >= 0, got ", max_positions);
   layers_.resize(sz(config.n_layers));
   for (std::int64_t l = 0; l < config.n_layers; ++l) layers_[sz(l)].window = config.layer_window(l);
@@ -43,7 +43,8 @@ std::int64_t SequenceCache<T>::row_of(const Layer& a, std::int64_t p) const {
 
 // Copies rows [0, n) of every head between head-major buffers of dst_rows and src_rows rows per head.
 template <typename T>
-void SequenceCache<T>::copy_rows(T* dst, std::int64_t dst_rows, const T* src, std::int64_t src_rows, std::int64_t n) const {
+void SequenceCache<T>::copy_rows(T* dst, std::int64_t dst_rows, const T* src, std::int64_t src_rows,
+                                 std::int64_t n) const {
   if (n <= 0) return;
   for (std::int64_t g = 0; g < n_kv_heads_; ++g) {
     std::memcpy(dst + g * dst_rows * head_dim_, src + g * src_rows * head_dim_, sz(n * head_dim_) * sizeof(T));
@@ -124,14 +125,13 @@ void SequenceCache<T>::reserve(std::int64_t n) {
 
 template <typename T>
 void SequenceCache<T>::write(std::int64_t l, std::int64_t p0, std::int64_t n, const T* k, const T* v,
-                       std::int64_t stride) {
+                             std::int64_t stride) {
   ZEBRA_CHECK(p0 == n_past_, "SequenceCache::write: positions must be written in order: p0 ", p0, " but n_past ",
               n_past_);
   layer(l);  // range check
   Layer& a = layers_[sz(l)];
-  ZEBRA_CHECK(n >= 0 && std::min(p0 + n, a.window) <= a.rows,
-              "SequenceCache::write: no room for positions [", p0, ", ", p0 + n, ") in layer ", l, " (", a.rows,
-              " rows; call reserve first)");
+  ZEBRA_CHECK(n >= 0 && std::min(p0 + n, a.window) <= a.rows, "SequenceCache::write: no room for positions [", p0, ", ",
+              p0 + n, ") in layer ", l, " (", a.rows, " rows; call reserve first)");
   // A local layer keeps only the last `window` of the new positions.
   const std::int64_t first = a.window == kGlobalWindow ? p0 : std::max(p0, p0 + n - a.window);
   if (n > 0) make_private(a);
@@ -207,8 +207,8 @@ KvSource<T> SequenceCache<T>::past_source(std::int64_t l) const {
 template <typename T>
 std::int64_t SequenceCache<T>::offset_of(std::int64_t l, std::int64_t p, std::int64_t g) const {
   const Layer& a = layer(l);
-  ZEBRA_CHECK(p >= first_held(l) && p < n_past_, "SequenceCache: position ", p, " is not held by layer ", l, " (holds [",
-              first_held(l), ", ", n_past_, "))");
+  ZEBRA_CHECK(p >= first_held(l) && p < n_past_, "SequenceCache: position ", p, " is not held by layer ", l,
+              " (holds [", first_held(l), ", ", n_past_, "))");
   ZEBRA_CHECK(g >= 0 && g < n_kv_heads_, "SequenceCache: kv head ", g, " outside [0, ", n_kv_heads_, ")");
   return (g * a.rows + row_of(a, p)) * head_dim_;
 }

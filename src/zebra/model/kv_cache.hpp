@@ -102,8 +102,8 @@ class SequenceCache {
  private:
   struct Layer {
     std::int64_t window = kGlobalWindow;
-    std::int64_t rows = 0;                    // allocated rows
-    std::shared_ptr<AlignedBuffer<T>> k, v;   // [n_kv_heads, rows, head_dim]; shared between forks (global layers)
+    std::int64_t rows = 0;                   // allocated rows
+    std::shared_ptr<AlignedBuffer<T>> k, v;  // [n_kv_heads, rows, head_dim]; shared between forks (global layers)
   };
   const Layer& layer(std::int64_t l) const;
   std::int64_t row_of(const Layer& layer, std::int64_t p) const;

@@ -33,9 +33,9 @@ struct TensorInfo {
   std::vector<std::int64_t> shape;  // row-major
   std::size_t offset = 0;           // in elements from the start of the buffer
   std::size_t numel = 0;
-  bool is_norm = false;             // a norm gain (initialised to 1)
-  bool is_embedding = false;        // token or position embedding table
-  bool decay = true;                // receives weight decay by default (not norms, not embeddings)
+  bool is_norm = false;       // a norm gain (initialised to 1)
+  bool is_embedding = false;  // token or position embedding table
+  bool decay = true;          // receives weight decay by default (not norms, not embeddings)
 };
 
 // The offsets of every tensor, for a config. Pure arithmetic: no storage.
@@ -63,8 +63,8 @@ struct LayerWeights {
 // Named views into a buffer laid out by ParamLayout.
 template <typename T>
 struct ParamViews {
-  T* embed = nullptr;       // [V, D]
-  T* pos_embed = nullptr;   // [P, D] or null
+  T* embed = nullptr;      // [V, D]
+  T* pos_embed = nullptr;  // [P, D] or null
   std::vector<LayerWeights<T>> layers;
   T* final_norm = nullptr;  // [D]
   T* lm_head = nullptr;     // [V, D]; equals embed when tied

@@ -7,14 +7,13 @@
 #include "zebra/ops/attention.hpp"
 #include "zebra/ops/cross_entropy.hpp"
 #include "zebra/ops/embedding.hpp"
-#include "zebra/ops/embedding.hpp"
-#include "zebra/ops/weight.hpp"
-#include "zebra/ops/weight_matmul.hpp"
 #include "zebra/ops/mask.hpp"
 #include "zebra/ops/matmul.hpp"
 #include "zebra/ops/parallel.hpp"
 #include "zebra/ops/rmsnorm.hpp"
 #include "zebra/ops/swiglu.hpp"
+#include "zebra/ops/weight.hpp"
+#include "zebra/ops/weight_matmul.hpp"
 #include "zebra/util/error.hpp"
 
 namespace zebra {
@@ -94,8 +93,8 @@ const RopeTable<T>& Transformer<T>::rope_table(std::int64_t n_positions) {
 template <typename T>
 void Transformer<T>::prepare(const BatchView& batch, bool for_backward) {
   const ModelConfig& c = config();
-  ZEBRA_CHECK(batch.batch >= 1 && batch.seq_len >= 1,
-              "batch needs batch >= 1 and seq_len >= 1, got ", batch.batch, " x ", batch.seq_len);
+  ZEBRA_CHECK(batch.batch >= 1 && batch.seq_len >= 1, "batch needs batch >= 1 and seq_len >= 1, got ", batch.batch,
+              " x ", batch.seq_len);
   ZEBRA_CHECK(batch.tokens != nullptr, "batch has no tokens");
   if (c.pos_embedding == PosEmbedding::kLearned) {
     ZEBRA_CHECK(batch.seq_len <= c.max_seq_len, "seq_len ", batch.seq_len,
@@ -142,8 +141,8 @@ void Transformer<T>::layer_backward(std::int64_t l, const BatchView& batch, cons
     attention_backward(dqkv, dqkv + qd, dqkv + qd + kvd, datt, att, lse, qkv, qkv + qd, qkv + qd + kvd, shape, mask,
                        options_.compute);
   };
-  block_backward(block_context(), weights_.layers[sz(l)], grad_views_.layers[sz(l)], batch.batch * batch.seq_len,
-                 x_in, a.state(), scratch_.views(), attention);
+  block_backward(block_context(), weights_.layers[sz(l)], grad_views_.layers[sz(l)], batch.batch * batch.seq_len, x_in,
+                 a.state(), scratch_.views(), attention);
 }
 
 template <typename T>
@@ -164,8 +163,8 @@ void Transformer<T>::forward_hidden(const BatchView& batch, bool for_backward) {
   for (std::int64_t l = 0; l < c.n_layers; ++l) {
     layer_forward(l, batch, acts_.residual[sz(l)].data(), acts_.residual[sz(l + 1)].data(), acts_.layer(l));
   }
-  rmsnorm_forward(acts_.xf.data(), acts_.rstd_final.data(), acts_.residual[sz(c.n_layers)].data(),
-                  weights_.final_norm, n, d, c.norm_eps, options_.compute);
+  rmsnorm_forward(acts_.xf.data(), acts_.rstd_final.data(), acts_.residual[sz(c.n_layers)].data(), weights_.final_norm,
+                  n, d, c.norm_eps, options_.compute);
 }
 
 // The lm head and cross-entropy over chunks of `loss_chunk` rows; with backward, also writes
@@ -203,8 +202,8 @@ LossResult Transformer<T>::lm_head_loss(const BatchView& batch, bool backward, d
     result.loss_sum += cross_entropy_forward(logits, targets, rows, vocab, &result.n_valid);
     if (backward) {
       cross_entropy_backward(logits, logits, targets, rows, vocab, scale);
-      matmul_backward(scratch_.dtmp.data() + r0 * d, grad_views_.lm_head, logits, xf,
-                      dense_data<T>(weights_.lm_head), rows, d, vocab, mo);
+      matmul_backward(scratch_.dtmp.data() + r0 * d, grad_views_.lm_head, logits, xf, dense_data<T>(weights_.lm_head),
+                      rows, d, vocab, mo);
     }
   }
   return result;
@@ -273,8 +272,8 @@ std::size_t Transformer<T>::activation_bytes(const ModelConfig& c, std::int64_t 
   const std::size_t n_sets = options.recompute ? 1 : sz(c.n_layers);
   const std::size_t acts = sz(c.n_layers + 1) * n * d + n_sets * per_layer + n + n * d;
   const std::size_t scratch = n * (3 * d + qkv + qd + 3 * f);
-  const std::size_t logits = std::min<std::size_t>(n, sz(std::max<std::int64_t>(1, options.loss_chunk))) *
-                             sz(c.vocab_size);
+  const std::size_t logits =
+      std::min<std::size_t>(n, sz(std::max<std::int64_t>(1, options.loss_chunk))) * sz(c.vocab_size);
   // RoPE table: cos and sin for [seq_len, head_dim / 2] (built for at least seq_len positions).
   const std::size_t rope = c.pos_embedding == PosEmbedding::kRope ? 2 * sz(seq_len) * sz(c.head_dim / 2) : 0;
   // The attention kernels' per-thread workspace, sized by the largest call (a global layer's backward).

@@ -26,8 +26,8 @@
 namespace zebra {
 
 struct RunOptions {
-  bool recompute = false;        // keep only each layer's input; recompute the layer in backward
-  std::int64_t loss_chunk = 256; // tokens per lm-head/cross-entropy chunk
+  bool recompute = false;         // keep only each layer's input; recompute the layer in backward
+  std::int64_t loss_chunk = 256;  // tokens per lm-head/cross-entropy chunk
   // Matrix products with bfloat16 inputs and fp32 accumulation (MatmulOptions::bf16; float models only).
   // Attention, norms and everything elementwise stay fp32. Effect on the loss: docs/performance.md.
   bool bf16_matmul = false;

@@ -21,8 +21,8 @@ void fuse(LayerWeightViews<T>& w) {
     w.wqkv = WeightMatrix{w.wq.dtype, w.wq.data, w.wq.rows + w.wk.rows + w.wv.rows, w.wq.cols, w.wq.row_bytes};
   }
   if (adjacent(w.w_gate, w.w_up)) {
-    w.w_gate_up = WeightMatrix{w.w_gate.dtype, w.w_gate.data, w.w_gate.rows + w.w_up.rows, w.w_gate.cols,
-                               w.w_gate.row_bytes};
+    w.w_gate_up =
+        WeightMatrix{w.w_gate.dtype, w.w_gate.data, w.w_gate.rows + w.w_up.rows, w.w_gate.cols, w.w_gate.row_bytes};
   }
 }
 

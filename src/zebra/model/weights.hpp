@@ -31,12 +31,12 @@ struct LayerWeightViews {
   // [(H + 2 Hkv)*hd, D]: q, k and v as one matrix when they are contiguous rows of one dtype (one product
   // instead of three); rows == 0 otherwise.
   WeightMatrix wqkv;
-  WeightMatrix wo;               // [D, H*hd]
-  const T* ffn_norm = nullptr;   // [D]
-  WeightMatrix w_gate;           // [F, D]
-  WeightMatrix w_up;             // [F, D]
-  WeightMatrix w_gate_up;        // [2F, D] gate | up as one matrix when contiguous; rows == 0 otherwise
-  WeightMatrix w_down;           // [D, F]
+  WeightMatrix wo;              // [D, H*hd]
+  const T* ffn_norm = nullptr;  // [D]
+  WeightMatrix w_gate;          // [F, D]
+  WeightMatrix w_up;            // [F, D]
+  WeightMatrix w_gate_up;       // [2F, D] gate | up as one matrix when contiguous; rows == 0 otherwise
+  WeightMatrix w_down;          // [D, F]
 };
 
 template <typename T>
@@ -61,8 +61,8 @@ ModelWeights<T> weights_of(const ParameterSet<T>& params);
 struct StoredTensor {
   std::string name;
   DType dtype = DType::kF32;
-  std::vector<std::int64_t> shape;  // row-major [rows, cols] or [n]
-  AlignedBuffer<std::uint8_t> bytes;    // owned storage, or
+  std::vector<std::int64_t> shape;         // row-major [rows, cols] or [n]
+  AlignedBuffer<std::uint8_t> bytes;       // owned storage, or
   std::span<const std::uint8_t> borrowed;  // storage kept alive by WeightStore::keepalive (a mapped file)
 
   std::span<const std::uint8_t> data() const {
@@ -71,7 +71,7 @@ struct StoredTensor {
 };
 
 struct WeightStore {
-  ModelConfig config;               // resolved
+  ModelConfig config;  // resolved
   std::vector<StoredTensor> tensors;
   std::shared_ptr<const void> keepalive;  // what borrowed tensors point into
 

@@ -4,8 +4,8 @@
 #include <cmath>
 #include <type_traits>
 
-#include "zebra/ops/parallel.hpp"
 #include "zebra/ops/compute.hpp"
+#include "zebra/ops/parallel.hpp"
 #include "zebra/ops/simd/elementwise.hpp"
 
 namespace zebra {
@@ -45,8 +45,8 @@ void adamw_update(T* params, const T* grads, T* m, T* v, std::int64_t n, const A
   }
 }
 
-template void adamw_update<float>(float*, const float*, float*, float*, std::int64_t, const AdamWHyper&,
-                                  std::int64_t, bool, double, const ComputeOptions&);
+template void adamw_update<float>(float*, const float*, float*, float*, std::int64_t, const AdamWHyper&, std::int64_t,
+                                  bool, double, const ComputeOptions&);
 template void adamw_update<double>(double*, const double*, double*, double*, std::int64_t, const AdamWHyper&,
                                    std::int64_t, bool, double, const ComputeOptions&);
 

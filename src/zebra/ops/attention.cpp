@@ -72,8 +72,8 @@ struct Dims {
 };
 
 Dims resolve(const AttentionShape& shape, const AttentionMask& mask) {
-  ZEBRA_CHECK(shape.batch >= 0 && shape.seq_len >= 0, "attention: batch and seq_len must be >= 0, got ",
-              shape.batch, " and ", shape.seq_len);
+  ZEBRA_CHECK(shape.batch >= 0 && shape.seq_len >= 0, "attention: batch and seq_len must be >= 0, got ", shape.batch,
+              " and ", shape.seq_len);
   ZEBRA_CHECK(shape.seq_len < (std::int64_t{1} << 30), "attention: seq_len must be < 2^30, got ", shape.seq_len);
   ZEBRA_CHECK(shape.head_dim > 0, "attention: head_dim must be > 0, got ", shape.head_dim);
   ZEBRA_CHECK(shape.n_heads > 0 && shape.n_kv_heads > 0 && shape.n_heads % shape.n_kv_heads == 0,
@@ -134,9 +134,9 @@ struct BackwardTask {
 };
 
 struct BackwardPlan {
-  std::int64_t chunks = 1;                // per (batch, kv head)
-  std::vector<BackwardTask> tasks;        // index (b * n_kv_heads + kvh) * chunks + chunk
-  std::vector<std::int64_t> order;        // tasks by decreasing work (a deterministic tie-break)
+  std::int64_t chunks = 1;          // per (batch, kv head)
+  std::vector<BackwardTask> tasks;  // index (b * n_kv_heads + kvh) * chunks + chunk
+  std::vector<std::int64_t> order;  // tasks by decreasing work (a deterministic tie-break)
   std::int64_t partial_elements = 0;
 };
 
@@ -263,8 +263,8 @@ std::int64_t backward_workspace_elements(const Dims& d, std::int64_t partial_ele
 // nq <= r < kTile. Rows are taken eight at a time, so that each store writes eight consecutive columns of the
 // transposed block while the eight source rows sit in L1.
 template <typename T>
-void transpose_rows(T* __restrict dst, const T* __restrict src, std::int64_t stride, std::int64_t nq,
-                    std::int64_t hd, T scale) {
+void transpose_rows(T* __restrict dst, const T* __restrict src, std::int64_t stride, std::int64_t nq, std::int64_t hd,
+                    T scale) {
   constexpr std::int64_t kGroup = 8;
   std::int64_t r0 = 0;
   for (; r0 + kGroup <= nq; r0 += kGroup) {
@@ -390,9 +390,8 @@ AttentionStats forward_dispatch(T* out, T* lse, const T* q, const T* k, const T*
 }
 
 template <typename T>
-AttentionStats backward_dispatch(T* dq, T* dk, T* dv, const T* dout, const T* out, const T* lse, const T* q,
-                                 const T* k, const T* v, const Dims& d, const AttentionMask& mask,
-                                 AttentionKernel kernel) {
+AttentionStats backward_dispatch(T* dq, T* dk, T* dv, const T* dout, const T* out, const T* lse, const T* q, const T* k,
+                                 const T* v, const Dims& d, const AttentionMask& mask, AttentionKernel kernel) {
   const bool parallel = work_of(d) >= kParallelMinWork;
   const BackwardPlan plan = plan_backward(d, mask);
   T* ws = workspace<T>(backward_workspace_elements(d, plan.partial_elements));
@@ -426,9 +425,7 @@ AttentionKernel resolve_attention_kernel(const ComputeOptions& options) {
         case SimdPath::kScalar: return AttentionKernel::kScalar;
       }
       return AttentionKernel::kScalar;
-    case AttentionKernel::kAvx512:
-      check_simd_path(SimdPath::kAvx512, "attention kernel avx512");
-      break;
+    case AttentionKernel::kAvx512: check_simd_path(SimdPath::kAvx512, "attention kernel avx512"); break;
     case AttentionKernel::kAvx2:
     case AttentionKernel::kAvx512OnAvx2:
       check_simd_path(SimdPath::kAvx2, "attention kernel avx2 / avx512-layout-on-avx2");
@@ -478,15 +475,15 @@ void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* out, const 
   attention_backward(dq, dk, dv, dout, out, lse, q, k, v, shape, mask, nullptr, options);
 }
 
-#define ZEBRA_ATTENTION_INSTANTIATE(T)                                                                          \
-  template void attention_forward<T>(T*, T*, const T*, const T*, const T*, const AttentionShape&,              \
-                                     const AttentionMask&, const ComputeOptions&);                              \
-  template void attention_forward<T>(T*, T*, const T*, const T*, const T*, const AttentionShape&,              \
-                                     const AttentionMask&, AttentionStats*, const ComputeOptions&);             \
-  template void attention_backward<T>(T*, T*, T*, const T*, const T*, const T*, const T*, const T*, const T*,  \
-                                      const AttentionShape&, const AttentionMask&, const ComputeOptions&);      \
-  template void attention_backward<T>(T*, T*, T*, const T*, const T*, const T*, const T*, const T*, const T*,  \
-                                      const AttentionShape&, const AttentionMask&, AttentionStats*,             \
+#define ZEBRA_ATTENTION_INSTANTIATE(T)                                                                        \
+  template void attention_forward<T>(T*, T*, const T*, const T*, const T*, const AttentionShape&,             \
+                                     const AttentionMask&, const ComputeOptions&);                            \
+  template void attention_forward<T>(T*, T*, const T*, const T*, const T*, const AttentionShape&,             \
+                                     const AttentionMask&, AttentionStats*, const ComputeOptions&);           \
+  template void attention_backward<T>(T*, T*, T*, const T*, const T*, const T*, const T*, const T*, const T*, \
+                                      const AttentionShape&, const AttentionMask&, const ComputeOptions&);    \
+  template void attention_backward<T>(T*, T*, T*, const T*, const T*, const T*, const T*, const T*, const T*, \
+                                      const AttentionShape&, const AttentionMask&, AttentionStats*,           \
                                       const ComputeOptions&);
 ZEBRA_ATTENTION_INSTANTIATE(float)
 ZEBRA_ATTENTION_INSTANTIATE(double)
@@ -511,8 +508,8 @@ std::vector<double> alibi_slopes(std::int64_t n_heads) {
 }
 
 double attention_visible_pairs(std::int64_t seq_len, std::int64_t window) {
-  ZEBRA_CHECK(seq_len >= 0 && window >= 1, "attention_visible_pairs: need seq_len >= 0 and window >= 1, got ",
-              seq_len, " and ", window);
+  ZEBRA_CHECK(seq_len >= 0 && window >= 1, "attention_visible_pairs: need seq_len >= 0 and window >= 1, got ", seq_len,
+              " and ", window);
   // sum_{i<T} min(i + 1, w): rows i < w see i + 1 keys, the remaining T - w rows see w each.
   const double t = static_cast<double>(seq_len);
   if (window >= seq_len) return t * (t + 1.0) / 2.0;

@@ -32,9 +32,9 @@ struct AttentionShape {
 };
 
 struct AttentionMask {
-  std::int64_t window;                     // kGlobalWindow (ops/mask.hpp) for a global layer
-  const std::int32_t* doc_start = nullptr; // [B, T] first position of each token's document, or null
-  const double* alibi_slopes = nullptr;    // [n_heads], or null for no bias
+  std::int64_t window;                      // kGlobalWindow (ops/mask.hpp) for a global layer
+  const std::int32_t* doc_start = nullptr;  // [B, T] first position of each token's document, or null
+  const double* alibi_slopes = nullptr;     // [n_heads], or null for no bias
 };
 
 // Forward. Overwrites out and lse. options: threads, attention kernel / SIMD path (ops/compute.hpp).

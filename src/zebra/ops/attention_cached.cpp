@@ -44,7 +44,7 @@ constexpr float kExpFloor = -80.0f;
 
 inline float exp_nonpositive(float x) {
   const float n = std::nearbyint(x * 1.44269504088896341f);
-  float r = x - n * 0.693145751953125f;  // ln2 high part: 0.693145751953125 has 12 significant bits
+  float r = x - n * 0.693145751953125f;    // ln2 high part: 0.693145751953125 has 12 significant bits
   r = r - n * 1.42860682030941723212e-6f;  // ln2 - high part
   float p = 1.0f / 5040.0f;
   p = p * r + 1.0f / 720.0f;
@@ -79,13 +79,9 @@ template <typename T>
 struct Scratch {
   // rows = group * kQueryTile: the query rows of every head reading one KV head.
   Scratch(std::int64_t hd, std::int64_t rows)
-      : q(static_cast<std::size_t>(rows * hd)),
-        kt(static_cast<std::size_t>(hd * kTile)),
-        s(static_cast<std::size_t>(kTile)),
-        o(static_cast<std::size_t>(rows * hd)),
-        m(static_cast<std::size_t>(rows)),
-        l(static_cast<std::size_t>(rows)),
-        vt(static_cast<std::size_t>(kTile * hd)) {}
+      : q(static_cast<std::size_t>(rows * hd)), kt(static_cast<std::size_t>(hd * kTile)),
+        s(static_cast<std::size_t>(kTile)), o(static_cast<std::size_t>(rows * hd)), m(static_cast<std::size_t>(rows)),
+        l(static_cast<std::size_t>(rows)), vt(static_cast<std::size_t>(kTile * hd)) {}
   AlignedBuffer<T> q;       // [rows, hd] queries times scale
   AlignedBuffer<T> kt;      // [hd, kTile] key tile, transposed (zero outside the loaded columns)
   AlignedBuffer<T> s;       // [kTile] scores of one row, then its probabilities

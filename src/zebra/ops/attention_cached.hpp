@@ -33,12 +33,12 @@ namespace zebra {
 
 template <typename T>
 struct KvSource {
-  const T* k = nullptr;      // [rows, stride]
-  const T* v = nullptr;      // [rows, stride]
+  const T* k = nullptr;          // [rows, stride]
+  const T* v = nullptr;          // [rows, stride]
   std::int64_t stride = 0;       // elements between rows; 0 means n_kv_heads * head_dim
   std::int64_t head_stride = 0;  // elements between KV heads; 0 means head_dim (heads interleaved in a row)
-  std::int64_t ring = 0;     // 0: row = position; > 0: row = position % ring (a ring buffer of `ring` rows)
-  std::int64_t begin = 0;    // first position held
+  std::int64_t ring = 0;         // 0: row = position; > 0: row = position % ring (a ring buffer of `ring` rows)
+  std::int64_t begin = 0;        // first position held
 };
 
 struct CachedAttentionShape {

@@ -30,28 +30,20 @@ GemmBackend default_gemm_backend() {
 
 const char* to_string(GemmBackend backend) {
   switch (backend) {
-    case GemmBackend::kBlasThreads:
-      return "blas-threads";
-    case GemmBackend::kChunked:
-      return "chunked";
-    case GemmBackend::kAuto:
-      return "auto";
+    case GemmBackend::kBlasThreads: return "blas-threads";
+    case GemmBackend::kChunked: return "chunked";
+    case GemmBackend::kAuto: return "auto";
   }
   return "?";
 }
 
 const char* to_string(AttentionKernel kernel) {
   switch (kernel) {
-    case AttentionKernel::kDefault:
-      return "default";
-    case AttentionKernel::kScalar:
-      return "scalar";
-    case AttentionKernel::kAvx2:
-      return "avx2";
-    case AttentionKernel::kAvx512:
-      return "avx512";
-    case AttentionKernel::kAvx512OnAvx2:
-      return "avx512-layout-on-avx2";
+    case AttentionKernel::kDefault: return "default";
+    case AttentionKernel::kScalar: return "scalar";
+    case AttentionKernel::kAvx2: return "avx2";
+    case AttentionKernel::kAvx512: return "avx512";
+    case AttentionKernel::kAvx512OnAvx2: return "avx512-layout-on-avx2";
   }
   return "?";
 }

@@ -17,8 +17,8 @@ constexpr std::int64_t kChunk = std::int64_t{1} << 14;
 
 // Both directions: checks, the F32 copy, then f(kernels, i0, len) on chunks of [0, n), threaded.
 template <typename F>
-void convert(const char* what, DType dtype, void* dst, const void* src, std::int64_t n,
-             const ComputeOptions& options, F&& f) {
+void convert(const char* what, DType dtype, void* dst, const void* src, std::int64_t n, const ComputeOptions& options,
+             F&& f) {
   ZEBRA_CHECK(dtype == DType::kF32 || dtype == DType::kBF16 || dtype == DType::kF16, what,
               ": dtype must be F32, BF16 or F16, got ", to_string(dtype));
   ZEBRA_CHECK(n >= 0, what, ": n must be >= 0, got ", n);
@@ -36,21 +36,16 @@ void convert(const char* what, DType dtype, void* dst, const void* src, std::int
 
 }  // namespace
 
-void convert_from_f32(DType dtype, void* dst, const float* src, std::int64_t n,
-                      const ComputeOptions& options) {
+void convert_from_f32(DType dtype, void* dst, const float* src, std::int64_t n, const ComputeOptions& options) {
   auto* d = static_cast<std::uint16_t*>(dst);
   convert("convert_from_f32", dtype, dst, src, n, options,
-          [&](const simd::HalfKernels& k, std::int64_t i0, std::int64_t len) {
-            k.from_f32(d + i0, src + i0, len);
-          });
+          [&](const simd::HalfKernels& k, std::int64_t i0, std::int64_t len) { k.from_f32(d + i0, src + i0, len); });
 }
 
 void convert_to_f32(float* dst, DType dtype, const void* src, std::int64_t n, const ComputeOptions& options) {
   const auto* s = static_cast<const std::uint16_t*>(src);
   convert("convert_to_f32", dtype, dst, src, n, options,
-          [&](const simd::HalfKernels& k, std::int64_t i0, std::int64_t len) {
-            k.to_f32(dst + i0, s + i0, len);
-          });
+          [&](const simd::HalfKernels& k, std::int64_t i0, std::int64_t len) { k.to_f32(dst + i0, s + i0, len); });
 }
 
 }  // namespace zebra

@@ -12,10 +12,8 @@
 namespace zebra {
 
 // dst [n] of dtype (F32, BF16 or F16) = src [n] rounded to it. Throws for any other dtype.
-void convert_from_f32(DType dtype, void* dst, const float* src, std::int64_t n,
-                      const ComputeOptions& options = {});
+void convert_from_f32(DType dtype, void* dst, const float* src, std::int64_t n, const ComputeOptions& options = {});
 // dst [n] = src [n] of dtype (F32, BF16 or F16) as floats. Throws for any other dtype.
-void convert_to_f32(float* dst, DType dtype, const void* src, std::int64_t n,
-                    const ComputeOptions& options = {});
+void convert_to_f32(float* dst, DType dtype, const void* src, std::int64_t n, const ComputeOptions& options = {});
 
 }  // namespace zebra

@@ -38,8 +38,8 @@ SimdPath initial_path() {
   const char* env = std::getenv("ZEBRA_SIMD");
   if (env == nullptr || *env == '\0') return best_simd_path();
   const SimdPath p = parse_path(env);
-  ZEBRA_CHECK(simd_path_supported(p), "ZEBRA_SIMD=", env, " asks for a path this CPU cannot run (best: ",
-              to_string(best_simd_path()), ")");
+  ZEBRA_CHECK(simd_path_supported(p), "ZEBRA_SIMD=", env,
+              " asks for a path this CPU cannot run (best: ", to_string(best_simd_path()), ")");
   return p;
 }
 
@@ -81,8 +81,8 @@ SimdPath default_simd_path() {
 }
 
 void check_simd_path(SimdPath path, const char* what) {
-  ZEBRA_CHECK(simd_path_supported(path), what, ": SIMD path ", to_string(path), " is not supported by this CPU (best: ",
-              to_string(best_simd_path()), ")");
+  ZEBRA_CHECK(simd_path_supported(path), what, ": SIMD path ", to_string(path),
+              " is not supported by this CPU (best: ", to_string(best_simd_path()), ")");
 }
 
 }  // namespace zebra

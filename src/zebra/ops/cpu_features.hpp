@@ -13,9 +13,9 @@
 namespace zebra {
 
 enum class SimdPath {
-  kScalar,   // portable C++ (one lane)
-  kAvx2,     // AVX2 + FMA + F16C, 8 float lanes
-  kAvx512,   // AVX-512 F/BW/VL/DQ, 16 float lanes
+  kScalar,  // portable C++ (one lane)
+  kAvx2,    // AVX2 + FMA + F16C, 8 float lanes
+  kAvx512,  // AVX-512 F/BW/VL/DQ, 16 float lanes
 };
 
 struct CpuFeatures {

@@ -70,13 +70,13 @@ void cross_entropy_backward(T* dlogits, const T* probs, const std::int32_t* targ
   }
 }
 
-template double cross_entropy_forward<float>(float*, const std::int32_t*, std::int64_t, std::int64_t,
-                                             std::int64_t*, const ComputeOptions&);
-template double cross_entropy_forward<double>(double*, const std::int32_t*, std::int64_t, std::int64_t,
-                                              std::int64_t*, const ComputeOptions&);
+template double cross_entropy_forward<float>(float*, const std::int32_t*, std::int64_t, std::int64_t, std::int64_t*,
+                                             const ComputeOptions&);
+template double cross_entropy_forward<double>(double*, const std::int32_t*, std::int64_t, std::int64_t, std::int64_t*,
+                                              const ComputeOptions&);
 template void cross_entropy_backward<float>(float*, const float*, const std::int32_t*, std::int64_t, std::int64_t,
                                             float, const ComputeOptions&);
-template void cross_entropy_backward<double>(double*, const double*, const std::int32_t*, std::int64_t,
-                                             std::int64_t, double, const ComputeOptions&);
+template void cross_entropy_backward<double>(double*, const double*, const std::int32_t*, std::int64_t, std::int64_t,
+                                             double, const ComputeOptions&);
 
 }  // namespace zebra

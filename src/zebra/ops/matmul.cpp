@@ -63,9 +63,8 @@ std::int64_t bf16_scratch_bytes(std::int64_t n, std::int64_t in_features, std::i
 
 namespace {
 
-void blas_gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
-               const float* a, std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
-               std::int64_t ldc) {
+void blas_gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
+               std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc) {
   cblas_sgemm(CblasRowMajor, tr(trans_a), tr(trans_b), static_cast<blasint>(m), static_cast<blasint>(n),
               static_cast<blasint>(k), alpha, a, static_cast<blasint>(lda), b, static_cast<blasint>(ldb), beta, c,
               static_cast<blasint>(ldc));
@@ -122,8 +121,7 @@ void chunked_gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, st
     const std::int64_t o = ci * chunk, len = std::min(chunk, dim - o);
     if (split_m) {
       // Rows [o, o + len) of C and of op(A): A is [M, K] (lda per row) or, transposed, [K, M] (columns).
-      blas_gemm(trans_a, trans_b, len, n, k, alpha, trans_a ? a + o : a + o * lda, lda, b, ldb, beta, c + o * ldc,
-                ldc);
+      blas_gemm(trans_a, trans_b, len, n, k, alpha, trans_a ? a + o : a + o * lda, lda, b, ldb, beta, c + o * ldc, ldc);
     } else {
       // Columns [o, o + len) of C and of op(B): B is [K, N] (columns) or, transposed, [N, K] (rows).
       blas_gemm(trans_a, trans_b, m, len, k, alpha, a, lda, trans_b ? b + o * ldb : b + o, ldb, beta, c + o, ldc);
@@ -152,9 +150,8 @@ void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64
 
 template void gemm<float>(bool, bool, std::int64_t, std::int64_t, std::int64_t, float, const float*, std::int64_t,
                           const float*, std::int64_t, float, float*, std::int64_t, const ComputeOptions&);
-template void gemm<double>(bool, bool, std::int64_t, std::int64_t, std::int64_t, double, const double*,
-                           std::int64_t, const double*, std::int64_t, double, double*, std::int64_t,
-                           const ComputeOptions&);
+template void gemm<double>(bool, bool, std::int64_t, std::int64_t, std::int64_t, double, const double*, std::int64_t,
+                           const double*, std::int64_t, double, double*, std::int64_t, const ComputeOptions&);
 
 namespace {
 
@@ -162,8 +159,8 @@ namespace {
 // GEMM. A product of two bf16 values has at most 16 significant bits, so every product is exact in fp32 and the
 // result differs from a native BF16 GEMM with fp32 accumulation only in the order of the sums.
 // out [N, ldo], weight rows ldw apart (the rounded copy is contiguous).
-void forward_bf16(float* out, std::int64_t ldo, const float* inp, const float* weight, std::int64_t ldw,
-                  std::int64_t n, std::int64_t in, std::int64_t outf, const ComputeOptions& options) {
+void forward_bf16(float* out, std::int64_t ldo, const float* inp, const float* weight, std::int64_t ldw, std::int64_t n,
+                  std::int64_t in, std::int64_t outf, const ComputeOptions& options) {
   float* w = Bf16Scratch::ensure(g_scratch.weight, outf * in);
   if (ldw == in) {
     round_to_bf16(w, weight, outf * in);
@@ -181,7 +178,7 @@ void forward_bf16(float* out, std::int64_t ldo, const float* inp, const float* w
 void backward_bf16(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
                    std::int64_t n, std::int64_t in, std::int64_t outf, const ComputeOptions& options) {
   const std::int64_t chunk = std::min(n, kBf16ChunkRows);
-  float* a = Bf16Scratch::ensure(g_scratch.rows_a, chunk * outf);  // rows of dout
+  float* a = Bf16Scratch::ensure(g_scratch.rows_a, chunk * outf);                               // rows of dout
   float* b = dweight != nullptr ? Bf16Scratch::ensure(g_scratch.rows_b, chunk * in) : nullptr;  // rows of inp
   float* w = dinp != nullptr ? Bf16Scratch::ensure(g_scratch.weight, outf * in) : nullptr;
   if (dinp != nullptr) round_to_bf16(w, weight, outf * in);
@@ -203,9 +200,8 @@ void backward_bf16(float* dinp, float* dweight, const float* dout, const float* 
 }  // namespace
 
 template <typename T>
-void matmul_forward_strided(T* out, std::int64_t ldo, const T* inp, const T* weight, std::int64_t ldw,
-                            std::int64_t n, std::int64_t in_features, std::int64_t out_features,
-                            const ComputeOptions& options) {
+void matmul_forward_strided(T* out, std::int64_t ldo, const T* inp, const T* weight, std::int64_t ldw, std::int64_t n,
+                            std::int64_t in_features, std::int64_t out_features, const ComputeOptions& options) {
   ZEBRA_CHECK(ldo >= out_features && ldw >= in_features, "matmul_forward_strided: need ldo >= out_features and ",
               "ldw >= in_features, got ldo=", ldo, " out_features=", out_features, " ldw=", ldw,
               " in_features=", in_features);
@@ -251,8 +247,8 @@ void matmul_backward(T* dinp, T* dweight, const T* dout, const T* inp, const T* 
 
 template void matmul_forward<float>(float*, const float*, const float*, std::int64_t, std::int64_t, std::int64_t,
                                     const ComputeOptions&);
-template void matmul_forward<double>(double*, const double*, const double*, std::int64_t, std::int64_t,
-                                     std::int64_t, const ComputeOptions&);
+template void matmul_forward<double>(double*, const double*, const double*, std::int64_t, std::int64_t, std::int64_t,
+                                     const ComputeOptions&);
 template void matmul_forward_strided<float>(float*, std::int64_t, const float*, const float*, std::int64_t,
                                             std::int64_t, std::int64_t, std::int64_t, const ComputeOptions&);
 template void matmul_forward_strided<double>(double*, std::int64_t, const double*, const double*, std::int64_t,

@@ -18,9 +18,8 @@ void matmul_forward(T* out, const T* inp, const T* weight, std::int64_t n, std::
 // The strided form: out [N, ldo] (columns [0, OC) of each row overwritten, the rest untouched), inp [N, IC],
 // weight [OC, IC] with rows ldw elements apart (ldo >= OC, ldw >= IC).
 template <typename T>
-void matmul_forward_strided(T* out, std::int64_t ldo, const T* inp, const T* weight, std::int64_t ldw,
-                            std::int64_t n, std::int64_t in_features, std::int64_t out_features,
-                            const ComputeOptions& options = {});
+void matmul_forward_strided(T* out, std::int64_t ldo, const T* inp, const T* weight, std::int64_t ldw, std::int64_t n,
+                            std::int64_t in_features, std::int64_t out_features, const ComputeOptions& options = {});
 
 // dinp [N, IC] is overwritten (skipped when null); dweight [OC, IC] accumulates (+=) (skipped when null).
 template <typename T>

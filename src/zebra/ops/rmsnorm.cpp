@@ -47,8 +47,8 @@ void rmsnorm_forward(T* out, T* rstd, const T* inp, const T* weight, std::int64_
 }
 
 template <typename T>
-void rmsnorm_backward(T* dinp, T* dweight, const T* dout, const T* inp, const T* weight, const T* rstd,
-                      std::int64_t n, std::int64_t d, const ComputeOptions& options) {
+void rmsnorm_backward(T* dinp, T* dweight, const T* dout, const T* inp, const T* weight, const T* rstd, std::int64_t n,
+                      std::int64_t d, const ComputeOptions& options) {
   const ThreadScope threads(options);
   // y_k = x_k r g_k, r = (mean(x^2)+eps)^-1/2, dr/dx_k = -r^3 x_k / d
   // dx_k = r g_k dy_k - x_k r^3/d * sum_j dy_j g_j x_j

@@ -15,7 +15,7 @@ void rmsnorm_forward(T* out, T* rstd, const T* inp, const T* weight, std::int64_
 
 // dinp[N, D] overwritten; dweight[D] accumulates (+=).
 template <typename T>
-void rmsnorm_backward(T* dinp, T* dweight, const T* dout, const T* inp, const T* weight, const T* rstd,
-                      std::int64_t n, std::int64_t d, const ComputeOptions& options = {});
+void rmsnorm_backward(T* dinp, T* dweight, const T* dout, const T* inp, const T* weight, const T* rstd, std::int64_t n,
+                      std::int64_t d, const ComputeOptions& options = {});
 
 }  // namespace zebra

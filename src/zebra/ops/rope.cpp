@@ -27,8 +27,7 @@ double yarn_correction_dim(double rotations, double head_dim, double theta, doub
 }
 
 void check_params(const RopeParams& p) {
-  ZEBRA_CHECK(p.head_dim > 0 && p.head_dim % 2 == 0, "rope: head_dim must be a positive even number, got ",
-              p.head_dim);
+  ZEBRA_CHECK(p.head_dim > 0 && p.head_dim % 2 == 0, "rope: head_dim must be a positive even number, got ", p.head_dim);
   ZEBRA_CHECK(p.theta > 0.0 && std::isfinite(p.theta), "rope: theta must be > 0, got ", p.theta);
   ZEBRA_CHECK(p.factor >= 1.0 && std::isfinite(p.factor), "rope: scaling factor must be >= 1, got ", p.factor);
   if (p.scaling == RopeScaling::kDynamic || p.scaling == RopeScaling::kYarn) {
@@ -155,8 +154,8 @@ void rotate(T* x, const std::int32_t* positions, const RopeTable<T>& table, std:
 }  // namespace
 
 template <typename T>
-void rope_forward(T* x, const std::int32_t* positions, const RopeTable<T>& table, std::int64_t n,
-                  std::int64_t n_heads, std::int64_t row_stride, const ComputeOptions& options) {
+void rope_forward(T* x, const std::int32_t* positions, const RopeTable<T>& table, std::int64_t n, std::int64_t n_heads,
+                  std::int64_t row_stride, const ComputeOptions& options) {
   const ThreadScope threads(options);
   rotate(x, positions, table, n, n_heads, row_stride, T(1));
 }
@@ -172,11 +171,11 @@ template RopeTable<float> make_rope_table<float>(const RopeParams&, std::int64_t
 template RopeTable<double> make_rope_table<double>(const RopeParams&, std::int64_t, std::int64_t);
 template void rope_forward<float>(float*, const std::int32_t*, const RopeTable<float>&, std::int64_t, std::int64_t,
                                   std::int64_t, const ComputeOptions&);
-template void rope_forward<double>(double*, const std::int32_t*, const RopeTable<double>&, std::int64_t,
-                                   std::int64_t, std::int64_t, const ComputeOptions&);
+template void rope_forward<double>(double*, const std::int32_t*, const RopeTable<double>&, std::int64_t, std::int64_t,
+                                   std::int64_t, const ComputeOptions&);
 template void rope_backward<float>(float*, const std::int32_t*, const RopeTable<float>&, std::int64_t, std::int64_t,
                                    std::int64_t, const ComputeOptions&);
-template void rope_backward<double>(double*, const std::int32_t*, const RopeTable<double>&, std::int64_t,
-                                    std::int64_t, std::int64_t, const ComputeOptions&);
+template void rope_backward<double>(double*, const std::int32_t*, const RopeTable<double>&, std::int64_t, std::int64_t,
+                                    std::int64_t, const ComputeOptions&);
 
 }  // namespace zebra

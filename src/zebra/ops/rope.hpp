@@ -52,11 +52,11 @@ std::int64_t rope_table_basis(const RopeParams& p, std::int64_t seq_len);
 // cos/sin of every (position, frequency) for positions [0, n_positions), attention factor included.
 template <typename T>
 struct RopeTable {
-  std::int64_t half = 0;         // head_dim / 2
+  std::int64_t half = 0;  // head_dim / 2
   std::int64_t n_positions = 0;
-  std::int64_t basis = 0;        // rope_table_basis() it was built for
-  std::vector<T> cos;            // [n_positions, half]
-  std::vector<T> sin;            // [n_positions, half]
+  std::int64_t basis = 0;  // rope_table_basis() it was built for
+  std::vector<T> cos;      // [n_positions, half]
+  std::vector<T> sin;      // [n_positions, half]
 };
 
 // The table for positions [0, n_positions), with the frequencies of a pass whose basis is `basis`
@@ -67,8 +67,8 @@ RopeTable<T> make_rope_table(const RopeParams& p, std::int64_t n_positions, std:
 // Rotates x in place. x: [N, n_heads, head_dim] with row stride `row_stride` elements between tokens;
 // positions[N] < table.n_positions. options: threads (ops/compute.hpp).
 template <typename T>
-void rope_forward(T* x, const std::int32_t* positions, const RopeTable<T>& table, std::int64_t n,
-                  std::int64_t n_heads, std::int64_t row_stride, const ComputeOptions& options = {});
+void rope_forward(T* x, const std::int32_t* positions, const RopeTable<T>& table, std::int64_t n, std::int64_t n_heads,
+                  std::int64_t row_stride, const ComputeOptions& options = {});
 
 // In place: turns d(rotated x) into d(x). The map is a times a rotation (a = attention factor), so its
 // transpose is a times the inverse rotation: the same table with the sine negated.

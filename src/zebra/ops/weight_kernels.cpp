@@ -23,8 +23,8 @@ void half_rows_to_f32(float* dst, const WeightMatrix& w, std::int64_t r0, std::i
 }
 
 template <DType D>
-void half_gemv(float* out, std::int64_t ldo, const void* act, std::int64_t n, const WeightMatrix& w,
-               std::int64_t r0, std::int64_t rows, SimdPath path) {
+void half_gemv(float* out, std::int64_t ldo, const void* act, std::int64_t n, const WeightMatrix& w, std::int64_t r0,
+               std::int64_t rows, SimdPath path) {
   const auto* inp = static_cast<const float*>(act);
   const simd::HalfKernels& k = simd::half_kernels(D, path);
   const auto stride = static_cast<std::int64_t>(w.row_bytes / sizeof(std::uint16_t));
@@ -42,8 +42,8 @@ void quant_rows_to_f32(float* dst, const WeightMatrix& w, std::int64_t r0, std::
   for (std::int64_t r = 0; r < rows; ++r) quant::dequantize_row(w.dtype, w.row(r0 + r), dst + r * w.cols, w.cols);
 }
 
-void quant_gemv(float* out, std::int64_t ldo, const void* act, std::int64_t n, const WeightMatrix& w,
-                std::int64_t r0, std::int64_t rows, SimdPath) {
+void quant_gemv(float* out, std::int64_t ldo, const void* act, std::int64_t n, const WeightMatrix& w, std::int64_t r0,
+                std::int64_t rows, SimdPath) {
   const auto* inp = static_cast<const float*>(act);
   thread_local std::vector<float> row;
   row.resize(static_cast<std::size_t>(w.cols));
@@ -60,27 +60,22 @@ void quant_gemv(float* out, std::int64_t ldo, const void* act, std::int64_t n, c
 
 constexpr WeightTypeKernels kQuantReference{&quant_rows_to_f32, &quant_gemv, nullptr, nullptr};
 
-constexpr WeightTypeKernels kBf16{&half_rows_to_f32<DType::kBF16>, &half_gemv<DType::kBF16>, nullptr,
-                                  nullptr};
+constexpr WeightTypeKernels kBf16{&half_rows_to_f32<DType::kBF16>, &half_gemv<DType::kBF16>, nullptr, nullptr};
 constexpr WeightTypeKernels kF16{&half_rows_to_f32<DType::kF16>, &half_gemv<DType::kF16>, nullptr, nullptr};
 
 }  // namespace
 
 const WeightTypeKernels* weight_type_kernels(DType dtype) {
   switch (dtype) {
-    case DType::kBF16:
-      return &kBf16;
-    case DType::kF16:
-      return &kF16;
+    case DType::kBF16: return &kBf16;
+    case DType::kF16: return &kF16;
     case DType::kQ8_0:
     case DType::kQ4_0:
     case DType::kQ4_1:
     case DType::kQ4_K:
     case DType::kQ5_K:
-    case DType::kQ6_K:
-      return &kQuantReference;
-    default:
-      return nullptr;
+    case DType::kQ6_K: return &kQuantReference;
+    default: return nullptr;
   }
 }
 

@@ -18,8 +18,8 @@ struct WeightTypeKernels {
   // The small-N product for weight rows [r0, r0 + rows): out[i * ldo + r - r0] = inp[i, :] . w[r, :] for
   // i < n <= kGemvMaxRows; out [n, ldo] (pointing at column r0). `act` is inp [n, w.cols] (floats), or what
   // prepare_activations made of it when the entry has one. Runs on the calling thread.
-  void (*gemv)(float* out, std::int64_t ldo, const void* act, std::int64_t n, const WeightMatrix& w,
-               std::int64_t r0, std::int64_t rows, SimdPath path);
+  void (*gemv)(float* out, std::int64_t ldo, const void* act, std::int64_t n, const WeightMatrix& w, std::int64_t r0,
+               std::int64_t rows, SimdPath path);
   // Optional (null: gemv reads the floats): the activations in the form gemv wants (for example quantized to
   // 8-bit blocks for a Q8_0 dot product), made once per call before the threads split the rows, into
   // prepared_bytes(n, cols) bytes of per-thread scratch.

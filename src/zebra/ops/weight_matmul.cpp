@@ -37,20 +37,19 @@ float* tile_scratch(std::int64_t elements) {
 }
 
 void check_args(const char* what, std::int64_t ldo, std::int64_t n, const WeightMatrix& w) {
-  ZEBRA_CHECK(n >= 0 && w.rows >= 0 && w.cols >= 0, what, ": need n, rows, cols >= 0, got n=", n,
-              " rows=", w.rows, " cols=", w.cols);
+  ZEBRA_CHECK(n >= 0 && w.rows >= 0 && w.cols >= 0, what, ": need n, rows, cols >= 0, got n=", n, " rows=", w.rows,
+              " cols=", w.cols);
   ZEBRA_CHECK(ldo >= w.rows, what, ": output row stride ", ldo, " is less than the weight's rows ", w.rows);
   if (w.rows == 0 || w.cols == 0) return;
-  ZEBRA_CHECK(w.data != nullptr, what, ": ", to_string(w.dtype), " weight [", w.rows, ", ", w.cols,
-              "] has no data");
+  ZEBRA_CHECK(w.data != nullptr, what, ": ", to_string(w.dtype), " weight [", w.rows, ", ", w.cols, "] has no data");
   const std::size_t need = dtype_row_bytes(w.dtype, w.cols);
   ZEBRA_CHECK(w.row_bytes >= need, what, ": ", to_string(w.dtype), " weight rows of ", w.cols, " need ", need,
               " bytes, but the row stride is ", w.row_bytes);
   if (!dtype_is_quantized(w.dtype)) {
     const std::size_t es = dtype_size(w.dtype);
     ZEBRA_CHECK(w.row_bytes % es == 0 && reinterpret_cast<std::uintptr_t>(w.data) % es == 0, what, ": ",
-                to_string(w.dtype), " weight data and row stride (", w.row_bytes, ") must be multiples of ",
-                es, " bytes");
+                to_string(w.dtype), " weight data and row stride (", w.row_bytes, ") must be multiples of ", es,
+                " bytes");
   }
 }
 
@@ -93,8 +92,7 @@ void kernel_product(float* out, std::int64_t ldo, const float* inp, std::int64_t
       k.rows_to_f32(tile, w, r0, rows, options.simd);
       // out[:, r0 : r0 + rows] = inp [N, cols] . tile^T [cols, rows]; inside the team the BLAS runs on this
       // thread alone (OpenBLAS checks omp_in_parallel()), as does a team of one.
-      gemm<float>(false, true, n, rows, w.cols, 1.0f, inp, w.cols, tile, w.cols, 0.0f, out + r0, ldo,
-                  options);
+      gemm<float>(false, true, n, rows, w.cols, 1.0f, inp, w.cols, tile, w.cols, 0.0f, out + r0, ldo, options);
     }
   }
 }
@@ -111,8 +109,7 @@ void weight_matmul(float* out, std::int64_t ldo, const float* inp, std::int64_t 
   }
   if (w.dtype == DType::kF32) {
     matmul_forward_strided(out, ldo, inp, static_cast<const float*>(w.data),
-                           static_cast<std::int64_t>(w.row_bytes / sizeof(float)), n, w.cols, w.rows,
-                           options);
+                           static_cast<std::int64_t>(w.row_bytes / sizeof(float)), n, w.cols, w.rows, options);
     return;
   }
   const WeightTypeKernels* k = weight_type_kernels(w.dtype);
@@ -133,15 +130,12 @@ void weight_matmul(double* out, std::int64_t ldo, const double* inp, std::int64_
                          static_cast<std::int64_t>(w.row_bytes / sizeof(double)), n, w.cols, w.rows, options);
 }
 
-std::int64_t weight_matmul_scratch_bytes(const WeightMatrix& w, std::int64_t n,
-                                         const ComputeOptions& options) {
+std::int64_t weight_matmul_scratch_bytes(const WeightMatrix& w, std::int64_t n, const ComputeOptions& options) {
   if (w.dtype == DType::kF32) return options.bf16 ? bf16_scratch_bytes(n, w.cols, w.rows) : 0;
   if (w.dtype == DType::kF64) return 0;
   if (n <= kGemvMaxRows) {
     const WeightTypeKernels* k = weight_type_kernels(w.dtype);
-    return k != nullptr && k->prepared_bytes != nullptr
-               ? static_cast<std::int64_t>(k->prepared_bytes(n, w.cols))
-               : 0;
+    return k != nullptr && k->prepared_bytes != nullptr ? static_cast<std::int64_t>(k->prepared_bytes(n, w.cols)) : 0;
   }
   return tile_rows(w.cols) * w.cols * static_cast<std::int64_t>(sizeof(float));
 }

@@ -36,7 +36,6 @@ void weight_matmul(double* out, std::int64_t ldo, const double* inp, std::int64_
 // Bytes of per-thread scratch a float weight_matmul of these sizes uses at most (the fp32 tile of the tiled
 // path, prepared activations of a matrix-vector kernel, or the bf16 rounding copies for F32 with
 // options.bf16), for memory planning.
-std::int64_t weight_matmul_scratch_bytes(const WeightMatrix& w, std::int64_t n,
-                                         const ComputeOptions& options = {});
+std::int64_t weight_matmul_scratch_bytes(const WeightMatrix& w, std::int64_t n, const ComputeOptions& options = {});
 
 }  // namespace zebra

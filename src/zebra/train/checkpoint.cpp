@@ -37,8 +37,8 @@ std::string checkpoint_name(std::int64_t step) {
 
 void save_checkpoint(const std::string& dir, const ParameterSet<float>& params, const AlignedBuffer<float>& m,
                      const AlignedBuffer<float>& v, const TrainerState& state, const std::string& tokenizer_file) {
-  ZEBRA_CHECK(m.size() == params.layout.total && v.size() == params.layout.total,
-              "optimizer moments have ", m.size(), "/", v.size(), " elements, expected ", params.layout.total);
+  ZEBRA_CHECK(m.size() == params.layout.total && v.size() == params.layout.total, "optimizer moments have ", m.size(),
+              "/", v.size(), " elements, expected ", params.layout.total);
   SaveModelOptions options;
   options.tokenizer_file = tokenizer_file;
   options.extra_files = [&](const std::string& tmp) {

@@ -21,7 +21,7 @@ struct TrainerState {
   std::int64_t step = 0;         // optimizer steps taken
   std::int64_t tokens_seen = 0;  // training tokens consumed
   BatcherState batcher;
-  nlohmann::json run;            // the options the run was started with (informative, and checked on resume)
+  nlohmann::json run;  // the options the run was started with (informative, and checked on resume)
 };
 
 struct Checkpoint {

@@ -21,8 +21,7 @@ struct LrSchedule {
       return max_lr * static_cast<double>(step) / static_cast<double>(warmup_steps);
     }
     if (step >= total_steps || total_steps <= warmup_steps) return min_lr;
-    const double progress =
-        static_cast<double>(step - warmup_steps) / static_cast<double>(total_steps - warmup_steps);
+    const double progress = static_cast<double>(step - warmup_steps) / static_cast<double>(total_steps - warmup_steps);
     return min_lr + 0.5 * (max_lr - min_lr) * (1.0 + std::cos(std::numbers::pi * progress));
   }
 };

@@ -57,7 +57,8 @@ void plot_loss_curves(const std::vector<std::string>& metrics_paths, const std::
     const std::string label = f < labels.size() ? labels[f] : metrics_paths[f];
     std::ifstream in(metrics_paths[f]);
     if (!in) fail("cannot read metrics file '", metrics_paths[f], "'");
-    std::ofstream train(tmp / ("train" + std::to_string(f) + ".dat")), eval(tmp / ("eval" + std::to_string(f) + ".dat"));
+    std::ofstream train(tmp / ("train" + std::to_string(f) + ".dat")),
+        eval(tmp / ("eval" + std::to_string(f) + ".dat"));
     std::string line;
     std::int64_t n_train = 0, n_eval = 0;
     while (std::getline(in, line)) {

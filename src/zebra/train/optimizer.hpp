@@ -12,9 +12,9 @@ namespace zebra {
 
 struct OptimizerOptions {
   AdamWHyper adamw;
-  double grad_clip = 1.0;        // max global gradient norm; <= 0 disables clipping
-  bool decay_norms = false;      // apply weight decay to norm gains too
-  bool decay_embeddings = false; // apply weight decay to embedding tables too
+  double grad_clip = 1.0;         // max global gradient norm; <= 0 disables clipping
+  bool decay_norms = false;       // apply weight decay to norm gains too
+  bool decay_embeddings = false;  // apply weight decay to embedding tables too
 };
 
 // sqrt(sum g^2), summed in double in a fixed order (deterministic for any thread count).

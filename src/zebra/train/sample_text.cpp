@@ -9,9 +9,8 @@
 
 namespace zebra {
 
-std::string sample_text(const ParameterSet<float>& params, const Tokenizer& tokenizer,
-                        const std::string& prompt, std::int64_t max_new_tokens, std::int64_t max_context,
-                        Sampler& sampler, bool stop_at_newline) {
+std::string sample_text(const ParameterSet<float>& params, const Tokenizer& tokenizer, const std::string& prompt,
+                        std::int64_t max_new_tokens, std::int64_t max_context, Sampler& sampler, bool stop_at_newline) {
   std::vector<std::int32_t> ids = {tokenizer.bos_id()};
   for (std::int32_t t : tokenizer.encode(prompt)) ids.push_back(t);
   const auto n_prompt = static_cast<std::int64_t>(ids.size());

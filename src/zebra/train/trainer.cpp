@@ -47,15 +47,24 @@ std::string format_duration(double s) {
 }
 
 nlohmann::json run_record(const TrainOptions& o, const ModelConfig& c) {
-  return nlohmann::json{{"train_data", o.train_data},     {"valid_data", o.valid_data},
-                        {"steps", o.steps},               {"batch_size", o.batch_size},
-                        {"seq_len", o.seq_len},           {"grad_accum", o.grad_accum},
-                        {"doc_mask", o.doc_mask},         {"max_lr", o.lr.max_lr},
-                        {"min_lr", o.lr.min_lr},          {"warmup_steps", o.lr.warmup_steps},
+  return nlohmann::json{{"train_data", o.train_data},
+                        {"valid_data", o.valid_data},
+                        {"steps", o.steps},
+                        {"batch_size", o.batch_size},
+                        {"seq_len", o.seq_len},
+                        {"grad_accum", o.grad_accum},
+                        {"doc_mask", o.doc_mask},
+                        {"max_lr", o.lr.max_lr},
+                        {"min_lr", o.lr.min_lr},
+                        {"warmup_steps", o.lr.warmup_steps},
                         {"weight_decay", o.optimizer.adamw.weight_decay},
-                        {"grad_clip", o.optimizer.grad_clip}, {"seed", o.seed},
-                        {"pattern", c.pattern_string()},  {"window", c.window},
-                        {"batch_mode", o.batch_mode == BatchMode::kRandom ? "random" : o.batch_mode == BatchMode::kDocument ? "document" : "sequential"}};
+                        {"grad_clip", o.optimizer.grad_clip},
+                        {"seed", o.seed},
+                        {"pattern", c.pattern_string()},
+                        {"window", c.window},
+                        {"batch_mode", o.batch_mode == BatchMode::kRandom     ? "random"
+                                       : o.batch_mode == BatchMode::kDocument ? "document"
+                                                                              : "sequential"}};
 }
 
 }  // namespace
@@ -86,8 +95,7 @@ namespace {
 // The memory plan: parameters, gradients and two AdamW moments (4 float buffers), activations and backward
 // scratch for one micro-batch. Printed, and refused up front (before the optimizer allocates its moments) when
 // it cannot fit, with what --recompute would need.
-void check_memory_plan(const ModelConfig& config, std::int64_t n_params, const TrainOptions& o,
-                       const RunOptions& run) {
+void check_memory_plan(const ModelConfig& config, std::int64_t n_params, const TrainOptions& o, const RunOptions& run) {
   const double mib = 1 << 20;
   const auto state_bytes = static_cast<std::int64_t>(16 * n_params);
   const auto act_bytes =
@@ -117,7 +125,8 @@ void check_memory_plan(const ModelConfig& config, std::int64_t n_params, const T
 TrainResult run_training(const TrainOptions& o) {
   ZEBRA_CHECK(!o.out_dir.empty(), "train: an output directory is required");
   ZEBRA_CHECK(o.steps >= 1, "train: steps must be >= 1, got ", o.steps);
-  ZEBRA_CHECK(o.batch_size >= 1 && o.seq_len >= 1 && o.grad_accum >= 1, "train: batch_size, seq_len and grad_accum must be >= 1");
+  ZEBRA_CHECK(o.batch_size >= 1 && o.seq_len >= 1 && o.grad_accum >= 1,
+              "train: batch_size, seq_len and grad_accum must be >= 1");
   fs::create_directories(o.out_dir);
 
   TokenDataset train = TokenDataset::open(o.train_data);
@@ -191,7 +200,8 @@ TrainResult run_training(const TrainOptions& o) {
     const double loss = r.mean();
     if (std::isnan(result.first_eval_loss)) result.first_eval_loss = loss;
     result.last_eval_loss = loss;
-    metrics.write({{"step", state.step}, {"tokens", state.tokens_seen}, {"eval_loss", loss}, {"eval_tokens", r.n_valid}});
+    metrics.write(
+        {{"step", state.step}, {"tokens", state.tokens_seen}, {"eval_loss", loss}, {"eval_tokens", r.n_valid}});
     log_info("step ", state.step, ": held-out loss ", loss, " nats/token (", r.n_valid, " tokens)");
   };
   std::string last_checkpoint;
@@ -237,13 +247,20 @@ TrainResult run_training(const TrainOptions& o) {
 
     const double elapsed = timer.seconds();
     const double tok_s = static_cast<double>((state.step - start_step) * tokens_per_step) / elapsed;
-    metrics.write({{"step", state.step}, {"tokens", state.tokens_seen}, {"loss", loss}, {"lr", lr},
-                   {"grad_norm", grad_norm}, {"tokens_per_s", tok_s}, {"elapsed_s", elapsed}});
+    metrics.write({{"step", state.step},
+                   {"tokens", state.tokens_seen},
+                   {"loss", loss},
+                   {"lr", lr},
+                   {"grad_norm", grad_norm},
+                   {"tokens_per_s", tok_s},
+                   {"elapsed_s", elapsed}});
     const bool log_now = o.log_every > 0 && (state.step % o.log_every == 0 || state.step == o.steps);
     if (tty || log_now) {
-      const double eta = elapsed / static_cast<double>(state.step - start_step) * static_cast<double>(o.steps - state.step);
+      const double eta =
+          elapsed / static_cast<double>(state.step - start_step) * static_cast<double>(o.steps - state.step);
       char line[256];
-      std::snprintf(line, sizeof line, "step %6lld/%lld  loss %.4f  lr %.2e  |g| %.3f  %.0f tok/s  %.2f TFLOP/s  ETA %s",
+      std::snprintf(line, sizeof line,
+                    "step %6lld/%lld  loss %.4f  lr %.2e  |g| %.3f  %.0f tok/s  %.2f TFLOP/s  ETA %s",
                     static_cast<long long>(state.step), static_cast<long long>(o.steps),
                     window_loss / static_cast<double>(window_count), lr, grad_norm, tok_s,
                     tok_s * flops.training() / 1e12, format_duration(eta).c_str());
@@ -267,7 +284,8 @@ TrainResult run_training(const TrainOptions& o) {
     if (stop) {
       if (tty) std::fputc('\n', stderr);
       result.interrupted = training_stop_requested().load();
-      log_info(result.interrupted ? "interrupted" : "time limit reached", " at step ", state.step, ": saving a checkpoint");
+      log_info(result.interrupted ? "interrupted" : "time limit reached", " at step ", state.step,
+               ": saving a checkpoint");
       break;
     }
   }

@@ -21,30 +21,30 @@ struct TrainOptions {
   std::string tokenizer_file;  // optional
   // Model: a fresh config, or a model directory to continue from (LCAT), or a checkpoint to resume.
   std::optional<ModelConfig> config;
-  std::string init_from;       // model directory
-  std::string resume_from;     // checkpoint directory or run directory
+  std::string init_from;    // model directory
+  std::string resume_from;  // checkpoint directory or run directory
   std::uint64_t seed = 1;
   double init_std = 0.02;
 
   std::string out_dir;
   std::int64_t steps = 1000;
-  std::int64_t batch_size = 8;      // sequences per micro-batch
+  std::int64_t batch_size = 8;  // sequences per micro-batch
   std::int64_t seq_len = 256;
-  std::int64_t grad_accum = 1;      // micro-batches per optimizer step (train/step.hpp: one mean over all)
+  std::int64_t grad_accum = 1;  // micro-batches per optimizer step (train/step.hpp: one mean over all)
   BatchMode batch_mode = BatchMode::kRandom;
-  bool doc_mask = false;            // mask attention across document boundaries
+  bool doc_mask = false;              // mask attention across document boundaries
   LrSchedule lr{3e-4, 3e-5, 100, 0};  // total_steps 0: set to `steps`
   OptimizerOptions optimizer;
   bool recompute = false;
-  bool bf16_matmul = false;         // RunOptions::bf16_matmul: bf16-rounded matrix products, fp32 accumulation
+  bool bf16_matmul = false;  // RunOptions::bf16_matmul: bf16-rounded matrix products, fp32 accumulation
 
-  std::int64_t eval_every = 100;    // 0 = only at start and end
+  std::int64_t eval_every = 100;  // 0 = only at start and end
   std::int64_t eval_batches = 8;
-  std::int64_t save_every = 0;      // 0 = only at the end
+  std::int64_t save_every = 0;  // 0 = only at the end
   std::int64_t keep_checkpoints = 2;
   std::int64_t log_every = 10;
-  double time_limit_s = 0;          // > 0: stop (and checkpoint) after this many seconds
-  bool plot = true;                 // render loss.png with gnuplot at the end, when available
+  double time_limit_s = 0;  // > 0: stop (and checkpoint) after this many seconds
+  bool plot = true;         // render loss.png with gnuplot at the end, when available
 };
 
 struct TrainResult {

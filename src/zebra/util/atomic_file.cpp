@@ -60,7 +60,8 @@ void write_file_atomic(const std::string& path, std::span<const std::uint8_t> by
 }
 
 void write_file_atomic(const std::string& path, const std::string& text) {
-  write_file_atomic(path, std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
+  write_file_atomic(path,
+                    std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
 }
 
 std::string read_file(const std::string& path) {

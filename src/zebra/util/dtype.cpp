@@ -22,9 +22,9 @@ struct DTypeInfo {
 // ggml's block sizes (ggml-common.h): Q8_0 = f16 + 32 int8; Q4_0 = f16 + 16; Q4_1 = 2 f16 + 16;
 // Q4_K = 2 f16 + 12 scale bytes + 128; Q5_K = Q4_K + 32 high bits; Q6_K = 128 + 64 + 16 scales + f16.
 constexpr DTypeInfo kInfo[] = {
-    {DType::kF32, "F32", 1, 4},      {DType::kF16, "F16", 1, 2},      {DType::kBF16, "BF16", 1, 2},
-    {DType::kF64, "F64", 1, 8},      {DType::kQ8_0, "Q8_0", 32, 34},  {DType::kQ4_0, "Q4_0", 32, 18},
-    {DType::kQ4_1, "Q4_1", 32, 20},  {DType::kQ4_K, "Q4_K", 256, 144}, {DType::kQ5_K, "Q5_K", 256, 176},
+    {DType::kF32, "F32", 1, 4},       {DType::kF16, "F16", 1, 2},       {DType::kBF16, "BF16", 1, 2},
+    {DType::kF64, "F64", 1, 8},       {DType::kQ8_0, "Q8_0", 32, 34},   {DType::kQ4_0, "Q4_0", 32, 18},
+    {DType::kQ4_1, "Q4_1", 32, 20},   {DType::kQ4_K, "Q4_K", 256, 144}, {DType::kQ5_K, "Q5_K", 256, 176},
     {DType::kQ6_K, "Q6_K", 256, 210},
 };
 
@@ -141,9 +141,7 @@ void convert_floating_to(DType d, const void* src, T* dst, std::size_t n) {
         widen<float>(p, dst, n);
       }
       return;
-    case DType::kF64:
-      widen<double>(p, dst, n);
-      return;
+    case DType::kF64: widen<double>(p, dst, n); return;
     case DType::kF16:
     case DType::kBF16:
       for (std::size_t i = 0; i < n; ++i) {
@@ -152,8 +150,7 @@ void convert_floating_to(DType d, const void* src, T* dst, std::size_t n) {
         dst[i] = static_cast<T>(d == DType::kF16 ? f16_to_float(h) : bf16_to_float(h));
       }
       return;
-    default:
-      fail("dtype ", to_string(d), " is not a floating type (F32, F16, BF16, F64)");
+    default: fail("dtype ", to_string(d), " is not a floating type (F32, F16, BF16, F64)");
   }
 }
 

@@ -34,7 +34,7 @@ inline std::string bounded(std::string_view s, std::size_t max_bytes = 60) {
 }  // namespace zebra
 
 // Checks an input condition (never compiled out): bad input must produce an error, not a crash.
-#define ZEBRA_CHECK(cond, ...)          \
-  do {                                  \
+#define ZEBRA_CHECK(cond, ...)               \
+  do {                                       \
     if (!(cond)) ::zebra::fail(__VA_ARGS__); \
   } while (0)

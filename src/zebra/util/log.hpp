@@ -20,8 +20,12 @@ void log(LogLevel level, Args&&... args) {
 }
 
 template <typename... Args>
-void log_info(Args&&... args) { log(LogLevel::kInfo, std::forward<Args>(args)...); }
+void log_info(Args&&... args) {
+  log(LogLevel::kInfo, std::forward<Args>(args)...);
+}
 template <typename... Args>
-void log_warn(Args&&... args) { log(LogLevel::kWarn, std::forward<Args>(args)...); }
+void log_warn(Args&&... args) {
+  log(LogLevel::kWarn, std::forward<Args>(args)...);
+}
 
 }  // namespace zebra

@@ -21,9 +21,9 @@
 
 namespace zebra::quant {
 
-inline constexpr std::int64_t kQK = 32;    // values per block of the *_0 / *_1 formats
-inline constexpr std::int64_t kQK_K = 256; // values per super-block of the K-quants
-inline constexpr int kKScaleBytes = 12;    // packed 6-bit scales and mins of Q4_K / Q5_K
+inline constexpr std::int64_t kQK = 32;     // values per block of the *_0 / *_1 formats
+inline constexpr std::int64_t kQK_K = 256;  // values per super-block of the K-quants
+inline constexpr int kKScaleBytes = 12;     // packed 6-bit scales and mins of Q4_K / Q5_K
 
 struct BlockQ8_0 {
   std::uint16_t d;
@@ -83,11 +83,29 @@ static_assert(sizeof(BlockQ4_K) == 144 && sizeof(BlockQ5_K) == 176 && sizeof(Blo
 
 template <typename Block>
 constexpr DType block_dtype();
-template <> constexpr DType block_dtype<BlockQ8_0>() { return DType::kQ8_0; }
-template <> constexpr DType block_dtype<BlockQ4_0>() { return DType::kQ4_0; }
-template <> constexpr DType block_dtype<BlockQ4_1>() { return DType::kQ4_1; }
-template <> constexpr DType block_dtype<BlockQ4_K>() { return DType::kQ4_K; }
-template <> constexpr DType block_dtype<BlockQ5_K>() { return DType::kQ5_K; }
-template <> constexpr DType block_dtype<BlockQ6_K>() { return DType::kQ6_K; }
+template <>
+constexpr DType block_dtype<BlockQ8_0>() {
+  return DType::kQ8_0;
+}
+template <>
+constexpr DType block_dtype<BlockQ4_0>() {
+  return DType::kQ4_0;
+}
+template <>
+constexpr DType block_dtype<BlockQ4_1>() {
+  return DType::kQ4_1;
+}
+template <>
+constexpr DType block_dtype<BlockQ4_K>() {
+  return DType::kQ4_K;
+}
+template <>
+constexpr DType block_dtype<BlockQ5_K>() {
+  return DType::kQ5_K;
+}
+template <>
+constexpr DType block_dtype<BlockQ6_K>() {
+  return DType::kQ6_K;
+}
 
 }  // namespace zebra::quant

@@ -58,8 +58,8 @@ void dequant_block(const BlockQ5_K& b, float* y) { dequant_k4(b.d, b.dmin, b.sca
 
 void dequant_block(const BlockQ6_K& b, float* y) {
   const float d = f16_to_float(b.d);
-  for (int h = 0; h < 2; ++h) {      // two halves of 128 values
-    for (int k = 0; k < 4; ++k) {    // four runs of 32 within a half
+  for (int h = 0; h < 2; ++h) {    // two halves of 128 values
+    for (int k = 0; k < 4; ++k) {  // four runs of 32 within a half
       for (int l = 0; l < 32; ++l) {
         const std::uint8_t lo = b.ql[64 * h + l + 32 * (k & 1)];
         const int low4 = k < 2 ? (lo & 0x0f) : (lo >> 4);
@@ -160,8 +160,7 @@ void dequantize_row(DType dtype, const void* src, float* dst, std::int64_t n) {
     case DType::kF32:
     case DType::kF64:
     case DType::kF16:
-    case DType::kBF16:
-      return convert_floating(dtype, src, dst, static_cast<std::size_t>(n));
+    case DType::kBF16: return convert_floating(dtype, src, dst, static_cast<std::size_t>(n));
     case DType::kQ8_0: return dequant_blocks<BlockQ8_0>(src, dst, n);
     case DType::kQ4_0: return dequant_blocks<BlockQ4_0>(src, dst, n);
     case DType::kQ4_1: return dequant_blocks<BlockQ4_1>(src, dst, n);
@@ -194,7 +193,8 @@ void quantize_row(DType dtype, const float* src, void* dst, std::int64_t n) {
     case DType::kQ4_0: return quant_blocks<BlockQ4_0>(src, dst, n);
     case DType::kQ4_1: return quant_blocks<BlockQ4_1>(src, dst, n);
     default:
-      fail("quantize_row: no reference quantizer for ", to_string(dtype), " (supported: F32, F16, BF16, Q8_0, "
+      fail("quantize_row: no reference quantizer for ", to_string(dtype),
+           " (supported: F32, F16, BF16, Q8_0, "
            "Q4_0, Q4_1)");
   }
 }

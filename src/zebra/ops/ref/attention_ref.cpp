@@ -19,8 +19,7 @@ struct RefDims {
 
 RefDims dims_of(const AttentionShape& s, const AttentionMask& mask) {
   ZEBRA_CHECK(s.head_dim > 0 && s.n_heads > 0 && s.n_kv_heads > 0 && s.n_heads % s.n_kv_heads == 0,
-              "ref::attention: bad shape n_heads=", s.n_heads, " n_kv_heads=", s.n_kv_heads, " head_dim=",
-              s.head_dim);
+              "ref::attention: bad shape n_heads=", s.n_heads, " n_kv_heads=", s.n_kv_heads, " head_dim=", s.head_dim);
   ZEBRA_CHECK(mask.window >= 1, "ref::attention: window must be >= 1, got ", mask.window);
   RefDims d{};
   d.B = s.batch;

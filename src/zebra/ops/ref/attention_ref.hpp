@@ -15,8 +15,8 @@ void attention_forward(double* out, double* lse, const double* q, const double* 
 // dq, dk, dv: overwritten (only the columns of q, k, v in their rows). The softmax and D = rowsum(dout o out)
 // are recomputed from q, k, v, so the reference does not trust the forward pass it checks: out and lse are
 // taken only to keep the kernel's signature, and are not read.
-void attention_backward(double* dq, double* dk, double* dv, const double* dout, const double* out,
-                        const double* lse, const double* q, const double* k, const double* v,
-                        const AttentionShape& shape, const AttentionMask& mask);
+void attention_backward(double* dq, double* dk, double* dv, const double* dout, const double* out, const double* lse,
+                        const double* q, const double* k, const double* v, const AttentionShape& shape,
+                        const AttentionMask& mask);
 
 }  // namespace zebra::ref

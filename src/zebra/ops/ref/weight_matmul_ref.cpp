@@ -17,9 +17,7 @@ void weight_row(double* dst, const WeightMatrix& w, std::int64_t r) {
         dst[k] = x;
         break;
       }
-      case DType::kF64:
-        std::memcpy(dst + k, static_cast<const unsigned char*>(row) + k * 8, 8);
-        break;
+      case DType::kF64: std::memcpy(dst + k, static_cast<const unsigned char*>(row) + k * 8, 8); break;
       case DType::kBF16:
       case DType::kF16: {
         std::uint16_t h;
@@ -27,8 +25,7 @@ void weight_row(double* dst, const WeightMatrix& w, std::int64_t r) {
         dst[k] = w.dtype == DType::kBF16 ? bf16_to_float(h) : f16_to_float(h);
         break;
       }
-      default:
-        fail("ref::weight_row: no reference for dtype ", to_string(w.dtype));
+      default: fail("ref::weight_row: no reference for dtype ", to_string(w.dtype));
     }
   }
 }

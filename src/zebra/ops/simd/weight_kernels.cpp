@@ -40,17 +40,14 @@ constexpr const HalfKernels& kF16 = kHalfKernels<Traits, F16Storage>;
 ZEBRA_SIMD_END
 
 const HalfKernels& half_kernels(DType dtype, SimdPath path) {
-  ZEBRA_CHECK(dtype == DType::kBF16 || dtype == DType::kF16,
-              "16-bit kernels: dtype must be BF16 or F16, got ", to_string(dtype));
+  ZEBRA_CHECK(dtype == DType::kBF16 || dtype == DType::kF16, "16-bit kernels: dtype must be BF16 or F16, got ",
+              to_string(dtype));
   check_simd_path(path, "16-bit weight kernels");
   const bool bf16 = dtype == DType::kBF16;
   switch (path) {
-    case SimdPath::kAvx512:
-      return bf16 ? wk_avx512::kBf16 : wk_avx512::kF16;
-    case SimdPath::kAvx2:
-      return bf16 ? wk_avx2::kBf16 : wk_avx2::kF16;
-    case SimdPath::kScalar:
-      break;
+    case SimdPath::kAvx512: return bf16 ? wk_avx512::kBf16 : wk_avx512::kF16;
+    case SimdPath::kAvx2: return bf16 ? wk_avx2::kBf16 : wk_avx2::kF16;
+    case SimdPath::kScalar: break;
   }
   return bf16 ? wk_scalar::kBf16 : wk_scalar::kF16;
 }
