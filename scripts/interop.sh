@@ -39,4 +39,12 @@ export ZEBRA_INTEROP_RESULTS="${ZEBRA_INTEROP_RESULTS:-$build/interop-results.js
 : > "$ZEBRA_INTEROP_RESULTS"
 echo "interop: results in $ZEBRA_INTEROP_RESULTS" >&2
 cd "$root"
-exec "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/interop "$@"
+"$venv/bin/python" -m pytest -q -p no:cacheprovider tests/interop "$@"
+# (d) zebra's tokenizers against Hugging Face tokenizers: every tokenizer vector and varied texts, through the
+# tokenizer.json files zebra writes (scripts/tokenizer_interop.sh, same venv).
+if [ -d "$root/../shared/data/tokenizer-vectors" ]; then
+  [ -x "$build/test_io_fast" ] || ZEBRA_TARGETS=test_io_fast bash "$root/scripts/build.sh"
+  ZEBRA_VENV="$venv" bash "$root/scripts/tokenizer_interop.sh" "$build"
+else
+  echo "interop: ../shared/data/tokenizer-vectors absent: the tokenizer comparison is skipped" >&2
+fi
