@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -55,9 +56,10 @@ void run_one_step(const ModelConfig& c, const InfoArgs& args) {
 }
 
 void run_info(const InfoArgs& args) {
-  // A config file, or any model zebra loads (directory, GGUF, llama2.c), optionally re-laid.
-  ModelConfig c =
-      args.config_path.ends_with(".json") ? load_config(args.config_path) : peek_model_config(args.config_path);
+  // config.json or a directory holding one (no weights needed), else a model file (GGUF, llama2.c); optionally
+  // re-laid.
+  const bool config_only = args.config_path.ends_with(".json") || std::filesystem::is_directory(args.config_path);
+  ModelConfig c = config_only ? load_config(args.config_path) : peek_model_config(args.config_path);
   c.resolve();
   c = apply_pattern(c, pattern_from_flags(c, args.group_size, args.window));
   c.resolve();
