@@ -11,21 +11,9 @@ namespace {
 using test::spm_vocab;
 using Ids = std::vector<std::int32_t>;
 
-// ids: 3 "▁", 4 "a", 5 "b", 6 "▁a", 7 "ab", 8 "▁ab", 9 "c", 10 "bc"; then bytes from 11.
-VocabData small() {
-  return spm_vocab({{"\xE2\x96\x81", -1},
-                    {"a", -2},
-                    {"b", -3},
-                    {"\xE2\x96\x81"
-                     "a",
-                     -4},
-                    {"ab", -5},
-                    {"\xE2\x96\x81"
-                     "ab",
-                     -6},
-                    {"c", -7},
-                    {"bc", -4.5f}});
-}
+// ids: test::small_spm_vocab() (vocab_util.hpp): 3 "▁", 4 "a", 5 "b", 6 "▁a", 7 "ab", 8 "▁ab", 9 "c", 10 "bc"; bytes
+// from 11.
+VocabData small() { return test::small_spm_vocab(); }
 constexpr std::int32_t kSp = 3, kA = 4, kB = 5, kSpA = 6, kAb = 7, kSpAb = 8, kC = 9, kBc = 10, kBytes = 11;
 
 TEST(SpmVocabTokenizer, MergesByScoreHighestFirst) {

@@ -92,18 +92,7 @@ TEST(TokenizerJson, SaveLoadRoundTripByteLevel) {
 
 TEST(TokenizerJson, SaveLoadRoundTripSentencePieceStyle) {
   TempDir dir;
-  VocabData v = test::spm_vocab({{"\xE2\x96\x81", -1},
-                                 {"a", -2},
-                                 {"b", -3},
-                                 {"\xE2\x96\x81"
-                                  "a",
-                                  -4},
-                                 {"ab", -5},
-                                 {"\xE2\x96\x81"
-                                  "ab",
-                                  -6},
-                                 {"c", -7},
-                                 {"bc", -4.5f}});
+  VocabData v = test::small_spm_vocab();
   SpmVocabTokenizer a(v, "a");
   a.save(dir / a.file_name());
   auto b = load_tokenizer(dir / "tokenizer.json");

@@ -60,4 +60,21 @@ inline VocabData spm_vocab(const std::vector<std::pair<std::string, float>>& pie
   return v;
 }
 
+// A small SentencePiece-style vocabulary with competing merges: ids 3 "▁", 4 "a", 5 "b", 6 "▁a", 7 "ab",
+// 8 "▁ab", 9 "c", 10 "bc"; then the byte tokens from 11.
+inline VocabData small_spm_vocab() {
+  return spm_vocab({{"\xE2\x96\x81", -1},
+                    {"a", -2},
+                    {"b", -3},
+                    {"\xE2\x96\x81"
+                     "a",
+                     -4},
+                    {"ab", -5},
+                    {"\xE2\x96\x81"
+                     "ab",
+                     -6},
+                    {"c", -7},
+                    {"bc", -4.5f}});
+}
+
 }  // namespace zebra::test
