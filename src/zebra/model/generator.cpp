@@ -5,6 +5,7 @@
 #include <type_traits>
 
 #include "zebra/model/block.hpp"
+#include "zebra/model/flops.hpp"
 #include "zebra/ops/attention.hpp"
 #include "zebra/ops/attention_cached.hpp"
 #include "zebra/ops/embedding.hpp"
@@ -235,12 +236,12 @@ std::span<const T> InferenceSession<T>::run(std::span<const SequenceInput> input
   return {batch_logits_.data(), batch_logits_.size()};
 }
 
-// Forward FLOPs of a pass: 2 per weight per row (projections and lm head) plus 4 * head_dim * n_heads per
+// Forward FLOPs of a pass: 2 per parameter per row (projections and lm head) plus 4 * head_dim * n_heads per
 // visible (query, key) pair.
 template <typename T>
 double InferenceSession<T>::pass_flops(const std::vector<Segment>& segments) const {
   const ModelConfig& c = config();
-  const double weights = static_cast<double>(weights_.bytes()) / sizeof(T);
+  const double weights = static_cast<double>(parameter_count(c));
   double pairs = 0.0, rows = 0.0;
   for (const Segment& s : segments) {
     rows += static_cast<double>(s.n);

@@ -8,8 +8,6 @@ namespace zebra {
 
 namespace {
 
-std::size_t matrix_bytes(const WeightMatrix& w) { return static_cast<std::size_t>(w.rows) * w.row_bytes; }
-
 // Rows of `a` followed directly in memory by the rows of `b` (same dtype, columns and stride).
 bool adjacent(const WeightMatrix& a, const WeightMatrix& b) {
   return a.dtype == b.dtype && a.cols == b.cols && a.row_bytes == b.row_bytes && a.row(a.rows) == b.data;
@@ -27,19 +25,6 @@ void fuse(LayerWeightViews<T>& w) {
 }
 
 }  // namespace
-
-template <typename T>
-std::size_t ModelWeights<T>::bytes() const {
-  const std::int64_t d = config.d_model;
-  std::size_t b = matrix_bytes(embed) + sizeof(T) * static_cast<std::size_t>(d);
-  if (pos_embed != nullptr) b += sizeof(T) * static_cast<std::size_t>(config.max_seq_len * d);
-  if (lm_head.data != embed.data) b += matrix_bytes(lm_head);
-  for (const LayerWeightViews<T>& w : layers) {
-    b += 2 * sizeof(T) * static_cast<std::size_t>(d);
-    for (const WeightMatrix* m : {&w.wq, &w.wk, &w.wv, &w.wo, &w.w_gate, &w.w_up, &w.w_down}) b += matrix_bytes(*m);
-  }
-  return b;
-}
 
 template <typename T>
 ModelWeights<T> weights_of(const ParameterSet<T>& params) {

@@ -47,9 +47,6 @@ struct ModelWeights {
   std::vector<LayerWeightViews<T>> layers;
   const T* final_norm = nullptr;  // [D]
   WeightMatrix lm_head;           // [V, D]; the embedding when tied
-
-  // Bytes of the matrices and arrays these views cover (a tied head counted once).
-  std::size_t bytes() const;
 };
 
 // Dense views into a parameter buffer (q|k|v and gate|up fused, as the layout stores them).
