@@ -47,5 +47,16 @@ TEST_F(InfoCli, RefusesWhatIsNotAModel) {
   EXPECT_NE(bad.output.find("not valid JSON"), std::string::npos) << bad.output;
 }
 
+// --weights-dtype (generate, chat, eval) takes f32, bf16 or f16 and names the flag otherwise.
+TEST_F(InfoCli, WeightsDtypeRefusesOtherTypesNamingTheFlag) {
+  const std::string demo = std::string(ZEBRA_SOURCE_DIR) + "/recipes/configs/demo.json";
+  for (const char* bad : {"q4_0", "f64", "int8"}) {
+    const CommandResult r =
+        run_zebra("generate --random-init " + demo + " --random-prompt 4 -n 2 --weights-dtype " + bad);
+    EXPECT_NE(r.exit_code, 0) << bad;
+    EXPECT_NE(r.output.find("--weights-dtype must be f32, bf16 or f16"), std::string::npos) << r.output;
+  }
+}
+
 }  // namespace
 }  // namespace zebra::test

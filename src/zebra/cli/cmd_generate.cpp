@@ -51,6 +51,7 @@ std::string read_all(std::istream& in) {
 void run_generate(const GenerateArgs& a) {
   if (a.threads > 0) set_num_threads(a.threads);
   // The model: loaded, or randomly initialised from a config.
+  const std::optional<DType> weights_dtype = parse_weights_dtype(a.weights_dtype);  // refused before any work
   LoadedModel m;
   if (!a.random_init.empty()) {
     ZEBRA_CHECK(a.model.empty(), "generate: give either MODEL or --random-init CONFIG, not both");
@@ -60,12 +61,16 @@ void run_generate(const GenerateArgs& a) {
     c.resolve();
     m.params = ParameterSet<float>(c);
     init_parameters(m.params, a.init_seed);
+    if (weights_dtype && *weights_dtype != DType::kF32) {
+      m.store = store_from_params(m.params, *weights_dtype);
+      m.params = ParameterSet<float>();
+    }
     m.path = a.random_init + " (random init, seed " + std::to_string(a.init_seed) + ")";
     m.tokenizer_path = a.tokenizer;
   } else {
     ZEBRA_CHECK(!a.model.empty(), "generate: give a MODEL (model directory or llama2.c .bin) or --random-init CONFIG");
     m = load_model_for_inference(a.model, pattern_from_flags(peek_model_config(a.model), a.group_size, a.window),
-                                 a.tokenizer, parse_weights_dtype(a.weights_dtype));
+                                 a.tokenizer, weights_dtype);
   }
   const ModelConfig& c = m.config();
   std::unique_ptr<Tokenizer> tok;
