@@ -156,20 +156,20 @@ TEST(ModelDir, SavesOverAnExistingDirectoryAndCopiesTokenizer) {
   EXPECT_FALSE(fs::exists(tmp.file("m2")));
 }
 
-TEST(ModelDir, PatternOverrideRelaysTheModel) {
+TEST(ModelDir, ModelAdjustmentRelaysTheModel) {
   TempDir tmp;
   ModelConfig c = small_config(true).full_attention_twin();
   auto params = random_params(c, 3);
   save_model_dir(tmp.file("m"), params);
   LoadModelOptions o;
-  o.pattern = PatternOverride{4, 16};
+  o.pattern = ModelAdjustment::pattern(4, 16);
   auto loaded = load_model_dir(tmp.file("m"), o);
   EXPECT_EQ(loaded.config.pattern_string(), "GLLL");
   EXPECT_EQ(loaded.config.window, 16);
   EXPECT_EQ(load_model_dir_config(tmp.file("m"), o).pattern_string(), "GLLL");
   EXPECT_TRUE(bitwise_equal(loaded, params));
-  o.pattern = PatternOverride{0, 16};
-  expect_error([&] { (void)load_model_dir(tmp.file("m"), o); }, {"group_size"});
+  o.pattern = ModelAdjustment::pattern(0, 16);  // a window alone cannot re-lay an all-global model
+  expect_error([&] { (void)load_model_dir(tmp.file("m"), o); }, {"window of 16", "group size"});
 }
 
 // Two shards and an index, written by hand as transformers would.

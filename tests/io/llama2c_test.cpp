@@ -175,7 +175,7 @@ TEST(Llama2c, V0ExportImportRoundTrip) {
   // A pattern override re-lays the imported model.
   auto params = random_params(tiny_config(true), 22);
   export_llama2c_v0(tmp.file("m.bin"), params);
-  auto relaid = load_llama2c(tmp.file("m.bin"), PatternOverride{2, 8});
+  auto relaid = load_llama2c(tmp.file("m.bin"), ModelAdjustment::pattern(2, 8));
   EXPECT_EQ(relaid.config.pattern_string(), "GL");
   EXPECT_EQ(relaid.config.window, 8);
   EXPECT_TRUE(bitwise_equal(relaid, params));
@@ -340,7 +340,7 @@ TEST(Llama2c, Stories260KLoads) {
   for (std::int64_t i = 0; i < 64; ++i) mean += p.views.final_norm[i] / 64.0;
   EXPECT_GT(mean, 0.1);
 
-  auto zebra = load_llama2c(path, PatternOverride{2, 64});
+  auto zebra = load_llama2c(path, ModelAdjustment::pattern(2, 64));
   EXPECT_EQ(zebra.config.pattern_string(), "GLGLG");
 }
 

@@ -52,6 +52,51 @@ TEST(Config, GroupSizeMakesThePattern) {
   EXPECT_EQ(c.with_pattern(2, 5).pattern_string(), "GLGLGLGL");
 }
 
+// Which layer of a group is global, an explicit list, and the RoPE adjustments of continued training; the new
+// layout survives the JSON round trip (layer_types is what is read back).
+TEST(Config, AdjustmentsReLayAndRePosition) {
+  json j = base_json();
+  ModelConfig c = config_from_json(j);  // 8 layers, all global
+  EXPECT_EQ(c.with_pattern(4, 16, 1).pattern_string(), "LGLLLGLL");
+  EXPECT_EQ(c.with_pattern(3, 16, 2).pattern_string(), "LLGLLGLL");
+  EXPECT_EQ(c.with_global_layers({7, 0, 3}, 16).pattern_string(), "GLLGLLLG");
+  EXPECT_EQ(c.with_global_layers({0, 2, 4, 6}, 16).group_size, 2);  // a regular list records its L
+  EXPECT_THROW((void)c.with_pattern(4, 16, 4), Error);
+  EXPECT_THROW((void)c.with_global_layers({8}, 16), Error);
+  EXPECT_THROW((void)c.with_global_layers({1, 1}, 16), Error);
+
+  ModelAdjustment a;
+  a.group_size = 4;
+  a.window = 32;
+  a.global_index = 3;
+  a.set_rope_scaling = true;
+  a.rope_scaling = RopeScaling::kYarn;
+  a.rope_factor = 4.0;
+  a.max_seq_len = 4 * c.max_seq_len;
+  a.rope_theta = 5e5;
+  const ModelConfig adjusted = adjust_config(c, a);
+  EXPECT_EQ(adjusted.pattern_string(), "LLLGLLLG");
+  EXPECT_EQ(adjusted.window, 32);
+  EXPECT_EQ(adjusted.rope_theta, 5e5);
+  EXPECT_EQ(adjusted.rope_params().original_max_positions, c.max_seq_len);  // YaRN from the length before
+  EXPECT_EQ(adjusted.max_seq_len, 4 * c.max_seq_len);
+  const ModelConfig back = config_from_json(config_to_json(adjusted));
+  EXPECT_EQ(back.pattern_string(), "LLLGLLLG");
+  EXPECT_EQ(back.rope_scaling, RopeScaling::kYarn);
+  EXPECT_EQ(back.rope_params().original_max_positions, c.max_seq_len);
+  EXPECT_EQ(back.rope_theta, 5e5);
+
+  ModelAdjustment window_only;
+  window_only.window = 8;
+  EXPECT_THROW((void)adjust_config(c, window_only), Error);  // all global: a window alone changes nothing
+  EXPECT_EQ(adjust_config(c.with_pattern(2, 16), window_only).pattern_string(), "GLGLGLGL");
+  ModelAdjustment both;
+  both.group_size = 2;
+  both.global_layers = {0};
+  EXPECT_THROW((void)adjust_config(c, both), Error);
+  EXPECT_TRUE(ModelAdjustment{}.empty());
+}
+
 TEST(Config, ExplicitLayerTypesWinOverGroupSize) {
   json j = base_json();
   j["group_size"] = 4;

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "zebra/cli/adjust_options.hpp"
 #include "zebra/cli/commands.hpp"
 #include "zebra/cli/sampling_options.hpp"
 #include "zebra/data/tokenizer.hpp"
@@ -34,7 +35,8 @@ namespace {
 
 struct ChatArgs {
   std::string model, tokenizer, chat_template, system;
-  std::int64_t n = 256, chunk = 512, max_context = 0, group_size = 0, window = 0;
+  std::int64_t n = 256, chunk = 512, max_context = 0;
+  AdjustArgs adjust;
   SamplerOptions sampling;
   int threads = 0;
   bool stats = true;
@@ -138,8 +140,7 @@ class Chat {
 
 void run_chat(const ChatArgs& a) {
   if (a.threads > 0) set_num_threads(a.threads);
-  LoadedModel m = load_model_for_inference(
-      a.model, pattern_from_flags(peek_model_config(a.model), a.group_size, a.window), a.tokenizer);
+  LoadedModel m = load_model_for_inference(a.model, adjustment_of(a.adjust), a.tokenizer);
   Chat chat(a, std::move(m));
   chat.run();
 }
@@ -160,9 +161,7 @@ void add_chat_command(CLI::App& app) {
   cmd->add_option("-n,--n-tokens", a->n, "most tokens per reply")->check(CLI::PositiveNumber);
   add_sampling_options(cmd, a->sampling);
   cmd->add_option("--chunk", a->chunk, "prefill chunk size in tokens")->check(CLI::PositiveNumber);
-  cmd->add_option("--group-size", a->group_size, "run the model re-laid as Zebra with this group size L")
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--window", a->window, "local-attention window for --group-size")->check(CLI::PositiveNumber);
+  add_adjust_options(cmd, a->adjust, "run the model");
   cmd->add_option("--tokenizer", a->tokenizer, "tokenizer file (default: the one in or beside the model)")
       ->check(CLI::ExistingFile);
   cmd->add_option("--max-context", a->max_context, "most positions the KV cache may hold (0 = unlimited)")

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "zebra/cli/adjust_options.hpp"
 #include "zebra/cli/commands.hpp"
 #include "zebra/data/tokenizer.hpp"
 #include "zebra/io/model_loader.hpp"
@@ -19,7 +20,7 @@ namespace {
 
 struct ConvertArgs {
   std::string in, out, dtype = "f32", tokenizer;
-  std::int64_t group_size = 0, window = 0;
+  AdjustArgs adjust;
 };
 
 void run_convert(const ConvertArgs& a) {
@@ -29,8 +30,7 @@ void run_convert(const ConvertArgs& a) {
   std::error_code ec;
   ZEBRA_CHECK(std::filesystem::weakly_canonical(a.in, ec) != std::filesystem::weakly_canonical(a.out, ec),
               "convert: OUT must differ from IN ('", a.in, "')");
-  const LoadedModel m =
-      load_any_model(a.in, pattern_from_flags(peek_model_config(a.in), a.group_size, a.window), a.tokenizer);
+  const LoadedModel m = load_any_model(a.in, adjustment_of(a.adjust), a.tokenizer);
   SaveModelOptions options;
   options.dtype = dtype;
   // Saved under the tokenizer's canonical name (tokenizer.model / tokenizer.bin, not e.g. tok512.bin) so
@@ -57,9 +57,7 @@ void add_convert_command(CLI::App& app) {
       "convert", "Convert a model (model directory, llama2.c .bin) to a zebra / Hugging Face model directory");
   cmd->add_option("in", a->in, "model directory or llama2.c .bin checkpoint")->required();
   cmd->add_option("out", a->out, "output model directory (replaced atomically if it exists)")->required();
-  cmd->add_option("--group-size", a->group_size, "re-lay the model as Zebra with this group size L")
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--window", a->window, "local-attention window for --group-size")->check(CLI::PositiveNumber);
+  add_adjust_options(cmd, a->adjust, "write the model");
   cmd->add_option("--dtype", a->dtype, "weight dtype: f32, bf16 or f16");
   cmd->add_option("--tokenizer", a->tokenizer, "tokenizer file to copy (default: the one in or beside the model)")
       ->check(CLI::ExistingFile);

@@ -271,6 +271,7 @@ void run_ppl(const PplArgs& a) {
                         {"model", model.path},
                         {"pattern", c.pattern_string()},
                         {"window", c.window},
+                        {"positions", positions_string(c)},
                         {"data", a.data},
                         {"data_kind", kind},
                         {"data_tokens", tokens.size()},

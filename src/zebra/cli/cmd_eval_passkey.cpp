@@ -132,12 +132,22 @@ void run_passkey(const PasskeyArgs& a) {
                        {"accuracy", cell.accuracy()},
                        {"outputs", outputs}});
     }
-    const nlohmann::json j = {
-        {"eval", "passkey"},          {"model", model.path},      {"pattern", c.pattern_string()},
-        {"window", c.window},         {"lengths", o.lengths},     {"depths", o.depths},
-        {"trials", o.trials},         {"seed", o.seed},           {"keys", passkey_keys(o.trials, o.seed)},
-        {"new_tokens", a.new_tokens}, {"correct", r.n_correct()}, {"total", r.n_trials()},
-        {"accuracy", overall},        {"seconds", r.seconds},     {"cells", cells}};
+    const nlohmann::json j = {{"eval", "passkey"},
+                              {"model", model.path},
+                              {"pattern", c.pattern_string()},
+                              {"window", c.window},
+                              {"positions", positions_string(c)},
+                              {"lengths", o.lengths},
+                              {"depths", o.depths},
+                              {"trials", o.trials},
+                              {"seed", o.seed},
+                              {"keys", passkey_keys(o.trials, o.seed)},
+                              {"new_tokens", a.new_tokens},
+                              {"correct", r.n_correct()},
+                              {"total", r.n_trials()},
+                              {"accuracy", overall},
+                              {"seconds", r.seconds},
+                              {"cells", cells}};
     write_file_atomic(a.json_path, j.dump(2) + "\n");
   }
   if (!a.csv_path.empty()) {

@@ -29,6 +29,7 @@ void run_tokens(const TokensArgs& a) {
   j["model"] = model.path;
   j["pattern"] = c.pattern_string();
   j["window"] = c.window;
+  j["positions"] = positions_string(c);
   const std::string text = j.dump() + "\n";
   if (a.out_path.empty()) {
     std::fwrite(text.data(), 1, text.size(), stdout);

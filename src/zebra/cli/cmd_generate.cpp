@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "zebra/cli/adjust_options.hpp"
 #include "zebra/cli/commands.hpp"
 #include "zebra/cli/sampling_options.hpp"
 #include "zebra/cli/weights_option.hpp"
@@ -35,7 +36,8 @@ namespace {
 struct GenerateArgs {
   std::string model, prompt, prompt_file, tokenizer, random_init;
   bool prompt_given = false;
-  std::int64_t n = 256, chunk = 512, max_context = 0, group_size = 0, window = 0, random_prompt = 0, fill_context = 0;
+  std::int64_t n = 256, chunk = 512, max_context = 0, random_prompt = 0, fill_context = 0;
+  AdjustArgs adjust;
   SamplerOptions sampling;
   std::vector<std::string> stops;
   bool no_bos = false, ignore_eos = false, quiet = false, no_echo = false;
@@ -57,7 +59,7 @@ void run_generate(const GenerateArgs& a) {
     ZEBRA_CHECK(a.model.empty(), "generate: give either MODEL or --random-init CONFIG, not both");
     ModelConfig c = load_config(a.random_init);
     c.resolve();
-    c = apply_pattern(c, pattern_from_flags(c, a.group_size, a.window));
+    c = apply_adjustment(c, adjustment_of(a.adjust));
     c.resolve();
     m.params = ParameterSet<float>(c);
     init_parameters(m.params, a.init_seed);
@@ -69,8 +71,7 @@ void run_generate(const GenerateArgs& a) {
     m.tokenizer_path = a.tokenizer;
   } else {
     ZEBRA_CHECK(!a.model.empty(), "generate: give a MODEL (model directory or llama2.c .bin) or --random-init CONFIG");
-    m = load_model_for_inference(a.model, pattern_from_flags(peek_model_config(a.model), a.group_size, a.window),
-                                 a.tokenizer, weights_dtype);
+    m = load_model_for_inference(a.model, adjustment_of(a.adjust), a.tokenizer, weights_dtype);
   }
   const ModelConfig& c = m.config();
   std::unique_ptr<Tokenizer> tok;
@@ -204,9 +205,7 @@ void add_generate_command(CLI::App& app) {
   add_sampling_options(cmd, a->sampling);
   cmd->add_option("--chunk", a->chunk, "prefill chunk size in tokens")->check(CLI::PositiveNumber);
   cmd->add_option("--stop", a->stops, "stop when the output contains this string (repeatable)");
-  cmd->add_option("--group-size", a->group_size, "run the model re-laid as Zebra with this group size L")
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--window", a->window, "local-attention window for --group-size")->check(CLI::PositiveNumber);
+  add_adjust_options(cmd, a->adjust, "run the model");
   cmd->add_option("--tokenizer", a->tokenizer, "tokenizer file (default: the one in or beside the model)")
       ->check(CLI::ExistingFile);
   cmd->add_option("--max-context", a->max_context, "most positions the KV cache may hold (0 = unlimited)")

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+#include "zebra/cli/adjust_options.hpp"
 #include "zebra/cli/commands.hpp"
 #include "zebra/io/model_loader.hpp"
 #include "zebra/util/format.hpp"
@@ -30,7 +31,7 @@ struct InfoArgs {
   std::string rope_json;  // also write the RoPE frequencies and table of a pass of seq_len tokens here
   bool step = false;      // also initialise the model and run one forward/backward step
   std::uint64_t seed = 1;
-  std::int64_t group_size = 0, window = 0;  // re-lay the model (0: keep)
+  AdjustArgs adjust;  // re-lay / re-position the model
 };
 
 // Initialises the model and runs one forward/backward pass on random tokens: a freshly initialised
@@ -61,7 +62,7 @@ void run_info(const InfoArgs& args) {
   const bool config_only = args.config_path.ends_with(".json") || std::filesystem::is_directory(args.config_path);
   ModelConfig c = config_only ? load_config(args.config_path) : peek_model_config(args.config_path);
   c.resolve();
-  c = apply_pattern(c, pattern_from_flags(c, args.group_size, args.window));
+  c = apply_adjustment(c, adjustment_of(args.adjust));
   c.resolve();
   const ModelConfig full = c.full_attention_twin();
   const std::int64_t t = args.seq_len, ctx = args.context > 0 ? args.context : args.seq_len;
@@ -76,7 +77,7 @@ void run_info(const InfoArgs& args) {
   std::printf("pattern           %s (G = global, L = local window %lld; %lld global of %lld)\n",
               c.pattern_string().c_str(), static_cast<long long>(c.window),
               static_cast<long long>(c.num_global_layers()), static_cast<long long>(c.n_layers));
-  std::printf("positions         %s\n", to_string(c.pos_embedding));
+  std::printf("positions         %s\n", positions_string(c).c_str());
   std::printf("\ntraining FLOPs per token at T = %lld (3 x forward; attention counts visible pairs only)\n",
               static_cast<long long>(t));
   std::printf("  %-14s %16s %16s %16s %16s\n", "", "projections", "attention", "lm head", "total");
@@ -111,9 +112,7 @@ void add_info_command(CLI::App& app) {
   auto args = std::make_shared<InfoArgs>();
   CLI::App* cmd = app.add_subcommand("info", "Parameter count, layer pattern, FLOPs and KV-cache size of a config");
   cmd->add_option("config", args->config_path, "config.json, a model directory, a GGUF or a llama2.c file")->required();
-  cmd->add_option("--group-size", args->group_size, "re-lay the model as Zebra with this group size L")
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--window", args->window, "local-attention window for the re-laid model")->check(CLI::PositiveNumber);
+  add_adjust_options(cmd, args->adjust, "describe the model");
   cmd->add_option("--seq-len,-T", args->seq_len, "training sequence length for the FLOP count")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--context,-C", args->context, "context length for the KV-cache size (default: seq-len)")

@@ -5,6 +5,7 @@
 
 #include "zebra/cli/commands.hpp"
 #include "zebra/data/prepare.hpp"
+#include "zebra/io/model_loader.hpp"
 
 namespace zebra {
 
@@ -20,8 +21,9 @@ void add_prepare_command(CLI::App& app) {
   cmd->add_option("--vocab-size", opt->train.vocab_size, "Train a SentencePiece tokenizer with this vocabulary size")
       ->capture_default_str();
   cmd->add_option("--tokenizer", opt->tokenizer_path,
-                  "Use this tokenizer (tokenizer.model or llama2.c tokenizer.bin) instead of training one")
-      ->check(CLI::ExistingFile);
+                  "Use this tokenizer instead of training one: a tokenizer file (tokenizer.model, llama2.c "
+                  "tokenizer.bin, tokenizer.json) or a model's (a GGUF, a model directory)")
+      ->check(CLI::ExistingPath);
   cmd->add_option("--model-type", opt->train.model_type, "SentencePiece model type to train")
       ->check(CLI::IsMember({"bpe", "unigram"}))
       ->capture_default_str();
@@ -42,6 +44,7 @@ void add_prepare_command(CLI::App& app) {
   cmd->add_flag("-q,--quiet", *quiet, "No progress output");
   cmd->callback([opt, quiet]() {
     opt->progress = !*quiet;
+    if (!opt->tokenizer_path.empty()) opt->tokenizer = load_tokenizer_or_model(opt->tokenizer_path);
     PrepareResult r = prepare_dataset(*opt);
     auto line = [](const char* name, const PrepareSplitStats& s) {
       std::printf("%s: %lld documents, %lld characters, %lld tokens (%.3f chars/token)\n", name,

@@ -7,9 +7,11 @@
 #include <memory>
 #include <string>
 
+#include "zebra/cli/adjust_options.hpp"
 #include "zebra/cli/commands.hpp"
 #include "zebra/data/tokenizer.hpp"
 #include "zebra/io/checkpoint_dir.hpp"
+#include "zebra/io/model_loader.hpp"
 #include "zebra/train/sample_text.hpp"
 #include "zebra/train/trainer.hpp"
 #include "zebra/util/error.hpp"
@@ -22,9 +24,10 @@ namespace fs = std::filesystem;
 
 struct TrainArgs {
   TrainOptions o;
-  std::string data_dir, config_path, pos, rope_scaling, batch_mode = "random";
-  std::int64_t group_size = 0, window = 0, max_seq_len = 0, vocab_size = 0;
-  double rope_factor = 1.0, beta1 = 0.9, beta2 = 0.95;
+  std::string data_dir, config_path, pos, batch_mode = "random";
+  AdjustArgs adjust;  // re-laying and RoPE of the model (--init or --config)
+  std::int64_t vocab_size = 0;
+  double beta1 = 0.9, beta2 = 0.95;
   int threads = 0;
   std::int64_t samples = 0, sample_tokens = 60;
   std::string sample_prompt;
@@ -44,29 +47,23 @@ void run_train(TrainArgs& a) {
   ZEBRA_CHECK(!o.train_data.empty(), "train: give --data DIR (from zebra prepare) or --train-data FILE");
   const int sources = !a.config_path.empty() + !o.init_from.empty() + !o.resume_from.empty();
   ZEBRA_CHECK(sources >= 1,
-              "train: give one of --config FILE (a new model), --init DIR (continue a model) or --resume DIR");
+              "train: give one of --config FILE (a new model), --init MODEL (continue a model) or --resume DIR");
   ZEBRA_CHECK(!(o.init_from.size() && o.resume_from.size()), "train: --init and --resume exclude each other");
-  const bool overrides = a.group_size > 0 || a.window > 0 || !a.pos.empty() || !a.rope_scaling.empty() ||
-                         a.max_seq_len > 0 || a.vocab_size > 0;
+  std::optional<ModelAdjustment> adjust = adjustment_of(a.adjust);
+  const bool overrides = adjust || !a.pos.empty() || a.vocab_size > 0;
   ZEBRA_CHECK(!(overrides && !o.resume_from.empty()), "train: architecture options cannot change a resumed run");
   if (!a.config_path.empty() || (!o.init_from.empty() && overrides)) {
-    ModelConfig c = !a.config_path.empty() ? load_config(a.config_path) : load_model_dir_config(o.init_from);
-    const std::int64_t pretrained_len = c.max_seq_len;  // YaRN's original length when the scaling is new
-    if (a.vocab_size > 0) c.vocab_size = a.vocab_size;
-    if (a.max_seq_len > 0) c.max_seq_len = a.max_seq_len;
-    if (!a.pos.empty()) c.pos_embedding = parse_pos_embedding(a.pos);
-    if (!a.rope_scaling.empty()) {
-      c.rope_scaling = parse_rope_scaling(a.rope_scaling);
-      c.rope_scaling_factor = c.rope_scaling == RopeScaling::kNone ? 1.0 : a.rope_factor;
-      if (c.rope_scaling == RopeScaling::kYarn && c.rope_original_max_positions == 0) {
-        c.rope_original_max_positions = pretrained_len;
-      }
-    }
-    if (a.group_size > 0 || a.window > 0) {
-      c = c.with_pattern(a.group_size > 0 ? a.group_size : c.group_size, a.window > 0 ? a.window : c.window);
-    }
+    ModelConfig c = !a.config_path.empty() ? load_config(a.config_path) : peek_model_config(o.init_from);
     c.resolve();
+    if (a.vocab_size > 0) c.vocab_size = a.vocab_size;
+    if (!a.pos.empty()) c.pos_embedding = parse_pos_embedding(a.pos);
+    c = apply_adjustment(c, adjust);
     o.config = c;
+  }
+  // The model's own tokenizer (a GGUF holds it in its metadata) is what the checkpoints keep when the data
+  // came with none.
+  if (!o.init_from.empty() && o.tokenizer_file.empty()) {
+    o.tokenizer_file = export_model_tokenizer(o.init_from, o.out_dir);
   }
   o.batch_mode = a.batch_mode == "sequential" ? BatchMode::kSequential
                  : a.batch_mode == "document" ? BatchMode::kDocument
@@ -80,6 +77,11 @@ void run_train(TrainArgs& a) {
               static_cast<long long>(r.steps), static_cast<long long>(r.tokens), r.tokens_per_s, r.last_train_loss);
   if (!std::isnan(r.first_eval_loss)) {
     std::printf("held-out loss: %.4f before, %.4f after (nats/token)\n", r.first_eval_loss, r.last_eval_loss);
+  }
+  if (r.short_micro_batches > 0) {
+    std::printf("loss by sequence kind: long %.4f (%lld micro-batches), short %.4f (%lld micro-batches)\n", r.long_loss,
+                static_cast<long long>(r.long_micro_batches), r.short_loss,
+                static_cast<long long>(r.short_micro_batches));
   }
   std::printf("checkpoint: %s\n", r.final_checkpoint.c_str());
   if (a.samples > 0 && !o.tokenizer_file.empty()) {
@@ -110,19 +112,14 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--valid-data", o.valid_data, "token dataset for held-out loss");
   cmd->add_option("--tokenizer", o.tokenizer_file, "tokenizer file copied into checkpoints");
   cmd->add_option("--config", a->config_path, "model config (config.json) for a new model");
-  cmd->add_option("--init", o.init_from, "model directory to continue training from (LCAT)");
+  cmd->add_option("--init", o.init_from,
+                  "model to continue training from (LCAT): a zebra or Hugging Face directory, a GGUF (quantized "
+                  "weights become fp32) or a llama2.c file");
   cmd->add_option("--resume", o.resume_from, "checkpoint or run directory to resume");
   cmd->add_option("-o,--out", o.out_dir, "run directory (checkpoints, metrics.jsonl, loss.png)")->required();
-  cmd->add_option("--group-size", a->group_size, "re-lay the model with this group size L")->check(CLI::PositiveNumber);
-  cmd->add_option("--window", a->window, "local-attention window (keys i-window < j <= i)")->check(CLI::PositiveNumber);
+  add_adjust_options(cmd, a->adjust, "train the model");
   cmd->add_option("--pos-embedding", a->pos, "rope, alibi, learned or none")
       ->check(CLI::IsMember({"rope", "alibi", "learned", "none"}));
-  cmd->add_option("--rope-scaling", a->rope_scaling,
-                  "RoPE scaling for longer contexts (transformers' rope_type formulas): linear, dynamic (NTK), yarn "
-                  "(original length: the model's max_seq_len before --max-seq-len), ntk (static NTK-aware) or none")
-      ->check(CLI::IsMember({"linear", "ntk", "dynamic", "yarn", "none"}));
-  cmd->add_option("--rope-factor", a->rope_factor, "RoPE scaling factor")->check(CLI::Range(1.0, 1e6));
-  cmd->add_option("--max-seq-len", a->max_seq_len, "max_position_embeddings of the model")->check(CLI::PositiveNumber);
   cmd->add_option("--vocab-size", a->vocab_size, "override the config's vocab_size")->check(CLI::PositiveNumber);
   cmd->add_option("--steps", o.steps, "optimizer steps")->check(CLI::PositiveNumber);
   cmd->add_option("--batch-size,-b", o.batch_size, "sequences per micro-batch")->check(CLI::PositiveNumber);
@@ -133,6 +130,13 @@ void add_train_command(CLI::App& app) {
                   "drawn whole) or sequential")
       ->check(CLI::IsMember({"random", "document", "sequential"}));
   cmd->add_flag("--doc-mask", o.doc_mask, "mask attention across document boundaries");
+  cmd->add_option("--short-fraction", o.mixture.short_fraction,
+                  "LCAT mixture: share of micro-batches made of short sequences (the rest are long, drawn by "
+                  "--batch-mode); the loss of each kind is reported")
+      ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--short-seq-len", o.mixture.short_seq_len,
+                  "length S of the short sequences (divides -T; a short micro-batch holds b * T / S of them)")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--lr", o.lr.max_lr, "peak learning rate")->check(CLI::PositiveNumber);
   cmd->add_option("--min-lr", o.lr.min_lr, "final learning rate of the cosine")->check(CLI::NonNegativeNumber);
   cmd->add_option("--warmup", o.lr.warmup_steps, "linear warmup steps")->check(CLI::NonNegativeNumber);

@@ -293,9 +293,9 @@ PrepareResult prepare_dataset(const PrepareOptions& o) {
 
   // Tokenizer: load and copy, or train on the training documents only.
   Timer tok_timer;
-  std::unique_ptr<Tokenizer> tok;
-  if (!o.tokenizer_path.empty()) {
-    tok = load_tokenizer(o.tokenizer_path);
+  std::shared_ptr<const Tokenizer> tok = o.tokenizer;
+  if (!tok && !o.tokenizer_path.empty()) tok = load_tokenizer(o.tokenizer_path);
+  if (tok) {
     r.tokenizer_file = (out / tok->file_name()).string();
     std::error_code ec;
     if (!fs::equivalent(o.tokenizer_path, r.tokenizer_file, ec)) tok->save(r.tokenizer_file);

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -22,9 +23,11 @@ namespace zebra {
 struct PrepareOptions {
   std::vector<std::string> inputs;  // files and folders (corpus.hpp)
   std::string out_dir;
-  // An existing tokenizer (tokenizer.model or tokenizer.bin); empty = train a SentencePiece model
-  // with `train` on the training documents (never on held-out ones).
+  // An existing tokenizer (tokenizer.model, tokenizer.bin or tokenizer.json), or an already loaded one (a
+  // model's: `tokenizer`, described by tokenizer_path); neither = train a SentencePiece model with `train` on
+  // the training documents (never on held-out ones).
   std::string tokenizer_path;
+  std::shared_ptr<const Tokenizer> tokenizer;
   SentencePieceTrainOptions train;
   // Validation source, at most one of:
   std::vector<std::string> valid_inputs;  // separate corpus files

@@ -16,9 +16,9 @@ namespace zebra {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-ModelConfig apply_pattern(const ModelConfig& config, const std::optional<PatternOverride>& pattern) {
-  if (!pattern) return config;
-  return config.with_pattern(pattern->group_size, pattern->window);
+ModelConfig apply_adjustment(const ModelConfig& config, const std::optional<ModelAdjustment>& adjustment) {
+  if (!adjustment) return config;
+  return adjust_config(config, *adjustment);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -68,6 +68,12 @@ void write_model_files(const std::string& dir, const ParameterSet<float>& params
     std::error_code ec;
     fs::copy_file(src, fs::path(dir) / src.filename(), fs::copy_options::overwrite_existing, ec);
     if (ec) fail("save model '", dir, "': cannot copy tokenizer '", src.string(), "': ", ec.message());
+    // A tokenizer.json keeps BOS/EOS and the chat template in the tokenizer_config.json beside it.
+    const fs::path config = src.parent_path() / "tokenizer_config.json";
+    if (src.filename() == "tokenizer.json" && fs::is_regular_file(config, ec)) {
+      fs::copy_file(config, fs::path(dir) / config.filename(), fs::copy_options::overwrite_existing, ec);
+      if (ec) fail("save model '", dir, "': cannot copy '", config.string(), "': ", ec.message());
+    }
   }
   if (options.extra_files) options.extra_files(dir);
 }
@@ -85,7 +91,7 @@ void save_model_dir(const std::string& dir, const ParameterSet<float>& params, c
 }
 
 std::string find_tokenizer_file(const std::string& dir) {
-  for (const char* name : {"tokenizer.model", "tokenizer.bin"}) {
+  for (const char* name : {"tokenizer.model", "tokenizer.bin", "tokenizer.json"}) {
     fs::path p = fs::path(dir) / name;
     if (fs::is_regular_file(p)) return p.string();
   }
@@ -197,7 +203,7 @@ ModelConfig resolve_config(const std::string& dir, const WeightSource& src, cons
     config.tie_embeddings = src.find("lm_head.weight") == nullptr;
   }
   try {
-    return apply_pattern(config, options.pattern);
+    return apply_adjustment(config, options.pattern);
   } catch (const Error& e) {
     fail("model directory '", dir, "': pattern override: ", e.what());
   }

@@ -30,14 +30,8 @@
 
 namespace zebra {
 
-// Re-lays a model as Zebra: ModelConfig::with_pattern(group_size, window).
-struct PatternOverride {
-  std::int64_t group_size = 1;
-  std::int64_t window = 256;
-};
-
-// Applies `pattern` (when given) to `config`.
-ModelConfig apply_pattern(const ModelConfig& config, const std::optional<PatternOverride>& pattern);
+// Applies `adjustment` (when given) to `config`: adjust_config (model/config.hpp).
+ModelConfig apply_adjustment(const ModelConfig& config, const std::optional<ModelAdjustment>& adjustment);
 
 struct SaveModelOptions {
   DType dtype = DType::kF32;                    // dtype of model.safetensors
@@ -58,7 +52,7 @@ void write_model_files(const std::string& dir, const ParameterSet<float>& params
 void save_model_dir(const std::string& dir, const ParameterSet<float>& params, const SaveModelOptions& options = {});
 
 struct LoadModelOptions {
-  std::optional<PatternOverride> pattern;
+  std::optional<ModelAdjustment> pattern;
 };
 
 // The config a model directory would load with (config.json plus the pattern override, and the tie
@@ -75,7 +69,7 @@ ParameterSet<float> load_model_dir(const std::string& dir, const LoadModelOption
 WeightStore load_model_dir_weights(const std::string& dir, const LoadModelOptions& options = {},
                                    std::optional<DType> matrix_dtype = std::nullopt);
 
-// The tokenizer file of a model directory ("tokenizer.model", then "tokenizer.bin"), or "" if none.
+// The tokenizer file of a model directory (tokenizer.model, then tokenizer.bin, then tokenizer.json), or "".
 std::string find_tokenizer_file(const std::string& dir);
 
 }  // namespace zebra

@@ -210,7 +210,7 @@ Llama2cHeader read_llama2c_header(const std::string& path) {
   return parse_header(file);
 }
 
-ModelConfig llama2c_config(const Llama2cHeader& h, const std::optional<PatternOverride>& pattern) {
+ModelConfig llama2c_config(const Llama2cHeader& h, const std::optional<ModelAdjustment>& pattern) {
   ModelConfig c;
   c.vocab_size = h.vocab_size;
   c.d_model = h.dim;
@@ -229,10 +229,10 @@ ModelConfig llama2c_config(const Llama2cHeader& h, const std::optional<PatternOv
   c.bos_token_id = 1;
   c.eos_token_id = 2;
   c.resolve();
-  return apply_pattern(c, pattern);
+  return apply_adjustment(c, pattern);
 }
 
-ParameterSet<float> load_llama2c(const std::string& path, const std::optional<PatternOverride>& pattern) {
+ParameterSet<float> load_llama2c(const std::string& path, const std::optional<ModelAdjustment>& pattern) {
   MappedFile file(path);
   const Llama2cHeader h = parse_header(file);
   ParameterSet<float> params(llama2c_config(h, pattern));

@@ -50,10 +50,10 @@ struct Llama2cHeader {
 Llama2cHeader read_llama2c_header(const std::string& path);
 
 // The model config a llama2.c header maps to (see the mapping above).
-ModelConfig llama2c_config(const Llama2cHeader& header, const std::optional<PatternOverride>& pattern = std::nullopt);
+ModelConfig llama2c_config(const Llama2cHeader& header, const std::optional<ModelAdjustment>& pattern = std::nullopt);
 
 // Imports a llama2.c checkpoint (version 0, 1 or 2), permuting Wq/Wk to the rotate-half layout.
-ParameterSet<float> load_llama2c(const std::string& path, const std::optional<PatternOverride>& pattern = std::nullopt);
+ParameterSet<float> load_llama2c(const std::string& path, const std::optional<ModelAdjustment>& pattern = std::nullopt);
 
 // Row permutations between the two RoPE layouts for a float matrix [n_heads * head_dim, cols], in place
 // (io/rope_layout.hpp does it for rows of any bytes).

@@ -28,14 +28,14 @@ bool is_gguf(const std::string& path) {
   return in.gcount() == 4 && std::memcmp(magic, "GGUF", 4) == 0;
 }
 
-ModelConfig gguf_config(const GgufFile& f, const std::optional<PatternOverride>& pattern) {
-  ModelConfig c = apply_pattern(gguf_model_config(f), pattern);
+ModelConfig gguf_config(const GgufFile& f, const std::optional<ModelAdjustment>& pattern) {
+  ModelConfig c = apply_adjustment(gguf_model_config(f), pattern);
   c.resolve();
   return c;
 }
 
 // fp32 parameters from a GGUF (training, conversion): every tensor dequantised.
-ParameterSet<float> load_gguf_params(const std::string& path, const std::optional<PatternOverride>& pattern) {
+ParameterSet<float> load_gguf_params(const std::string& path, const std::optional<ModelAdjustment>& pattern) {
   const GgufFile f = GgufFile::open(path);
   ParameterSet<float> params(gguf_config(f, pattern));
   for (const GgufModelTensor& t : gguf_model_tensors(f, params.config)) {
@@ -50,7 +50,7 @@ ParameterSet<float> load_gguf_params(const std::string& path, const std::optiona
 
 // Typed weights from a GGUF: tensors stay in their stored types and borrow the mapping (the Q/K rows that
 // had to be permuted are owned); `matrix_dtype` converts the matrices instead.
-WeightStore load_gguf_store(const std::string& path, const std::optional<PatternOverride>& pattern,
+WeightStore load_gguf_store(const std::string& path, const std::optional<ModelAdjustment>& pattern,
                             std::optional<DType> matrix_dtype) {
   auto file = std::make_shared<GgufFile>(GgufFile::open(path));
   WeightStore store;
@@ -126,15 +126,6 @@ ModelConfig peek_model_config(const std::string& path) {
   return c;
 }
 
-std::optional<PatternOverride> pattern_from_flags(const ModelConfig& model, std::int64_t group_size,
-                                                  std::int64_t window) {
-  if (group_size <= 0 && window <= 0) return std::nullopt;
-  PatternOverride p{group_size > 0 ? group_size : model.group_size, window > 0 ? window : model.window};
-  ZEBRA_CHECK(group_size > 0 || p.group_size > 1, "--window ", window,
-              " alone does not change a model whose layers are all global (group size 1): give --group-size too");
-  return p;
-}
-
 namespace {
 
 // Checks the path and fills in where the model and its tokenizer are; `load` fills in the weights.
@@ -166,7 +157,7 @@ LoadedModel load_model(const std::string& path, const std::string& tokenizer_ove
 
 }  // namespace
 
-LoadedModel load_any_model(const std::string& path, const std::optional<PatternOverride>& pattern,
+LoadedModel load_any_model(const std::string& path, const std::optional<ModelAdjustment>& pattern,
                            const std::string& tokenizer_override) {
   return load_model(path, tokenizer_override, [&](LoadedModel& m) {
     m.params = m.format == ModelFormat::kModelDir ? load_model_dir(path, LoadModelOptions{pattern})
@@ -176,7 +167,7 @@ LoadedModel load_any_model(const std::string& path, const std::optional<PatternO
   });
 }
 
-LoadedModel load_model_for_inference(const std::string& path, const std::optional<PatternOverride>& pattern,
+LoadedModel load_model_for_inference(const std::string& path, const std::optional<ModelAdjustment>& pattern,
                                      const std::string& tokenizer_override, std::optional<DType> matrix_dtype) {
   return load_model(path, tokenizer_override, [&](LoadedModel& m) {
     if (m.format == ModelFormat::kModelDir) {
@@ -200,7 +191,7 @@ LoadedModel load_model_for_inference(const std::string& path, const std::optiona
 
 std::unique_ptr<Tokenizer> load_model_tokenizer(const LoadedModel& model) {
   ZEBRA_CHECK(!model.tokenizer_path.empty(), "no tokenizer found for model '", model.path,
-              "' (looked for tokenizer.model / tokenizer.bin",
+              "' (looked for tokenizer.model / tokenizer.bin / tokenizer.json",
               model.format == ModelFormat::kLlama2c ? " / tok*.bin" : "", " beside it): pass --tokenizer FILE");
   std::unique_ptr<Tokenizer> tok =
       is_gguf(model.tokenizer_path)
@@ -210,6 +201,27 @@ std::unique_ptr<Tokenizer> load_model_tokenizer(const LoadedModel& model) {
               tok->vocab_size(), " tokens but model '", model.path, "' has a vocabulary of ",
               model.config().vocab_size);
   return tok;
+}
+
+std::unique_ptr<Tokenizer> load_tokenizer_or_model(const std::string& path) {
+  std::error_code ec;
+  ZEBRA_CHECK(fs::exists(path, ec), "tokenizer '", path, "' does not exist (expected a tokenizer file or a model)");
+  if (!fs::is_directory(path, ec) && is_gguf(path)) return make_vocab_tokenizer(gguf_vocab(GgufFile::open(path)), path);
+  if (!fs::is_directory(path, ec)) return load_tokenizer(path);
+  const std::string file = find_tokenizer_file(path);
+  ZEBRA_CHECK(!file.empty(), "model directory '", path,
+              "' has no tokenizer (expected tokenizer.json, tokenizer.model or tokenizer.bin in it)");
+  return load_tokenizer(file);
+}
+
+std::string export_model_tokenizer(const std::string& model_path, const std::string& out_dir) {
+  const std::string file = find_model_tokenizer(model_path);
+  if (file.empty() || !is_gguf(file)) return file;
+  std::unique_ptr<Tokenizer> tok = make_vocab_tokenizer(gguf_vocab(GgufFile::open(file)), file);
+  fs::create_directories(out_dir);
+  const std::string out = (fs::path(out_dir) / tok->file_name()).string();
+  tok->save(out);
+  return out;
 }
 
 }  // namespace zebra

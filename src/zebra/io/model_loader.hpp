@@ -6,8 +6,8 @@
 //     (quantized blocks included) and borrow the file's mapping; for training they are dequantised to fp32;
 //   - a llama2.c checkpoint (a `.bin` file, or any other regular file), through io/llama2c.hpp;
 //     its tokenizer is `tokenizer.bin` beside it, or else the only `tok*.bin` beside it.
-// An explicit tokenizer path overrides the search. A PatternOverride re-lays the model as Zebra (group size,
-// window) at load time: the parameters do not depend on the pattern.
+// An explicit tokenizer path overrides the search. A ModelAdjustment (model/config.hpp) re-lays the model as Zebra
+// and adjusts its RoPE at load time: the parameters depend on neither.
 #pragma once
 
 #include <memory>
@@ -40,28 +40,32 @@ struct LoadedModel {
 };
 
 // Throws with the path and what was expected when the path is missing or not a loadable model.
-LoadedModel load_any_model(const std::string& path, const std::optional<PatternOverride>& pattern = std::nullopt,
+LoadedModel load_any_model(const std::string& path, const std::optional<ModelAdjustment>& pattern = std::nullopt,
                            const std::string& tokenizer_override = "");
 
 // For inference: the weights once, in `matrix_dtype` (F32, BF16, F16) or as stored when unset (a model
 // directory keeps its 16-bit matrices 16-bit), no gradients, no second copy.
 LoadedModel load_model_for_inference(const std::string& path,
-                                     const std::optional<PatternOverride>& pattern = std::nullopt,
+                                     const std::optional<ModelAdjustment>& pattern = std::nullopt,
                                      const std::string& tokenizer_override = "",
                                      std::optional<DType> matrix_dtype = std::nullopt);
 
 // The config a model path would load with, without reading the weights.
 ModelConfig peek_model_config(const std::string& path);
 
-// Command-line pattern flags to an override: group_size / window of 0 keep the model's own value (a
-// model re-laid with only --window keeps its group size). None when both are 0.
-std::optional<PatternOverride> pattern_from_flags(const ModelConfig& model, std::int64_t group_size,
-                                                  std::int64_t window);
-
 // Which tokenizer file goes with a model path (the search above); "" when none.
 std::string find_model_tokenizer(const std::string& model_path);
 
 // Loads the model's tokenizer; throws naming the model when it has none.
 std::unique_ptr<Tokenizer> load_model_tokenizer(const LoadedModel& model);
+
+// A tokenizer from a tokenizer file (tokenizer.model, tokenizer.bin, tokenizer.json) or from a model: a GGUF (its
+// metadata vocabulary) or a model directory (the tokenizer file in it). Throws naming the path.
+std::unique_ptr<Tokenizer> load_tokenizer_or_model(const std::string& path);
+
+// For continued training: the file a checkpoint copies as the tokenizer of the model at `model_path`. A tokenizer
+// file beside the model is returned as is; a GGUF's vocabulary is written to `out_dir` (tokenizer.json and
+// tokenizer_config.json with BOS/EOS and the chat template) and that path returned. "" when the model has none.
+std::string export_model_tokenizer(const std::string& model_path, const std::string& out_dir);
 
 }  // namespace zebra

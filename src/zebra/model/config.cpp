@@ -120,13 +120,128 @@ ModelConfig ModelConfig::full_attention_twin() const {
   return c;
 }
 
-ModelConfig ModelConfig::with_pattern(std::int64_t new_group_size, std::int64_t new_window) const {
+ModelConfig ModelConfig::with_pattern(std::int64_t new_group_size, std::int64_t new_window,
+                                      std::int64_t global_index) const {
+  if (new_group_size < 1) fail("group size: got ", new_group_size, ", expected an integer >= 1");
+  if (global_index < 0 || global_index >= new_group_size) {
+    fail("global layer index within a group: got ", global_index,
+         ", expected 0 .. group size - 1 = ", new_group_size - 1);
+  }
   ModelConfig c = *this;
   c.group_size = new_group_size;
   c.window = new_window;
   c.layer_types.clear();
+  if (global_index != 0) {
+    check_layer_count(n_layers);
+    c.layer_types.resize(static_cast<std::size_t>(n_layers));
+    for (std::int64_t l = 0; l < n_layers; ++l) {
+      c.layer_types[static_cast<std::size_t>(l)] =
+          l % new_group_size == global_index ? LayerType::kGlobal : LayerType::kLocal;
+    }
+  }
   c.resolve();
   return c;
+}
+
+ModelConfig ModelConfig::with_global_layers(const std::vector<std::int64_t>& global_layers,
+                                            std::int64_t new_window) const {
+  check_layer_count(n_layers);
+  ModelConfig c = *this;
+  c.window = new_window;
+  c.layer_types.assign(static_cast<std::size_t>(n_layers), LayerType::kLocal);
+  for (std::int64_t l : global_layers) {
+    if (l < 0 || l >= n_layers) fail("global layer ", l, ": expected a layer index in 0 .. ", n_layers - 1);
+    LayerType& t = c.layer_types[static_cast<std::size_t>(l)];
+    if (t == LayerType::kGlobal) fail("global layer ", l, " is listed twice");
+    t = LayerType::kGlobal;
+  }
+  // group_size records the spacing when the list is regular (l % L == 0), else 1 is not claimed: keep the
+  // smallest L that reproduces it, or the layer count when none does (layer_types is what counts).
+  c.group_size = n_layers;
+  for (std::int64_t L = 1; L <= n_layers; ++L) {
+    bool regular = true;
+    for (std::int64_t l = 0; l < n_layers && regular; ++l) {
+      regular = (l % L == 0) == (c.layer_types[static_cast<std::size_t>(l)] == LayerType::kGlobal);
+    }
+    if (regular) {
+      c.group_size = L;
+      break;
+    }
+  }
+  c.resolve();
+  return c;
+}
+
+ModelConfig adjust_config(const ModelConfig& config, const ModelAdjustment& a) {
+  ModelConfig c = config;
+  if (c.layer_types.empty()) c.resolve();
+  const std::int64_t window = a.window > 0 ? a.window : c.window;
+  if (!a.global_layers.empty()) {
+    if (a.group_size > 0) fail("give either a group size or a list of global layers, not both");
+    c = c.with_global_layers(a.global_layers, window);
+  } else if (a.group_size > 0 || a.window > 0) {
+    const std::int64_t group = a.group_size > 0 ? a.group_size : c.group_size;
+    if (group == 1 && a.group_size <= 0) {
+      fail("a window of ", a.window,
+           " alone does not change a model whose layers are all global (group size 1): give a group size too");
+    }
+    c = c.with_pattern(group, window, a.global_index);
+  } else if (a.global_index != 0) {
+    c = c.with_pattern(c.group_size, window, a.global_index);
+  }
+  const std::int64_t pretrained_len = c.max_seq_len;
+  if (a.max_seq_len > 0) c.max_seq_len = a.max_seq_len;
+  if (a.rope_theta > 0) c.rope_theta = a.rope_theta;
+  if (a.set_rope_scaling) {
+    c.rope_scaling = a.rope_scaling;
+    c.rope_scaling_factor = a.rope_scaling == RopeScaling::kNone ? 1.0 : a.rope_factor;
+    c.rope_original_max_positions = 0;
+    if (a.rope_scaling == RopeScaling::kYarn) {
+      c.rope_original_max_positions = a.rope_original_length > 0 ? a.rope_original_length : pretrained_len;
+    }
+  }
+  c.resolve();
+  return c;
+}
+
+std::string positions_string(const ModelConfig& c) {
+  if (c.pos_embedding != PosEmbedding::kRope) return to_string(c.pos_embedding);
+  std::string s = str_cat("rope (theta ", c.rope_theta);
+  if (c.rope_scaling != RopeScaling::kNone) {
+    s.append(str_cat(", ", to_string(c.rope_scaling), " x", c.rope_scaling_factor));
+    if (c.rope_scaling == RopeScaling::kYarn) s.append(str_cat(" from ", c.rope_params().original_max_positions));
+  }
+  s.append(str_cat("; max positions ", c.max_seq_len, ")"));
+  return s;
+}
+
+std::string describe(const ModelAdjustment& a) {
+  std::string s;
+  auto add = [&](const std::string& part) {
+    if (!s.empty()) s.append("; ");
+    s.append(part);
+  };
+  if (!a.global_layers.empty()) {
+    std::string list;
+    for (std::int64_t l : a.global_layers) {
+      if (!list.empty()) list.push_back(',');
+      list.append(std::to_string(l));
+    }
+    add(str_cat("global layers ", list, a.window > 0 ? str_cat(", window ", a.window) : std::string()));
+  } else if (a.changes_layout() || a.global_index != 0) {
+    std::string p = "re-laid";
+    if (a.group_size > 0) p += " L=" + std::to_string(a.group_size);
+    if (a.global_index != 0) p += " (global index " + std::to_string(a.global_index) + ")";
+    if (a.window > 0) p += ", window " + std::to_string(a.window);
+    add(p);
+  }
+  if (a.rope_theta > 0) add(str_cat("RoPE theta ", a.rope_theta));
+  if (a.set_rope_scaling) {
+    add(a.rope_scaling == RopeScaling::kNone ? std::string("no RoPE scaling")
+                                             : str_cat("RoPE ", to_string(a.rope_scaling), " x", a.rope_factor));
+  }
+  if (a.max_seq_len > 0) add("max positions " + std::to_string(a.max_seq_len));
+  return s;
 }
 
 std::string ModelConfig::pattern_string() const {

@@ -85,10 +85,49 @@ struct ModelConfig {
   RopeParams rope_params() const;
   // The same model with every layer global (the "full-attention twin").
   ModelConfig full_attention_twin() const;
-  // Re-lays the model as Zebra with group size L and the given window (layer_types recomputed).
-  ModelConfig with_pattern(std::int64_t group_size, std::int64_t window) const;
+  // Re-lays the model as Zebra with group size L and the given window: layer l is global when
+  // l % L == global_index (0, the first layer of each group, as the paper; layer_types recomputed).
+  ModelConfig with_pattern(std::int64_t group_size, std::int64_t window, std::int64_t global_index = 0) const;
+  // Re-lays the model with exactly `global_layers` global (indices in [0, n_layers), any order), the rest local
+  // with `window`. Throws naming a bad or repeated index.
+  ModelConfig with_global_layers(const std::vector<std::int64_t>& global_layers, std::int64_t window) const;
   std::string pattern_string() const;  // e.g. "GLLLGLLL"
 };
+
+// How a loaded model is re-laid and re-positioned before use (continued training with --init, evaluation,
+// conversion). The parameters depend on none of it. Zero / empty fields keep the model's own value.
+struct ModelAdjustment {
+  std::int64_t group_size = 0;  // L; 1 = every layer global
+  std::int64_t window = 0;
+  std::int64_t global_index = 0;            // which layer of each group is global (0 = the first)
+  std::vector<std::int64_t> global_layers;  // or exactly these layers global (then group_size is not used)
+  double rope_theta = 0;                    // a new RoPE base
+  bool set_rope_scaling = false;            // replace the model's scaling by rope_scaling / rope_factor
+  RopeScaling rope_scaling = RopeScaling::kNone;
+  double rope_factor = 1.0;
+  // kYarn's pretraining length L0; 0 = the model's max_seq_len before this adjustment.
+  std::int64_t rope_original_length = 0;
+  std::int64_t max_seq_len = 0;  // max_position_embeddings
+
+  // Re-laid with group size L and a window, nothing else.
+  static ModelAdjustment pattern(std::int64_t group_size, std::int64_t window) {
+    ModelAdjustment a;
+    a.group_size = group_size;
+    a.window = window;
+    return a;
+  }
+  bool changes_layout() const { return group_size > 0 || window > 0 || !global_layers.empty(); }
+  bool empty() const { return !changes_layout() && rope_theta <= 0 && !set_rope_scaling && max_seq_len <= 0; }
+};
+
+// `config` with `adjustment` applied and resolved. A window alone re-lays the model's own groups; a model whose
+// layers are all global needs a group size or a layer list too (refused naming the flags otherwise).
+ModelConfig adjust_config(const ModelConfig& config, const ModelAdjustment& adjustment);
+// A one-line description ("re-laid L=3 (global index 0), window 512; RoPE yarn x4 from 8192"), "" when empty.
+std::string describe(const ModelAdjustment& adjustment);
+
+// "rope (theta 100000, yarn x4 from 8192; max positions 32768)", "alibi", ...: what a report states.
+std::string positions_string(const ModelConfig& c);
 
 // How config_to_json writes a model (see the top of this file).
 enum class ModelFamily { kLlama, kMinistral, kZebra };

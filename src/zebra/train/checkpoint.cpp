@@ -53,7 +53,11 @@ void save_checkpoint(const std::string& dir, const ParameterSet<float>& params, 
     j["version"] = kStateVersion;
     j["step"] = state.step;
     j["tokens_seen"] = state.tokens_seen;
-    j["batcher"] = batcher_state_to_json(state.batcher);
+    j["batcher"] = batcher_state_to_json(state.batcher.long_batcher);
+    if (state.batcher.short_batcher) {
+      j["short_batcher"] = batcher_state_to_json(*state.batcher.short_batcher);
+      j["kind_rng_state"] = state.batcher.kind_rng_state;
+    }
     j["run"] = state.run;
     write_file_atomic((fs::path(tmp) / kStateJson).string(), j.dump(2) + "\n");
   };
@@ -79,7 +83,13 @@ Checkpoint load_checkpoint(const std::string& dir) {
   if (ck.state.step < 0 || ck.state.tokens_seen < 0) fail("'", json_path, "': negative step or tokens_seen");
   if (!j.contains("batcher")) fail("'", json_path, "': field 'batcher' missing");
   try {
-    ck.state.batcher = batcher_state_from_json(j["batcher"]);
+    ck.state.batcher.long_batcher = batcher_state_from_json(j["batcher"]);
+    if (j.contains("short_batcher")) {
+      ck.state.batcher.short_batcher = batcher_state_from_json(j["short_batcher"]);
+      const auto it = j.find("kind_rng_state");
+      if (it == j.end() || !it->is_number_unsigned()) fail("field 'kind_rng_state' missing or not an unsigned integer");
+      ck.state.batcher.kind_rng_state = it->get<std::uint64_t>();
+    }
   } catch (const Error& e) {
     fail("'", json_path, "': ", e.what());
   }

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "zebra/data/batcher.hpp"
+#include "zebra/data/mixture_batcher.hpp"
 #include "zebra/model/params.hpp"
 #include "zebra/util/aligned_buffer.hpp"
 
@@ -20,8 +20,8 @@ namespace zebra {
 struct TrainerState {
   std::int64_t step = 0;         // optimizer steps taken
   std::int64_t tokens_seen = 0;  // training tokens consumed
-  BatcherState batcher;
-  nlohmann::json run;  // the options the run was started with (informative, and checked on resume)
+  MixtureState batcher;          // JSON: "batcher" (the long sequences), "short_batcher" and "kind_rng_state" if mixed
+  nlohmann::json run;            // the options the run was started with (informative, and checked on resume)
 };
 
 struct Checkpoint {

@@ -16,15 +16,20 @@ std::int64_t count_scored_targets(std::span<const BatchView> micro_batches) {
   return count;
 }
 
-LossResult step_gradients(Transformer<float>& model, std::span<const BatchView> micro_batches) {
+LossResult step_gradients(Transformer<float>& model, std::span<const BatchView> micro_batches,
+                          std::span<LossResult> per_micro_batch) {
   ZEBRA_CHECK(!micro_batches.empty(), "a training step needs at least one micro-batch");
+  ZEBRA_CHECK(per_micro_batch.empty() || per_micro_batch.size() == micro_batches.size(),
+              "step_gradients: ", per_micro_batch.size(), " per-micro-batch results for ", micro_batches.size(),
+              " micro-batches");
   // With no scored target at all every term of the gradient is zero; 1 keeps mean_over from meaning "this
   // micro-batch's own count".
   const std::int64_t mean_over = std::max<std::int64_t>(count_scored_targets(micro_batches), 1);
   model.zero_grads();
   LossResult total;
-  for (const BatchView& b : micro_batches) {
-    const LossResult r = model.forward_backward(b, 1.0, mean_over);
+  for (std::size_t i = 0; i < micro_batches.size(); ++i) {
+    const LossResult r = model.forward_backward(micro_batches[i], 1.0, mean_over);
+    if (!per_micro_batch.empty()) per_micro_batch[i] = r;
     total.loss_sum += r.loss_sum;
     total.n_valid += r.n_valid;
   }

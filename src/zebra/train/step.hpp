@@ -24,7 +24,9 @@ std::int64_t count_scored_targets(std::span<const BatchView> micro_batches);
 // step; the result sums loss and targets over the micro-batches (result.mean() is the step's loss). A step with
 // no scored target has zero gradients and n_valid 0. Stops before the update, so that the caller can refuse a
 // non-finite loss first.
-LossResult step_gradients(Transformer<float>& model, std::span<const BatchView> micro_batches);
+// `per_micro_batch`, when not empty (one entry per micro-batch), receives each micro-batch's own loss sum and count.
+LossResult step_gradients(Transformer<float>& model, std::span<const BatchView> micro_batches,
+                          std::span<LossResult> per_micro_batch = {});
 
 struct StepResult {
   LossResult loss;         // summed over the micro-batches; loss.mean() is the token-weighted mean

@@ -11,6 +11,7 @@
 
 #include "zebra/data/token_dataset.hpp"
 #include "zebra/io/checkpoint_dir.hpp"
+#include "zebra/io/model_loader.hpp"
 #include "zebra/model/flops.hpp"
 #include "zebra/train/checkpoint.hpp"
 #include "zebra/train/metrics.hpp"
@@ -60,6 +61,8 @@ nlohmann::json run_record(const TrainOptions& o, const ModelConfig& c) {
                         {"weight_decay", o.optimizer.adamw.weight_decay},
                         {"grad_clip", o.optimizer.grad_clip},
                         {"seed", o.seed},
+                        {"short_fraction", o.mixture.short_fraction},
+                        {"short_seq_len", o.mixture.short_seq_len},
                         {"pattern", c.pattern_string()},
                         {"window", c.window},
                         {"batch_mode", o.batch_mode == BatchMode::kRandom     ? "random"
@@ -144,7 +147,9 @@ TrainResult run_training(const TrainOptions& o) {
     ck = load_checkpoint(dir);
     params = std::move(ck->params);
   } else if (!o.init_from.empty()) {
-    params = load_model_dir(o.init_from);
+    // Any model zebra loads; quantized or 16-bit weights arrive as fp32 master weights.
+    params = load_any_model(o.init_from).params;
+    log_info("continuing from ", o.init_from, " (", params.layout.total, " parameters, now fp32)");
     if (o.config) {
       // LCAT: the same weights re-laid with the requested pattern / positions / RoPE scaling.
       ModelConfig c = *o.config;
@@ -169,7 +174,7 @@ TrainResult run_training(const TrainOptions& o) {
   check_memory_plan(config, static_cast<std::int64_t>(params.layout.total), o, run_options);
   Transformer<float> model(std::move(params), run_options);
   Optimizer optimizer(model.params().layout, o.optimizer);
-  Batcher batcher(train, o.batch_size, o.seq_len, o.batch_mode, o.seed);
+  MixtureBatcher batcher(train, o.batch_size, o.seq_len, o.batch_mode, o.mixture, o.seed);
   TrainerState state;
   state.run = run_record(o, config);
   if (ck) {
@@ -222,14 +227,27 @@ TrainResult run_training(const TrainOptions& o) {
   // All micro-batches of a step are drawn first: the step's mean runs over all their scored targets.
   std::vector<Batch> micro(static_cast<std::size_t>(o.grad_accum));
   std::vector<BatchView> micro_views(micro.size());
+  std::vector<SequenceKind> kinds(micro.size());
+  std::vector<LossResult> micro_losses(micro.size());
   double window_loss = 0;
   std::int64_t window_count = 0;
+  LossResult window_kind[2], run_kind[2];  // indexed by SequenceKind: this log window's, the whole run's
+  std::int64_t run_kind_batches[2] = {0, 0};
   while (state.step < o.steps) {
     for (std::size_t i = 0; i < micro.size(); ++i) {
-      batcher.next(micro[i]);
+      kinds[i] = batcher.next(micro[i]);
       micro_views[i] = view_of(micro[i], o.doc_mask);
     }
-    const double loss = step_gradients(model, micro_views).mean();
+    const double loss = step_gradients(model, micro_views, micro_losses).mean();
+    LossResult step_kind[2];
+    for (std::size_t i = 0; i < micro.size(); ++i) {
+      const auto k = static_cast<std::size_t>(kinds[i]);
+      for (LossResult* r : {&step_kind[k], &window_kind[k], &run_kind[k]}) {
+        r->loss_sum += micro_losses[i].loss_sum;
+        r->n_valid += micro_losses[i].n_valid;
+      }
+      ++run_kind_batches[k];
+    }
     if (!std::isfinite(loss)) {
       if (tty) std::fputc('\n', stderr);
       fail("training stopped: the loss became ", loss, " at step ", state.step + 1,
@@ -254,6 +272,15 @@ TrainResult run_training(const TrainOptions& o) {
                    {"grad_norm", grad_norm},
                    {"tokens_per_s", tok_s},
                    {"elapsed_s", elapsed}});
+    if (batcher.mixed()) {
+      // Per-kind losses of the step, on a line of their own so that loss curves read the lines above unchanged.
+      nlohmann::json kinds_line{{"step", state.step}};
+      for (SequenceKind k : {SequenceKind::kLong, SequenceKind::kShort}) {
+        const LossResult& r = step_kind[static_cast<std::size_t>(k)];
+        if (r.n_valid > 0) kinds_line[std::string("loss_") + to_string(k)] = r.mean();
+      }
+      metrics.write(kinds_line);
+    }
     const bool log_now = o.log_every > 0 && (state.step % o.log_every == 0 || state.step == o.steps);
     if (tty || log_now) {
       const double eta =
@@ -264,15 +291,29 @@ TrainResult run_training(const TrainOptions& o) {
                     static_cast<long long>(state.step), static_cast<long long>(o.steps),
                     window_loss / static_cast<double>(window_count), lr, grad_norm, tok_s,
                     tok_s * flops.training() / 1e12, format_duration(eta).c_str());
+      std::string by_kind;
+      if (batcher.mixed()) {
+        for (SequenceKind k : {SequenceKind::kLong, SequenceKind::kShort}) {
+          const LossResult& r = window_kind[static_cast<std::size_t>(k)];
+          char part[48];
+          if (r.n_valid > 0) {
+            std::snprintf(part, sizeof part, "  %s %.4f", to_string(k), r.mean());
+          } else {
+            std::snprintf(part, sizeof part, "  %s -", to_string(k));
+          }
+          by_kind += part;
+        }
+      }
       if (tty) {
-        std::fprintf(stderr, "\r%s\033[K", line);
+        std::fprintf(stderr, "\r%s%s\033[K", line, by_kind.c_str());
         if (log_now) std::fputc('\n', stderr);
       } else {
-        std::fprintf(stderr, "%s\n", line);
+        std::fprintf(stderr, "%s%s\n", line, by_kind.c_str());
       }
       if (log_now) {
         window_loss = 0;
         window_count = 0;
+        window_kind[0] = window_kind[1] = LossResult{};
       }
     }
     const bool stop = training_stop_requested().load() || (o.time_limit_s > 0 && elapsed >= o.time_limit_s);
@@ -292,6 +333,11 @@ TrainResult run_training(const TrainOptions& o) {
   const double elapsed = timer.seconds();
   result.steps = state.step;
   result.tokens = state.tokens_seen;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  result.long_loss = run_kind[0].n_valid > 0 ? run_kind[0].mean() : nan;
+  result.short_loss = run_kind[1].n_valid > 0 ? run_kind[1].mean() : nan;
+  result.long_micro_batches = run_kind_batches[0];
+  result.short_micro_batches = run_kind_batches[1];
   result.tokens_per_s = static_cast<double>((state.step - start_step) * tokens_per_step) / std::max(elapsed, 1e-9);
   run_eval();
   save();

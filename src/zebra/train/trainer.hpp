@@ -6,7 +6,7 @@
 #include <optional>
 #include <string>
 
-#include "zebra/data/batcher.hpp"
+#include "zebra/data/mixture_batcher.hpp"
 #include "zebra/model/config.hpp"
 #include "zebra/model/transformer.hpp"
 #include "zebra/train/lr_schedule.hpp"
@@ -21,7 +21,7 @@ struct TrainOptions {
   std::string tokenizer_file;  // optional
   // Model: a fresh config, or a model directory to continue from (LCAT), or a checkpoint to resume.
   std::optional<ModelConfig> config;
-  std::string init_from;    // model directory
+  std::string init_from;    // any model load_any_model reads (directory, GGUF, llama2.c)
   std::string resume_from;  // checkpoint directory or run directory
   std::uint64_t seed = 1;
   double init_std = 0.02;
@@ -32,6 +32,7 @@ struct TrainOptions {
   std::int64_t seq_len = 256;
   std::int64_t grad_accum = 1;  // micro-batches per optimizer step (train/step.hpp: one mean over all)
   BatchMode batch_mode = BatchMode::kRandom;
+  MixtureOptions mixture;             // LCAT: a share of micro-batches of short sequences (data/mixture_batcher.hpp)
   bool doc_mask = false;              // mask attention across document boundaries
   LrSchedule lr{3e-4, 3e-5, 100, 0};  // total_steps 0: set to `steps`
   OptimizerOptions optimizer;
@@ -53,6 +54,10 @@ struct TrainResult {
   double first_eval_loss = 0;  // NaN when there is no validation data
   double last_eval_loss = 0;
   double last_train_loss = 0;
+  // Mean training loss per sequence kind over the whole run (NaN for a kind never drawn) and the micro-batches
+  // of each kind drawn.
+  double long_loss = 0, short_loss = 0;
+  std::int64_t long_micro_batches = 0, short_micro_batches = 0;
   double tokens_per_s = 0;
   bool interrupted = false;
   std::string final_checkpoint;
