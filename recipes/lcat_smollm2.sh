@@ -18,7 +18,7 @@
 #   OUT         results folder (default runs/lcat); BOOKS training books (default 24)
 #   GROUP WINDOW  the Zebra layout (default 3, 512: layers 0, 3, 6, ... global)
 #   ROPE        the RoPE adjustment for 32k (default: YaRN x4 from 8192, max positions 32768)
-#   SEQ_LEN     training length T (default 16384); TOKENS training tokens per model (default 114688 = 7 x 16384)
+#   SEQ_LEN     training length T (default 16384); TOKENS training tokens per model (default 98304 = 6 x 16384)
 #   SHORT_FRACTION SHORT_LEN  share of micro-batches of short sequences and their length (default 0.25, 1024)
 #   RECOMPUTE=1 recompute activations in backward (2.3 GiB instead of 16 GiB of activations at T = 16k; slower)
 #   LR          peak learning rate (default 1e-4, constant)
@@ -38,7 +38,7 @@ group="${GROUP:-3}"
 window="${WINDOW:-512}"
 read -r -a rope <<< "${ROPE:---rope-scaling yarn --rope-factor 4 --max-seq-len 32768}"
 seq_len="${SEQ_LEN:-16384}"
-tokens="${TOKENS:-114688}"
+tokens="${TOKENS:-98304}"
 short_fraction="${SHORT_FRACTION:-0.25}"
 short_len="${SHORT_LEN:-1024}"
 lr="${LR:-1e-4}"

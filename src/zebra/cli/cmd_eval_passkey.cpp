@@ -83,6 +83,8 @@ void run_passkey(const PasskeyArgs& a) {
                model.tokenizer_path.c_str());
   SessionOptions so;
   so.max_context = *std::max_element(o.lengths.begin(), o.lengths.end()) + a.new_tokens;
+  // Each prompt in one chunk: a first chunk runs the tiled attention kernel (model/generator.cpp).
+  so.chunk_size = *std::max_element(o.lengths.begin(), o.lengths.end());
   InferenceSession<float> session(model.weights(), so);
   const bool tty = ::isatty(STDERR_FILENO) != 0 && !a.quiet;
   const EncodeFn encode = [&](std::string_view text) { return tok->encode(text); };
