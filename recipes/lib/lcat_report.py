@@ -40,6 +40,12 @@ def main(out):
     lines = ["# LCAT of SmolLM2-135M: results of recipes/lcat_smollm2.sh", ""]
     ppl = {m: load(f"{out}/eval/{m}/ppl.json") for m, _ in MODELS}
     passkey = {m: load(f"{out}/eval/{m}/passkey.json") for m, _ in MODELS}
+    for m, _ in MODELS:  # the longest prompts ran in a phase of their own (passkey_long.json)
+        extra = load(f"{out}/eval/{m}/passkey_long.json")
+        if passkey[m] and extra:
+            passkey[m]["cells"] += extra["cells"]
+            passkey[m]["correct"] += extra["correct"]
+            passkey[m]["total"] += extra["total"]
 
     lines += ["## Models", "", "| model | what | layout | positions |", "|---|---|---|---|"]
     for m, what in MODELS:
@@ -47,7 +53,8 @@ def main(out):
         if j is None:
             lines.append(f"| {m} | {what} | (not evaluated) | |")
         else:
-            lines.append(f"| {m} | {what} | {j['pattern']} (window {j['window']}) | {j.get('positions', '?')} |")
+            pos = (ppl[m] or {}).get("positions") or (passkey[m] or {}).get("positions", "?")
+            lines.append(f"| {m} | {what} | {j['pattern']} (window {j['window']}) | {pos} |")
 
     ctxs = sorted({r["ctx"] for j in ppl.values() if j for r in j["results"]})
     lines += ["", "## Held-out perplexity by context length", "",
@@ -65,8 +72,8 @@ def main(out):
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
 
     lengths = sorted({c["length"] for j in passkey.values() if j for c in j["cells"]})
-    lines += ["", "## Passkey retrieval", "", "Correct / trials per length, over all depths (the heat maps: "
-              "eval/<model>/passkey.png).", "",
+    lines += ["", "## Passkey retrieval", "", "Correct / trials per length, over all depths (heat maps: "
+              "passkey_<model>.png).", "",
               "| model | " + " | ".join(f"{n}" for n in lengths) + " | all |", "|---|" + "---|" * (len(lengths) + 1)]
     for m, _ in MODELS:
         j = passkey[m]
@@ -89,13 +96,13 @@ def main(out):
                 f"{row[n]['accuracy']:.2f}" if n in row else "" for n in lengths) + " |")
 
     lines += ["", "## Training", "", "| run | steps | tokens | tokens/s | first loss | last loss | "
-              "mean loss long | mean loss short | short micro-batches | peak note |", "|---|---|---|---|---|---|---|---|---|---|"]
+              "mean loss long | mean loss short | short micro-batches |", "|---|---|---|---|---|---|---|---|---|"]
     speeds = {}
     for run in ("zebra", "full"):
         rows = metrics(f"{out}/runs/{run}/metrics.jsonl")
         steps = [r for r in rows if "loss" in r]
         if not steps:
-            lines.append(f"| {run} | (not trained) | | | | | | | | |")
+            lines.append(f"| {run} | (not trained) | | | | | | | |")
             continue
         kinds = [r for r in rows if "loss_long" in r or "loss_short" in r]
         longs = [r["loss_long"] for r in kinds if "loss_long" in r]
@@ -114,7 +121,7 @@ def main(out):
         mean = lambda v: f"{sum(v) / len(v):.4f}" if v else "-"
         lines.append(f"| {run} | {steps[-1]['step']} | {steps[-1]['tokens']} | {speeds[run]:.1f} | "
                      f"{steps[0]['loss']:.4f} | {steps[-1]['loss']:.4f} | {mean(longs)} | {mean(shorts)} | "
-                     f"{len(shorts)} of {len(steps)} steps | |")
+                     f"{len(shorts)} of {len(steps)} steps |")
     if "zebra" in speeds and "full" in speeds:
         lines += ["", f"Training speed at the same T, same run of the recipe: Zebra {speeds['zebra']:.1f} tokens/s, "
                       f"full attention {speeds['full']:.1f} tokens/s, ratio {speeds['zebra'] / speeds['full']:.2f}."]
@@ -133,6 +140,34 @@ def main(out):
         f.write("\n".join(lines) + "\n")
     if shutil.which("gnuplot"):
         plots(out, ppl)
+        for m, _ in MODELS:
+            if passkey[m]:
+                heatmap(out, m, passkey[m])
+
+
+def heatmap(out, m, j):
+    lengths = sorted({c["length"] for c in j["cells"]})
+    depths = sorted({c["depth"] for c in j["cells"]})
+    dat = f"{out}/passkey_{m}.dat"
+    with open(dat, "w") as f:
+        for c in j["cells"]:
+            f.write(f"{lengths.index(c['length'])} {depths.index(c['depth'])} {c['accuracy']}\n")
+    xt = ", ".join(f'"{n}" {i}' for i, n in enumerate(lengths))
+    yt = ", ".join(f'"{d}" {i}' for i, d in enumerate(depths))
+    script = f"""set terminal pngcairo size 700,420
+set output '{out}/passkey_{m}.png'
+set title 'passkey accuracy: {m} ({j["pattern"].count("G")} of {len(j["pattern"])} layers global)'
+set xlabel 'prompt length (tokens)'
+set ylabel 'depth of the key'
+set xtics ({xt})
+set ytics ({yt})
+set xrange [-0.5:{len(lengths) - 0.5}]
+set yrange [-0.5:{len(depths) - 0.5}]
+set cbrange [0:1]
+set palette defined (0 'white', 1 'dark-green')
+plot '{dat}' using 1:2:3 with image notitle, '{dat}' using 1:2:(sprintf('%.2f', $3)) with labels notitle
+"""
+    subprocess.run(["gnuplot"], input=script, text=True, check=False)
 
 
 def plots(out, ppl):
@@ -151,10 +186,14 @@ def plots(out, ppl):
             if not ppl[m]:
                 continue
             longest = max(ppl[m]["results"], key=lambda r: r["ctx"])
-            f.write(f'"{m} (ctx {longest["ctx"]})"\n')
-            for b in longest["buckets"]:
-                if b["loss"] is not None:
-                    f.write(f"{b['center']} {b['loss']}\n")
+            f.write(f'"{m}"\n')
+            # Mean loss over blocks of 1024 positions (position p predicts token p from the p before it).
+            loss, count = longest["position_loss"], longest["position_count"]
+            for b0 in range(0, len(loss), 1024):
+                pairs = [(l, c) for l, c in zip(loss[b0:b0 + 1024], count[b0:b0 + 1024]) if l is not None and c]
+                n = sum(c for _, c in pairs)
+                if n:
+                    f.write(f"{b0 + 512} {sum(l * c for l, c in pairs) / n}\n")
             f.write("\n\n")
     n = sum(1 for m, _ in MODELS if ppl[m])
     script = f"""set terminal pngcairo size 900,560
@@ -166,10 +205,11 @@ set title 'SmolLM2-135M: perplexity against context length'
 set key top left
 plot for [i=0:{n - 1}] '{dat}' index i using 1:2 with linespoints title columnheader(1)
 set output '{out}/position.png'
+unset logscale x
 set xlabel 'position in the window (tokens)'
-set ylabel 'mean loss (nats/token)'
-set title 'loss against position, longest context'
-set key top right
+set ylabel 'mean loss over 1024 positions (nats/token)'
+set title 'loss against position in a 32k window of a held-out book'
+set key top left
 plot for [i=0:{n - 1}] '{pos}' index i using 1:2 with linespoints title columnheader(1)
 """
     subprocess.run(["gnuplot"], input=script, text=True, check=False)

@@ -88,12 +88,21 @@ TEST(MixtureBatcher, StateResumesTheSameDraws) {
 TEST(MixtureBatcher, RefusesBadOptions) {
   TempDir dir;
   const TokenDataset ds = make_dataset(dir.file("d.bin"));
-  test::expect_error([&] { MixtureBatcher(ds, 2, 32, BatchMode::kDocument, MixtureOptions{1.5, 8}, 1); },
-                     {"fraction", "1.5", "[0, 1]"});
-  test::expect_error([&] { MixtureBatcher(ds, 2, 32, BatchMode::kDocument, MixtureOptions{0.5, 12}, 1); },
-                     {"short-sequence length", "12", "divisor", "32"});
-  test::expect_error([&] { MixtureBatcher(ds, 2, 32, BatchMode::kDocument, MixtureOptions{0.5, 0}, 1); },
-                     {"short-sequence length", "0"});
+  test::expect_error(
+      [&] {
+        MixtureBatcher(ds, 2, 32, BatchMode::kDocument, MixtureOptions{1.5, 8}, 1);
+      },
+      {"fraction", "1.5", "[0, 1]"});
+  test::expect_error(
+      [&] {
+        MixtureBatcher(ds, 2, 32, BatchMode::kDocument, MixtureOptions{0.5, 12}, 1);
+      },
+      {"short-sequence length", "12", "divisor", "32"});
+  test::expect_error(
+      [&] {
+        MixtureBatcher(ds, 2, 32, BatchMode::kDocument, MixtureOptions{0.5, 0}, 1);
+      },
+      {"short-sequence length", "0"});
 }
 
 }  // namespace

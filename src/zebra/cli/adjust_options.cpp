@@ -26,8 +26,7 @@ void add_adjust_options(CLI::App* cmd, AdjustArgs& a, const std::string& verb) {
   cmd->add_option("--rope-factor", a.rope_factor, "RoPE scaling factor")->check(CLI::Range(1.0, 1e6));
   cmd->add_option("--rope-original-length", a.rope_original_length, "YaRN's pretraining length")
       ->check(CLI::PositiveNumber);
-  cmd->add_option("--max-seq-len", a.max_seq_len, "max_position_embeddings of the model")
-      ->check(CLI::PositiveNumber);
+  cmd->add_option("--max-seq-len", a.max_seq_len, "max_position_embeddings of the model")->check(CLI::PositiveNumber);
 }
 
 std::optional<ModelAdjustment> adjustment_of(const AdjustArgs& a) {

@@ -22,8 +22,7 @@ std::int64_t short_rows(std::int64_t batch_size, std::int64_t seq_len, const Mix
 
 MixtureBatcher::MixtureBatcher(const TokenDataset& data, std::int64_t batch_size, std::int64_t seq_len,
                                BatchMode long_mode, const MixtureOptions& mixture, std::uint64_t seed)
-    : long_(data, batch_size, seq_len, long_mode, seed),
-      short_fraction_(mixture.short_fraction),
+    : long_(data, batch_size, seq_len, long_mode, seed), short_fraction_(mixture.short_fraction),
       kind_rng_(seed ^ 0x6D697874ULL) {
   const std::int64_t rows = short_rows(batch_size, seq_len, mixture);
   // A seed of its own, so that adding short sequences does not change which long windows are drawn first.

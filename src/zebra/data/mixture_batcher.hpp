@@ -23,7 +23,7 @@ enum class SequenceKind { kLong, kShort };
 const char* to_string(SequenceKind k);  // "long", "short"
 
 struct MixtureOptions {
-  double short_fraction = 0.0;    // in [0, 1]
+  double short_fraction = 0.0;     // in [0, 1]
   std::int64_t short_seq_len = 0;  // S; required when short_fraction > 0
 };
 

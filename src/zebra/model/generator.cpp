@@ -318,8 +318,8 @@ void InferenceSession<T>::forward_rows(const std::vector<Segment>& segments, T* 
           attention_forward(att + s.row0 * qd, lse_.data(), q, q + qd, q + qd + kvd, as,
                             AttentionMask{c.layer_window(l), nullptr, alibi}, compute);
         } else {
-          attention_cached_forward(att + s.row0 * qd, q, q + qd, q + qd + kvd, s.n, s.p0, cache.past_source(l),
-                                   shape, c.layer_window(l), alibi, compute);
+          attention_cached_forward(att + s.row0 * qd, q, q + qd, q + qd + kvd, s.n, s.p0, cache.past_source(l), shape,
+                                   c.layer_window(l), alibi, compute);
         }
         // Only now may the rows enter the cache: in a local layer's ring they overwrite keys that earlier
         // queries of this very chunk needed.

@@ -142,7 +142,7 @@ class InferenceSession {
   RopeTable<T> rope_;
   std::vector<double> alibi_;
   std::vector<std::int32_t> positions_;  // [n] absolute positions of the pass's rows
-  std::vector<T> lse_;                    // [n_heads, n] log-sum-exp of a first chunk's tiled attention (unused after)
+  std::vector<T> lse_;                   // [n_heads, n] log-sum-exp of a first chunk's tiled attention (unused after)
   // Workspace for a pass of up to ws_rows_ rows.
   std::int64_t ws_rows_ = 0;
   // [n, D] [n, D] [n] [n, QKV] [n, Hhd] [n, D] [n, 2F] [n, F]; the two norms of a layer share xn_ and rstd_.
