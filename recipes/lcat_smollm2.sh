@@ -12,7 +12,7 @@
 # Resumable: every phase leaves a marker or its output; a second run skips what is finished and continues an
 # interrupted training from its last checkpoint (--save-every 1). A bigger TOKENS can run across sittings.
 #
-# Environment (all optional; the defaults take about 100 minutes on the 2-core machine, docs/lcat.md):
+# Environment (all optional; the defaults took 82 minutes on the 2-core machine, docs/lcat.md):
 #   MODEL       a GGUF / Hugging Face / zebra model (default: SmolLM2-135M-Instruct Q4_1, scripts/fetch_smollm2.sh)
 #   GUTENBERG   folder with gutenberg-{train,valid}.jsonl.zst (default ../shared/data/gutenberg)
 #   OUT         results folder (default runs/lcat); BOOKS training books (default 24)
@@ -23,8 +23,9 @@
 #   RECOMPUTE=1 recompute activations in backward (2.3 GiB instead of 16 GiB of activations at T = 16k; slower)
 #   LR          peak learning rate (default 1e-4, constant)
 #   EVAL_TOKENS held-out tokens per perplexity length (default 32768); PPL_CTX (default 512,2048,8192,16384,32768)
-#   PASSKEY_LENGTHS (default 2048,4096,8192,16384: a 32k prompt costs ~10 min per trial for a full-attention
-#               model here, add 32768 in a longer sitting); PASSKEY_DEPTHS (default 0.25,0.75); TRIALS (default 1)
+#   PASSKEY_LENGTHS (default 2048,4096,8192,16384); PASSKEY_LONG (e.g. 32768: the longest prompts, phases of
+#               their own for the two LCAT models after the rest; default none; PASSKEY_LONG_ALL=1 adds the two
+#               untrained models); PASSKEY_DEPTHS (default 0.25,0.75); TRIALS (default 1)
 #   THREADS     threads of every command (default: all cores); STOP_AFTER=PHASE ends the run after that phase
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -45,6 +46,7 @@ lr="${LR:-1e-4}"
 eval_tokens="${EVAL_TOKENS:-32768}"
 ppl_ctx="${PPL_CTX:-512,2048,8192,16384,32768}"
 passkey_lengths="${PASSKEY_LENGTHS:-2048,4096,8192,16384}"
+passkey_long="${PASSKEY_LONG:-}"
 passkey_depths="${PASSKEY_DEPTHS:-0.25,0.75}"
 trials="${TRIALS:-1}"
 threads=()
@@ -87,6 +89,15 @@ evaluate() {
     "${threads[@]}" "$@" > "$dir/passkey.txt"
 }
 
+# passkey_long NAME MODEL [adjustment flags]: passkey at the longest lengths (eval/NAME/passkey_long.*).
+passkey_long() {
+  local name="$1" m="$2"
+  shift 2
+  local dir="$out/eval/$name"
+  "$zebra" eval passkey "$m" --lengths "$passkey_long" --depths "$passkey_depths" --trials "$trials" \
+    --weights-dtype f32 -q --json "$dir/passkey_long.json" "${threads[@]}" "$@" > "$dir/passkey_long.txt"
+}
+
 # lcat NAME GROUP: continued training of $model re-laid with group size GROUP (1 = full attention); resumes an
 # interrupted run from its last checkpoint.
 lcat() {
@@ -113,6 +124,14 @@ phase train-zebra lcat zebra "$group"
 phase train-full lcat full 1
 phase eval-zebra evaluate zebra "$(last_checkpoint zebra)"
 phase eval-full evaluate full "$(last_checkpoint full)"
+if [ -n "$passkey_long" ]; then
+  if [ "${PASSKEY_LONG_ALL:-0}" = 1 ]; then
+    phase passkey-long-base passkey_long base "$model"
+    phase passkey-long-relaid passkey_long relaid "$model" --group-size "$group" --window "$window" "${rope[@]}"
+  fi
+  phase passkey-long-zebra passkey_long zebra "$(last_checkpoint zebra)"
+  phase passkey-long-full passkey_long full "$(last_checkpoint full)"
+fi
 report() {
   python3 "$root/recipes/lib/lcat_report.py" "$out"
   if command -v gnuplot > /dev/null; then
