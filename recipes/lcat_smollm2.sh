@@ -12,7 +12,8 @@
 # Resumable: every phase leaves a marker or its output; a second run skips what is finished and continues an
 # interrupted training from its last checkpoint (--save-every 1). A bigger TOKENS can run across sittings.
 #
-# Environment (all optional; the defaults took 82 minutes on the 2-core machine, docs/lcat.md):
+# Environment (all optional; the defaults took 91 minutes on the 2-core machine with builds beside some
+# evaluations, about 75 without, docs/lcat.md):
 #   MODEL       a GGUF / Hugging Face / zebra model (default: SmolLM2-135M-Instruct Q4_1, scripts/fetch_smollm2.sh)
 #   GUTENBERG   folder with gutenberg-{train,valid}.jsonl.zst (default ../shared/data/gutenberg)
 #   OUT         results folder (default runs/lcat); BOOKS training books (default 24)
