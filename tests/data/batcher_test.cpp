@@ -190,5 +190,63 @@ TEST(Batcher, DocumentModeAlignsRowsToDocuments) {
   EXPECT_THROW(c.set_state(Batcher(ds, 4, T, BatchMode::kRandom, 1).state()), Error);
 }
 
+// Conversations with a loss mask: a target is the next token when the mask scores it, else -1; inputs and
+// document starts are those of the unmasked stream.
+TEST(Batcher, LossMaskMakesContextTargetsIgnored) {
+  TempDir dir;
+  {
+    TokenDatasetWriter w(dir / "chat.bin", 100, 1, 2, true);
+    for (int c = 0; c < 20; ++c) {
+      std::vector<std::int32_t> ids;
+      std::vector<std::uint8_t> mask;
+      for (int k = 0; k < 6 + c % 5; ++k) {
+        ids.push_back(3 + (c * 13 + k) % 90);
+        mask.push_back(k >= 4 ? 1 : 0);  // the last 2..6 tokens are the answer
+      }
+      w.add_masked_document(ids, mask);
+    }
+    w.finish();
+  }
+  const TokenDataset ds = TokenDataset::open(dir / "chat.bin");
+  for (BatchMode mode : {BatchMode::kRandom, BatchMode::kDocument, BatchMode::kSequential}) {
+    Batcher batcher(ds, 3, 16, mode, 7);
+    for (int i = 0; i < 5; ++i) {
+      const Batch b = batcher.next();
+      std::int64_t scored = 0;
+      for (std::int64_t r = 0; r < 3; ++r) {
+        const std::int64_t start = b.row_start[static_cast<std::size_t>(r)];
+        for (std::int64_t t = 0; t < 16; ++t) {
+          const auto k = static_cast<std::size_t>(r * 16 + t);
+          ASSERT_EQ(b.tokens[k], ds.token(start + t));
+          ASSERT_EQ(b.targets[k], ds.scored(start + t + 1) ? ds.token(start + t + 1) : -1) << r << " " << t;
+          scored += b.targets[k] >= 0 ? 1 : 0;
+        }
+      }
+      EXPECT_GT(scored, 0);
+      EXPECT_LT(scored, 3 * 16);
+    }
+  }
+}
+
+// One document per row: targets past the end of the document a row starts in are -1, the ones inside it kept.
+TEST(Batcher, OneDocumentPerRowScoresOnlyTheFirstDocument) {
+  TempDir dir;
+  const TokenDataset ds = make_dataset(dir / "d.bin");
+  Batcher batcher(ds, 4, 24, BatchMode::kDocument, 3);
+  batcher.set_one_document_per_row(true);
+  for (int i = 0; i < 10; ++i) {
+    const Batch b = batcher.next();
+    for (std::int64_t r = 0; r < 4; ++r) {
+      const std::int64_t start = b.row_start[static_cast<std::size_t>(r)];
+      const std::int64_t end = ds.doc_range(ds.doc_of(start)).second;
+      for (std::int64_t t = 0; t < 24; ++t) {
+        const auto k = static_cast<std::size_t>(r * 24 + t);
+        ASSERT_EQ(b.tokens[k], ds.token(start + t));
+        ASSERT_EQ(b.targets[k], start + t + 1 < end ? ds.token(start + t + 1) : -1) << "row " << r << " t " << t;
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace zebra

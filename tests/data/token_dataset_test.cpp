@@ -112,8 +112,11 @@ TEST(TokenDataset, HostileFiles) {
   b[0] = 'X';
   EXPECT_TRUE(contains(open_bytes(b), "bad magic"));
   b = good;
-  b[8] = 2;
-  EXPECT_TRUE(contains(open_bytes(b), "version 2"));
+  b[8] = 3;
+  EXPECT_TRUE(contains(open_bytes(b), "version 3"));
+  b = good;
+  b[8] = 2;  // a version 1 file claiming a loss mask: the sizes no longer add up
+  EXPECT_TRUE(contains(open_bytes(b), "h.bin")) << open_bytes(b);
   b = good;
   b[12] = 3;
   EXPECT_TRUE(contains(open_bytes(b), "token width 3"));
@@ -160,6 +163,72 @@ TEST(TokenDataset, HostileFiles) {
   b[40 + 2 * 3 + 1] = 0x01;
   EXPECT_TRUE(contains(open_bytes(b), "token 3 has id 300"));
   EXPECT_NO_THROW(TokenDataset::open(dir / "h.bin", false));
+}
+
+// Version 2: documents with a loss mask. Text documents added to a masked writer are scored whole, masked ones
+// are stored as given (no BOS / EOS added) with their mask.
+TEST(TokenDataset, LossMaskRoundTrip) {
+  TempDir dir;
+  {
+    TokenDatasetWriter w(dir / "m.bin", 300, 1, 2, /*loss_mask=*/true);
+    EXPECT_TRUE(w.has_loss_mask());
+    w.add_masked_document(std::vector<std::int32_t>{10, 11, 12, 13}, std::vector<std::uint8_t>{0, 0, 1, 1});
+    w.add_document(std::vector<std::int32_t>{20});
+    w.add_masked_document(std::vector<std::int32_t>{30, 31}, std::vector<std::uint8_t>{1, 0});
+    w.finish();
+  }
+  const TokenDataset ds = TokenDataset::open(dir / "m.bin");
+  ASSERT_TRUE(ds.has_loss_mask());
+  ASSERT_EQ(ds.n_tokens(), 9);
+  ASSERT_EQ(ds.n_docs(), 3);
+  const std::vector<std::int32_t> tokens = {10, 11, 12, 13, 1, 20, 2, 30, 31};
+  const std::vector<int> scored = {0, 0, 1, 1, 1, 1, 1, 1, 0};
+  for (std::int64_t i = 0; i < 9; ++i) {
+    EXPECT_EQ(ds.token(i), tokens[static_cast<std::size_t>(i)]) << i;
+    EXPECT_EQ(ds.scored(i), scored[static_cast<std::size_t>(i)] == 1) << i;
+  }
+  EXPECT_EQ(ds.n_scored(), 6);
+  EXPECT_EQ(ds.doc_range(1), (std::pair<std::int64_t, std::int64_t>{4, 7}));
+  // A version 1 file has no mask: everything is scored.
+  write_sample(dir / "v1.bin", 300);
+  const TokenDataset v1 = TokenDataset::open(dir / "v1.bin");
+  EXPECT_FALSE(v1.has_loss_mask());
+  EXPECT_EQ(v1.n_scored(), v1.n_tokens());
+  EXPECT_TRUE(v1.scored(0));
+}
+
+TEST(TokenDataset, LossMaskRefusals) {
+  TempDir dir;
+  TokenDatasetWriter plain(dir / "p.bin", 300, 1, 2);
+  EXPECT_NE(error_of([&] {
+              plain.add_masked_document(std::vector<std::int32_t>{5}, std::vector<std::uint8_t>{1});
+            }).find("loss_mask"),
+            std::string::npos);
+  TokenDatasetWriter w(dir / "m.bin", 300, 1, 2, true);
+  EXPECT_NE(error_of([&] {
+              w.add_masked_document(std::vector<std::int32_t>{5, 6}, std::vector<std::uint8_t>{1});
+            }).find("2 tokens but 1 mask values"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] {
+              w.add_masked_document(std::vector<std::int32_t>{5}, std::vector<std::uint8_t>{2});
+            }).find("expected 0 or 1"),
+            std::string::npos);
+  EXPECT_THROW(w.add_masked_document(std::vector<std::int32_t>{300}, std::vector<std::uint8_t>{1}), Error);
+  w.add_masked_document(std::vector<std::int32_t>{5, 6, 7}, std::vector<std::uint8_t>{0, 1, 1});
+  w.finish();
+  const std::string good = read_file(dir / "m.bin");
+  auto open_bytes = [&](const std::string& bytes) {
+    write_bytes(dir / "h.bin", bytes);
+    return error_of([&] { TokenDataset::open(dir / "h.bin"); });
+  };
+  EXPECT_TRUE(open_bytes(good).empty());
+  std::string b = good;
+  b[b.size() - 1] = 7;  // the last mask byte
+  EXPECT_NE(open_bytes(b).find("loss mask value 7 at token 2"), std::string::npos) << open_bytes(b);
+  for (std::size_t cut = 41; cut < good.size(); ++cut) {
+    EXPECT_NE(open_bytes(good.substr(0, cut)).find("h.bin"), std::string::npos) << cut;
+  }
+  EXPECT_FALSE(open_bytes(good + "x").empty());
 }
 
 }  // namespace

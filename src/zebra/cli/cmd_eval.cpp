@@ -346,6 +346,7 @@ void add_eval_command(CLI::App& app) {
   add_eval_ppl_command(eval);
   add_eval_passkey_command(eval);
   add_eval_tokens_command(eval);
+  add_eval_tasks_command(eval);
 }
 
 }  // namespace zebra

@@ -33,5 +33,6 @@ std::string sibling_csv_path(const std::string& path, const std::string& suffix)
 void add_eval_ppl_command(CLI::App* eval);
 void add_eval_passkey_command(CLI::App* eval);
 void add_eval_tokens_command(CLI::App* eval);
+void add_eval_tasks_command(CLI::App* eval);
 
 }  // namespace zebra

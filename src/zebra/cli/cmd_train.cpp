@@ -24,7 +24,7 @@ namespace fs = std::filesystem;
 
 struct TrainArgs {
   TrainOptions o;
-  std::string data_dir, config_path, pos, batch_mode = "random";
+  std::string data_dir, chat_dir, chat_packing = "pack", config_path, pos, batch_mode;
   AdjustArgs adjust;  // re-laying and RoPE of the model (--init or --config)
   std::int64_t vocab_size = 0;
   double beta1 = 0.9, beta2 = 0.95;
@@ -37,6 +37,15 @@ struct TrainArgs {
 void run_train(TrainArgs& a) {
   TrainOptions& o = a.o;
   if (a.threads > 0) set_num_threads(a.threads);
+  if (!a.chat_dir.empty()) {
+    // Instruction data: answer-only loss; conversations start rows and do not see each other.
+    ZEBRA_CHECK(a.data_dir.empty(), "train: --chat-data and --data exclude each other");
+    a.data_dir = a.chat_dir;
+    o.chat = true;
+    o.doc_mask = true;
+    o.one_document_per_row = a.chat_packing == "one";
+    if (a.batch_mode.empty()) a.batch_mode = "document";
+  }
   if (!a.data_dir.empty()) {
     if (o.train_data.empty()) o.train_data = (fs::path(a.data_dir) / "train.bin").string();
     if (o.valid_data.empty() && fs::exists(fs::path(a.data_dir) / "valid.bin")) {
@@ -108,6 +117,13 @@ void add_train_command(CLI::App& app) {
   TrainOptions& o = a->o;
   CLI::App* cmd = app.add_subcommand("train", "Pretrain, continue training (LCAT) or resume a Zebra model");
   cmd->add_option("--data", a->data_dir, "directory written by zebra prepare (train.bin, valid.bin, tokenizer)");
+  cmd->add_option("--chat-data", a->chat_dir,
+                  "instruction tuning (LIT): a directory written by zebra prepare --chat; the loss is on the "
+                  "answers only, conversations are masked from each other and start rows (--batch-mode document)");
+  cmd->add_option("--chat-packing", a->chat_packing,
+                  "with --chat-data: pack (conversations back to back in a row, default) or one (one per row, the "
+                  "rest of the row unscored)")
+      ->check(CLI::IsMember({"pack", "one"}));
   cmd->add_option("--train-data", o.train_data, "token dataset to train on");
   cmd->add_option("--valid-data", o.valid_data, "token dataset for held-out loss");
   cmd->add_option("--tokenizer", o.tokenizer_file, "tokenizer file copied into checkpoints");
@@ -127,7 +143,7 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--grad-accum", o.grad_accum, "micro-batches per step")->check(CLI::PositiveNumber);
   cmd->add_option("--batch-mode", a->batch_mode,
                   "random (windows at random offsets), document (windows aligned to document starts: long documents "
-                  "drawn whole) or sequential")
+                  "drawn whole) or sequential (default random; document with --chat-data)")
       ->check(CLI::IsMember({"random", "document", "sequential"}));
   cmd->add_flag("--doc-mask", o.doc_mask, "mask attention across document boundaries");
   cmd->add_option("--short-fraction", o.mixture.short_fraction,

@@ -11,6 +11,7 @@ namespace zebra {
 void add_info_command(CLI::App& app);
 void add_prepare_command(CLI::App& app);
 void add_train_command(CLI::App& app);
+void add_tasks_command(CLI::App& app);
 void add_plot_command(CLI::App& app);
 // `zebra bench gemm|attention|train|bf16`: speed measurements (src/zebra/bench/, docs/performance.md).
 void add_bench_command(CLI::App& app);

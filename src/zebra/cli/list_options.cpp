@@ -17,7 +17,7 @@ std::vector<std::string> split_list(const std::string& flag, const std::string& 
     std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
     const std::size_t a = item.find_first_not_of(' '), b = item.find_last_not_of(' ');
     item = a == std::string::npos ? std::string() : item.substr(a, b - a + 1);
-    ZEBRA_CHECK(!item.empty(), flag, ": expected a comma-separated list of numbers, got '", text, "' (an empty item)");
+    ZEBRA_CHECK(!item.empty(), flag, ": expected a comma-separated list, got '", text, "' (an empty item)");
     items.push_back(item);
     if (comma == std::string::npos) break;
     start = comma + 1;
@@ -36,6 +36,10 @@ std::vector<std::int64_t> parse_int_list(const std::string& flag, const std::str
     out.push_back(v);
   }
   return out;
+}
+
+std::vector<std::string> parse_string_list(const std::string& flag, const std::string& text) {
+  return split_list(flag, text);
 }
 
 std::vector<double> parse_double_list(const std::string& flag, const std::string& text) {

@@ -36,6 +36,7 @@ int main(int argc, char** argv) {
   zebra::add_info_command(app);
   zebra::add_prepare_command(app);
   zebra::add_train_command(app);
+  zebra::add_tasks_command(app);
   zebra::add_plot_command(app);
   zebra::add_bench_command(app);
   zebra::add_generate_command(app);

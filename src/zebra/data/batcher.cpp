@@ -92,6 +92,15 @@ void Batcher::fill_row(Batch& out, std::int64_t b, std::int64_t start) {
     const auto first = static_cast<std::int64_t>(offsets[d]);
     ds[t] = first <= start ? 0 : static_cast<std::int32_t>(first - start);
   }
+  if (dataset_->has_loss_mask()) {
+    for (std::int64_t t = 0; t < T; ++t) {
+      if (!dataset_->scored(start + t + 1)) tgt[t] = -1;
+    }
+  }
+  if (one_document_per_row_) {
+    const std::int64_t end = dataset_->doc_range(dataset_->doc_of(start)).second;
+    for (std::int64_t t = std::max<std::int64_t>(end - start - 1, 0); t < T; ++t) tgt[t] = -1;
+  }
   out.row_start[b] = start;
 }
 

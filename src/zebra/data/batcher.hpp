@@ -14,6 +14,10 @@
 //   document    rows start at a document's first token or a multiple of T into it (a token drawn
 //               uniformly picks the document and the window): long documents are drawn whole, in
 //               aligned windows, never cut at an arbitrary offset.
+// Targets that a dataset's loss mask marks as context (instruction data: everything but the assistant's answers)
+// are -1, ignored by the loss. With one_document_per_row, targets past the end of the document a row starts in
+// are -1 too: one conversation per sequence, the rest of the row is padding (causal attention keeps it from
+// changing the scored positions).
 // The state (mode, rng state, cursor, epoch) can be exported and imported, so a resumed run draws
 // bit-identical batches.
 #pragma once
@@ -34,7 +38,7 @@ struct Batch {
   std::int64_t batch_size = 0;        // B
   std::int64_t seq_len = 0;           // T
   std::vector<std::int32_t> tokens;   // [B*T] row-major: inputs
-  std::vector<std::int32_t> targets;  // [B*T] the next token of each input
+  std::vector<std::int32_t> targets;  // [B*T] the next token of each input; -1 = not scored
   // [B*T] for each position, the index within its row of the first token of the document the
   // position belongs to; 0 when that document began before the row. Position t of a row may attend
   // to positions doc_start[t]..t when masking across document boundaries.
@@ -82,6 +86,9 @@ class Batcher {
   std::int64_t batch_size() const { return batch_size_; }
   std::int64_t seq_len() const { return seq_len_; }
   BatchMode mode() const { return mode_; }
+  // Score only the targets inside the document each row starts in (off by default).
+  void set_one_document_per_row(bool on) { one_document_per_row_ = on; }
+  bool one_document_per_row() const { return one_document_per_row_; }
 
  private:
   // Fills row b of `out` with the window starting at stream offset `start`.
@@ -93,6 +100,7 @@ class Batcher {
   Rng rng_;
   std::int64_t cursor_ = 0, epoch_ = 0;
   std::int64_t n_windows_ = 0;
+  bool one_document_per_row_ = false;
   std::vector<std::int32_t> window_;  // scratch [T+1]
 };
 

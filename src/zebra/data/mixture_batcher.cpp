@@ -55,4 +55,9 @@ void MixtureBatcher::set_state(const MixtureState& s) {
   kind_rng_.set_state(s.kind_rng_state);
 }
 
+void MixtureBatcher::set_one_document_per_row(bool on) {
+  long_.set_one_document_per_row(on);
+  if (short_) short_->set_one_document_per_row(on);
+}
+
 }  // namespace zebra

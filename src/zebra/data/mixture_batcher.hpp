@@ -47,6 +47,8 @@ class MixtureBatcher {
   void set_state(const MixtureState& s);
 
   bool mixed() const { return short_.has_value(); }
+  // Batcher::set_one_document_per_row for both kinds.
+  void set_one_document_per_row(bool on);
 
  private:
   Batcher long_;

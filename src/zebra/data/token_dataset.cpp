@@ -46,8 +46,8 @@ void fsync_dir_of(const std::string& path) {
 // Writer
 
 TokenDatasetWriter::TokenDatasetWriter(const std::string& path, std::int64_t vocab_size, std::int32_t bos_id,
-                                       std::int32_t eos_id)
-    : path_(path), vocab_size_(vocab_size), bos_id_(bos_id), eos_id_(eos_id) {
+                                       std::int32_t eos_id, bool loss_mask)
+    : path_(path), vocab_size_(vocab_size), bos_id_(bos_id), eos_id_(eos_id), loss_mask_(loss_mask) {
   ZEBRA_CHECK(vocab_size > 0 && vocab_size <= (std::int64_t{1} << 31), "token dataset '", path,
               "': vocab_size must be in [1, 2^31], got ", vocab_size);
   ZEBRA_CHECK(bos_id >= 0 && bos_id < vocab_size && eos_id >= 0 && eos_id < vocab_size, "token dataset '", path,
@@ -91,15 +91,34 @@ void TokenDatasetWriter::flush_buffer() {
   buffer_.clear();
 }
 
-void TokenDatasetWriter::add_document(std::span<const std::int32_t> ids) {
-  ZEBRA_CHECK(!finished_, "token dataset '", path_, "': add_document after finish");
+void TokenDatasetWriter::check_ids(std::span<const std::int32_t> ids) const {
+  ZEBRA_CHECK(!finished_, "token dataset '", path_, "': document added after finish");
   for (std::size_t k = 0; k < ids.size(); ++k) {
     ZEBRA_CHECK(ids[k] >= 0 && ids[k] < vocab_size_, "token dataset '", path_, "': document ", n_docs(), " token ", k,
                 " has id ", ids[k], ", outside the vocabulary [0, ", vocab_size_, ")");
   }
+}
+
+void TokenDatasetWriter::add_document(std::span<const std::int32_t> ids) {
+  check_ids(ids);
   append_token(bos_id_);
   for (std::int32_t id : ids) append_token(id);
   append_token(eos_id_);
+  if (loss_mask_) mask_.resize(static_cast<std::size_t>(n_tokens_), 1);
+  offsets_.push_back(static_cast<std::uint64_t>(n_tokens_));
+}
+
+void TokenDatasetWriter::add_masked_document(std::span<const std::int32_t> ids, std::span<const std::uint8_t> mask) {
+  ZEBRA_CHECK(loss_mask_, "token dataset '", path_, "': a masked document needs a writer made with loss_mask");
+  ZEBRA_CHECK(mask.size() == ids.size(), "token dataset '", path_, "': document ", n_docs(), " has ", ids.size(),
+              " tokens but ", mask.size(), " mask values");
+  check_ids(ids);
+  for (std::size_t k = 0; k < mask.size(); ++k) {
+    ZEBRA_CHECK(mask[k] <= 1, "token dataset '", path_, "': document ", n_docs(), " mask value ", int{mask[k]},
+                " at token ", k, " (expected 0 or 1)");
+  }
+  for (std::int32_t id : ids) append_token(id);
+  mask_.insert(mask_.end(), mask.begin(), mask.end());
   offsets_.push_back(static_cast<std::uint64_t>(n_tokens_));
 }
 
@@ -113,9 +132,12 @@ void TokenDatasetWriter::finish() {
     if (buffer_.size() >= kBufferBytes) flush_buffer();
   }
   flush_buffer();
+  if (loss_mask_ && !mask_.empty() && std::fwrite(mask_.data(), 1, mask_.size(), file_) != mask_.size()) {
+    fail("cannot write '", tmp_path_, "': ", std::strerror(errno));
+  }
   std::uint8_t header[kTokenDatasetHeaderBytes];
   std::memcpy(header, kTokenDatasetMagic, 8);
-  put<std::uint32_t>(header + 8, kTokenDatasetVersion);
+  put<std::uint32_t>(header + 8, loss_mask_ ? kTokenDatasetMaskedVersion : kTokenDatasetVersion);
   put<std::uint32_t>(header + 12, static_cast<std::uint32_t>(width_));
   put<std::uint64_t>(header + 16, static_cast<std::uint64_t>(vocab_size_));
   put<std::uint64_t>(header + 24, static_cast<std::uint64_t>(n_tokens_));
@@ -147,8 +169,10 @@ TokenDataset TokenDataset::open(const std::string& path, bool verify_tokens) {
   ZEBRA_CHECK(std::memcmp(p, kTokenDatasetMagic, 8) == 0, "token dataset '", path,
               "': bad magic (expected \"ZEBRATOK\"); not a zebra token dataset");
   auto version = get<std::uint32_t>(p + 8);
-  ZEBRA_CHECK(version == kTokenDatasetVersion, "token dataset '", path, "': version ", version,
-              " is not supported (expected ", kTokenDatasetVersion, ")");
+  ZEBRA_CHECK(version == kTokenDatasetVersion || version == kTokenDatasetMaskedVersion, "token dataset '", path,
+              "': version ", version, " is not supported (expected ", kTokenDatasetVersion, ", or ",
+              kTokenDatasetMaskedVersion, " with a loss mask)");
+  const bool masked = version == kTokenDatasetMaskedVersion;
   auto width = get<std::uint32_t>(p + 12);
   ZEBRA_CHECK(width == 2 || width == 4, "token dataset '", path, "': token width ", width, " (expected 2 or 4)");
   auto vocab = get<std::uint64_t>(p + 16);
@@ -163,12 +187,15 @@ TokenDataset TokenDataset::open(const std::string& path, bool verify_tokens) {
   ZEBRA_CHECK(n_tokens <= body / width, "token dataset '", path, "': header says ", n_tokens, " tokens of ", width,
               " bytes, but the file has only ", body, " bytes after the header");
   const std::uint64_t token_bytes = n_tokens * width;
-  const std::uint64_t rest = body - token_bytes;
+  const std::uint64_t mask_bytes = masked ? n_tokens : 0;
+  ZEBRA_CHECK(mask_bytes <= body - token_bytes, "token dataset '", path, "': header says ", n_tokens,
+              " tokens with a loss mask, but the file has only ", body, " bytes after the header");
+  const std::uint64_t rest = body - token_bytes - mask_bytes;
   ZEBRA_CHECK(n_docs < rest / 8, "token dataset '", path, "': header says ", n_docs, " documents, needing ",
               "(n_docs + 1) x 8 offset bytes, but only ", rest, " bytes follow the tokens");
-  const std::uint64_t expected = kTokenDatasetHeaderBytes + token_bytes + (n_docs + 1) * 8;
+  const std::uint64_t expected = kTokenDatasetHeaderBytes + token_bytes + (n_docs + 1) * 8 + mask_bytes;
   ZEBRA_CHECK(expected == size, "token dataset '", path, "': expected ", expected, " bytes from the header (", n_tokens,
-              " tokens, ", n_docs, " documents), found ", size);
+              " tokens, ", n_docs, " documents", masked ? ", a loss mask" : "", "), found ", size);
   ZEBRA_CHECK(n_tokens <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()), "token dataset '", path,
               "': too many tokens");
 
@@ -194,6 +221,23 @@ TokenDataset TokenDataset::open(const std::string& path, bool verify_tokens) {
   }
   ZEBRA_CHECK(ds.offsets_[n_docs] == n_tokens, "token dataset '", path, "': last offset is ", ds.offsets_[n_docs],
               " (expected n_tokens = ", n_tokens, ")");
+  ds.n_scored_ = ds.n_tokens_;
+  if (masked) {
+    ds.mask_ = tok + token_bytes + (n_docs + 1) * 8;
+    std::int64_t scored = 0;
+    std::uint8_t max_value = 0;
+    for (std::uint64_t i = 0; i < n_tokens; ++i) {
+      scored += ds.mask_[i] != 0 ? 1 : 0;
+      max_value = std::max(max_value, ds.mask_[i]);
+    }
+    if (max_value > 1) {
+      for (std::uint64_t i = 0; i < n_tokens; ++i) {
+        ZEBRA_CHECK(ds.mask_[i] <= 1, "token dataset '", path, "': loss mask value ", int{ds.mask_[i]}, " at token ", i,
+                    " (expected 0 or 1)");
+      }
+    }
+    ds.n_scored_ = scored;
+  }
 
   if (verify_tokens) {
     // Max over blocks first (vectorises), locate the bad token only when there is one.

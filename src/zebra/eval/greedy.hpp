@@ -15,5 +15,8 @@ namespace zebra {
 // tokens.
 std::vector<std::int32_t> greedy_continue(InferenceSession<float>& session, std::span<const std::int32_t> prompt,
                                           std::int64_t max_new_tokens, std::int32_t stop_token = -1);
+// As above, stopping after any of `stop_tokens` (a chat template's end-of-turn marker and EOS).
+std::vector<std::int32_t> greedy_continue(InferenceSession<float>& session, std::span<const std::int32_t> prompt,
+                                          std::int64_t max_new_tokens, std::span<const std::int32_t> stop_tokens);
 
 }  // namespace zebra

@@ -20,14 +20,10 @@
 #include <string_view>
 #include <vector>
 
+#include "zebra/data/chat_records.hpp"  // ChatMessage
 #include "zebra/data/tokenizer.hpp"
 
 namespace zebra {
-
-struct ChatMessage {
-  std::string role;  // "system", "user" or "assistant"
-  std::string content;
-};
 
 struct TextSpan {
   std::size_t begin = 0, end = 0;  // bytes [begin, end)

@@ -55,6 +55,8 @@ nlohmann::json run_record(const TrainOptions& o, const ModelConfig& c) {
                         {"seq_len", o.seq_len},
                         {"grad_accum", o.grad_accum},
                         {"doc_mask", o.doc_mask},
+                        {"chat", o.chat},
+                        {"one_document_per_row", o.one_document_per_row},
                         {"max_lr", o.lr.max_lr},
                         {"min_lr", o.lr.min_lr},
                         {"warmup_steps", o.lr.warmup_steps},
@@ -137,6 +139,16 @@ TrainResult run_training(const TrainOptions& o) {
   if (!o.valid_data.empty()) valid = TokenDataset::open(o.valid_data);
   ZEBRA_CHECK(train.n_tokens() > o.seq_len, "train: '", o.train_data, "' holds ", train.n_tokens(),
               " tokens, fewer than seq_len + 1 = ", o.seq_len + 1);
+  if (o.chat) {
+    ZEBRA_CHECK(train.has_loss_mask(),
+                "train: --chat-data needs instruction data with a loss mask (zebra prepare "
+                "--chat writes it); '",
+                o.train_data, "' has none");
+  }
+  if (train.has_loss_mask()) {
+    log_info("training data '", o.train_data, "': loss on ", train.n_scored(), " of ", train.n_tokens(),
+             " tokens (the answers), ", train.n_docs(), " conversations");
+  }
 
   // Model, optimizer state and data position: from a checkpoint, a model directory, or fresh.
   std::optional<Checkpoint> ck;
@@ -175,6 +187,7 @@ TrainResult run_training(const TrainOptions& o) {
   Transformer<float> model(std::move(params), run_options);
   Optimizer optimizer(model.params().layout, o.optimizer);
   MixtureBatcher batcher(train, o.batch_size, o.seq_len, o.batch_mode, o.mixture, o.seed);
+  batcher.set_one_document_per_row(o.one_document_per_row);
   TrainerState state;
   state.run = run_record(o, config);
   if (ck) {

@@ -32,8 +32,12 @@ struct TrainOptions {
   std::int64_t seq_len = 256;
   std::int64_t grad_accum = 1;  // micro-batches per optimizer step (train/step.hpp: one mean over all)
   BatchMode batch_mode = BatchMode::kRandom;
-  MixtureOptions mixture;             // LCAT: a share of micro-batches of short sequences (data/mixture_batcher.hpp)
-  bool doc_mask = false;              // mask attention across document boundaries
+  MixtureOptions mixture;  // LCAT: a share of micro-batches of short sequences (data/mixture_batcher.hpp)
+  bool doc_mask = false;   // mask attention across document boundaries
+  // Instruction data (LIT): the training data must carry a loss mask (zebra prepare --chat), whose context
+  // tokens become ignored targets; the step loss is the mean over the step's answer tokens (train/step.hpp).
+  bool chat = false;
+  bool one_document_per_row = false;  // one conversation per sequence, the rest of a row unscored
   LrSchedule lr{3e-4, 3e-5, 100, 0};  // total_steps 0: set to `steps`
   OptimizerOptions optimizer;
   bool recompute = false;
