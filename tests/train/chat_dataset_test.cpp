@@ -29,14 +29,13 @@ using test::PieceTokenizer;
 using test::TempDir;
 
 std::shared_ptr<const PieceTokenizer> piece_tokenizer() {
-  return std::make_shared<PieceTokenizer>(std::vector<std::string>{
-      "<|im_start|>", "<|im_end|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"});
+  return std::make_shared<PieceTokenizer>(
+      std::vector<std::string>{"<|im_start|>", "<|im_end|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"});
 }
 
-const char* kConversation =
-    R"({"messages": [{"role": "system", "content": "S"}, {"role": "user", "content": "Hi"},)"
-    R"( {"role": "assistant", "content": "Yo"}, {"role": "user", "content": "Q"},)"
-    R"( {"role": "assistant", "content": "A"}]})";
+const char* kConversation = R"({"messages": [{"role": "system", "content": "S"}, {"role": "user", "content": "Hi"},)"
+                            R"( {"role": "assistant", "content": "Yo"}, {"role": "user", "content": "Q"},)"
+                            R"( {"role": "assistant", "content": "A"}]})";
 
 struct Piece {
   std::string text;  // "<s>" / "</s>" stand for BOS / EOS
@@ -49,10 +48,10 @@ std::vector<Piece> expected_pieces(const std::string& name) {
     return {{"<s>", 0}, {"S\n\nUser: Hi\nAssistant:", 0}, {" Yo\n", 1}, {"User: Q\nAssistant:", 0}, {" A\n", 1}};
   }
   if (name == "llama2") {
-    return {{"<s>", 0},   {"[INST] <<SYS>>\nS\n<</SYS>>\n\nHi [/INST]", 0},
-            {" Yo ", 1},  {"</s>", 1},
-            {"<s>", 0},   {"[INST] Q [/INST]", 0},
-            {" A ", 1},   {"</s>", 1}};
+    return {{"<s>", 0},  {"[INST] <<SYS>>\nS\n<</SYS>>\n\nHi [/INST]", 0},
+            {" Yo ", 1}, {"</s>", 1},
+            {"<s>", 0},  {"[INST] Q [/INST]", 0},
+            {" A ", 1},  {"</s>", 1}};
   }
   if (name == "chatml") {
     return {{"<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n", 0},
@@ -61,13 +60,14 @@ std::vector<Piece> expected_pieces(const std::string& name) {
             {"A<|im_end|>", 1},
             {"\n", 0}};
   }
-  return {{"<s>", 0},
-          {"<|start_header_id|>system<|end_header_id|>\n\nS<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHi"
-           "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n",
-           0},
-          {"Yo<|eot_id|>", 1},
-          {"<|start_header_id|>user<|end_header_id|>\n\nQ<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n", 0},
-          {"A<|eot_id|>", 1}};
+  return {
+      {"<s>", 0},
+      {"<|start_header_id|>system<|end_header_id|>\n\nS<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHi"
+       "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n",
+       0},
+      {"Yo<|eot_id|>", 1},
+      {"<|start_header_id|>user<|end_header_id|>\n\nQ<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n", 0},
+      {"A<|eot_id|>", 1}};
 }
 
 ChatPrepareOptions chat_options(const TempDir& dir, const std::vector<std::string>& lines,
@@ -166,8 +166,8 @@ TEST(ChatDataset, BadRecordsAreCountedByKindAndTheRestIsWritten) {
       R"({"messages": []})",
       R"({"messages": [{"role": "user", "content": "no answer"}]})",
       R"({"messages": [{"role": "user", "content": "a"}, {"role": "system", "content": "b"}, {"role": "assistant", "content": "c"}]})",
-      conversation(long_prompt, "ok"),   // too long, but the context can go
-      conversation("q", long_answer),    // too long: the answer itself does not fit
+      conversation(long_prompt, "ok"),  // too long, but the context can go
+      conversation("q", long_answer),   // too long: the answer itself does not fit
       R"({"instruction": "Say hi", "input": "", "output": "hi"})",
   };
   for (ChatOverflow policy : {ChatOverflow::kTruncate, ChatOverflow::kSkip}) {
@@ -327,7 +327,8 @@ TEST(ChatDataset, TrainingOnChatDataNeedsTheMaskAndRuns) {
   TempDir dir;
   const auto tok = piece_tokenizer();
   std::vector<std::string> lines;
-  for (int i = 0; i < 30; ++i) lines.push_back(conversation("count " + std::to_string(i % 5), "ab" + std::string(i % 3 + 1, 'c')));
+  for (int i = 0; i < 30; ++i)
+    lines.push_back(conversation("count " + std::to_string(i % 5), "ab" + std::string(i % 3 + 1, 'c')));
   ChatPrepareOptions co = chat_options(dir, lines, tok);
   co.template_name = "chatml";
   prepare_chat_dataset(co);

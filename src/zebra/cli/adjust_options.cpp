@@ -49,7 +49,7 @@ std::optional<ModelAdjustment> adjustment_of(const AdjustArgs& a) {
                 "--rope-factor and --rope-original-length need --rope-scaling");
   }
   m.max_seq_len = a.max_seq_len;
-  if (m.empty() && m.global_index == 0) return std::nullopt;
+  if (m.empty()) return std::nullopt;
   return m;
 }
 

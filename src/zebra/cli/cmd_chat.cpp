@@ -2,7 +2,9 @@
 // An interactive conversation on stdin/stdout. Each line typed is one user message; the reply streams to
 // stdout. The KV cache is kept between turns and holds each reply as the model wrote it: a turn runs only
 // the reply's end-of-turn marker and the new message (prompt reuse), so a long conversation costs per turn
-// what the turn adds. "/reset" starts over, "/exit" (or end of input) quits.
+// what the turn adds. A line ending in a backslash continues on the next line (the message keeps the line
+// break), as in llama.cpp, so a long passage can be one message. "/reset" starts over, "/exit" (or end of
+// input) quits.
 //
 // Templates (generate/chat_template.hpp): --template plain|llama2|chatml|llama3; by default the one the
 // tokenizer's chat template names, else plain ("User: ...\nAssistant:", a reply ends at "\nUser:" or EOS).
@@ -91,6 +93,12 @@ class Chat {
       std::fprintf(stderr, "> ");
       std::fflush(stderr);
       if (!std::getline(std::cin, line)) break;
+      std::string more;
+      while (!line.empty() && line.back() == '\\' && std::getline(std::cin, more)) {
+        line.back() = '\n';
+        line += more;
+      }
+      if (!line.empty() && line.back() == '\\') line.pop_back();
       if (!tty) std::fprintf(stderr, "%s\n", line.c_str());  // echo piped input so a transcript reads well
       if (line == "/exit" || line == "/quit") break;
       if (line == "/reset") {

@@ -33,7 +33,7 @@ namespace {
 struct TasksEvalArgs {
   ModelArgs m;
   std::string tasks_path, kinds, chat_template, json_path, csv_path, plot_path;
-  std::int64_t extra_tokens = 8, limit = 0;
+  std::int64_t extra_tokens = 16, limit = 0;
   bool quiet = false;
 };
 
@@ -63,7 +63,8 @@ struct Cell {
   double accuracy() const { return n > 0 ? static_cast<double>(correct) / static_cast<double>(n) : 0.0; }
 };
 
-void plot_accuracy(const std::string& path, const std::vector<std::string>& kinds, const std::vector<std::int64_t>& lengths,
+void plot_accuracy(const std::string& path, const std::vector<std::string>& kinds,
+                   const std::vector<std::int64_t>& lengths,
                    const std::map<std::pair<std::string, std::int64_t>, Cell>& cells, const std::string& title) {
   std::ostringstream s;
   for (std::size_t k = 0; k < kinds.size(); ++k) {
@@ -131,7 +132,8 @@ void run_eval_tasks(const TasksEvalArgs& a) {
         return tok->decode(greedy_continue(session, prompts[i], new_tokens[i], stops));
       },
       [&](std::int64_t done, std::int64_t total) {
-        if (tty) std::fprintf(stderr, "\r  task %lld / %lld   ", static_cast<long long>(done), static_cast<long long>(total));
+        if (tty)
+          std::fprintf(stderr, "\r  task %lld / %lld   ", static_cast<long long>(done), static_cast<long long>(total));
       });
   if (tty) std::fprintf(stderr, "\n");
   const double seconds = timer.seconds();
@@ -157,9 +159,10 @@ void run_eval_tasks(const TasksEvalArgs& a) {
   std::sort(lengths.begin(), lengths.end());
   std::sort(depths.begin(), depths.end());
 
-  std::printf("long-context tasks: %s on %s\ngreedy decoding, template %s; accuracy (correct / tasks) by kind and "
-              "prompt length\n",
-              model.path.c_str(), a.tasks_path.c_str(), t.name.c_str());
+  std::printf(
+      "long-context tasks: %s on %s\ngreedy decoding, template %s; accuracy (correct / tasks) by kind and "
+      "prompt length\n",
+      model.path.c_str(), a.tasks_path.c_str(), t.name.c_str());
   std::printf("%-10s", "kind");
   for (std::int64_t l : lengths) std::printf(" %10lld", static_cast<long long>(l));
   std::printf(" %10s\n", "all");
@@ -182,6 +185,14 @@ void run_eval_tasks(const TasksEvalArgs& a) {
   std::printf("%-10s", "all");
   for (std::int64_t l : lengths) std::printf(" %10s", frac(by_length[l]).c_str());
   std::printf(" %10s\n", frac(all).c_str());
+  std::map<double, Cell> by_depth;
+  for (const auto& [key, cell] : by_kind_depth) {
+    by_depth[key.second].n += cell.n;
+    by_depth[key.second].correct += cell.correct;
+  }
+  std::printf("by depth:");
+  for (const auto& [d, cell] : by_depth) std::printf("  %g %s", d, frac(cell).c_str());
+  std::printf("\n");
   std::printf("accuracy: %lld / %lld = %.3f (%.1f s)\n", static_cast<long long>(all.correct),
               static_cast<long long>(all.n), all.accuracy(), seconds);
   std::fflush(stdout);
@@ -200,18 +211,28 @@ void run_eval_tasks(const TasksEvalArgs& a) {
                           {"correct", outcomes[i].correct}});
     }
     for (const auto& [key, cell] : by_kind_length) {
-      cells.push_back({{"kind", key.first}, {"length", key.second}, {"tasks", cell.n}, {"correct", cell.correct},
+      cells.push_back({{"kind", key.first},
+                       {"length", key.second},
+                       {"tasks", cell.n},
+                       {"correct", cell.correct},
                        {"accuracy", cell.accuracy()}});
     }
     nlohmann::json by_len = nlohmann::json::object();
     for (const auto& [l, cell] : by_length) by_len[std::to_string(l)] = {{"tasks", cell.n}, {"correct", cell.correct}};
-    const nlohmann::json j = {{"eval", "tasks"},          {"model", model.path},
-                              {"tasks_file", a.tasks_path}, {"template", t.name},
-                              {"pattern", c.pattern_string()}, {"window", c.window},
-                              {"positions", positions_string(c)}, {"correct", all.correct},
-                              {"total", all.n},             {"accuracy", all.accuracy()},
-                              {"seconds", seconds},         {"by_length", by_len},
-                              {"cells", cells},             {"outputs", per_task}};
+    const nlohmann::json j = {{"eval", "tasks"},
+                              {"model", model.path},
+                              {"tasks_file", a.tasks_path},
+                              {"template", t.name},
+                              {"pattern", c.pattern_string()},
+                              {"window", c.window},
+                              {"positions", positions_string(c)},
+                              {"correct", all.correct},
+                              {"total", all.n},
+                              {"accuracy", all.accuracy()},
+                              {"seconds", seconds},
+                              {"by_length", by_len},
+                              {"cells", cells},
+                              {"outputs", per_task}};
     write_file_atomic(a.json_path, j.dump(2) + "\n");
   }
   if (!a.csv_path.empty()) {
@@ -243,11 +264,14 @@ void add_eval_tasks_command(CLI::App* eval) {
       "Long-context tasks with exact answers (zebra tasks writes them): greedy replies with the model's chat\n"
       "template, scored by exact match (fact, which) or containment (next, chapter); accuracy by kind x length.");
   add_model_options(cmd, a->m);
-  cmd->add_option("--tasks", a->tasks_path, "tasks JSONL (zebra tasks: DIR/test.jsonl)")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--tasks", a->tasks_path, "tasks JSONL (zebra tasks: DIR/test.jsonl)")
+      ->required()
+      ->check(CLI::ExistingFile);
   cmd->add_option("--kinds", a->kinds, "only these kinds, comma-separated");
   cmd->add_option("--limit", a->limit, "only the first N tasks")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--template", a->chat_template, "chat template " + known_chat_template_names() + " (default: the tokenizer's)");
-  cmd->add_option("--extra-tokens", a->extra_tokens, "tokens decoded beyond the answer's length (default 8)");
+  cmd->add_option("--template", a->chat_template,
+                  "chat template " + known_chat_template_names() + " (default: the tokenizer's)");
+  cmd->add_option("--extra-tokens", a->extra_tokens, "tokens decoded beyond the answer's length (default 16)");
   cmd->add_option("--json", a->json_path, "also write everything (per task, with the replies) as JSON");
   cmd->add_option("--csv", a->csv_path, "also write accuracy per kind x length as CSV (and per depth beside it)");
   cmd->add_option("--plot", a->plot_path, "also plot accuracy against length per kind (gnuplot; .png or .svg)");

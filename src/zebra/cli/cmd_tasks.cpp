@@ -84,8 +84,8 @@ void run_tasks(const TasksArgs& a) {
     }
     std::printf("%s: %zu tasks from %zu of %zu books, %lld prompt tokens -> %s\n", name, tasks.size(), used.size(),
                 books.size(), static_cast<long long>(tokens), path.c_str());
-    summary[name] = {{"tasks", tasks.size()},        {"books", used},     {"lengths", o.lengths},
-                     {"depths", o.depths},           {"per_cell", per_cell}, {"prompt_tokens", tokens}};
+    summary[name] = {{"tasks", tasks.size()}, {"books", used},        {"lengths", o.lengths},
+                     {"depths", o.depths},    {"per_cell", per_cell}, {"prompt_tokens", tokens}};
   };
   if (!train.empty()) make(train, "train", a.train_lengths, a.train_depths, a.train_per_cell, a.seed);
   if (!test.empty()) make(test, "test", a.test_lengths, a.test_depths, a.test_per_cell, a.seed + 1);
@@ -106,7 +106,8 @@ void add_tasks_command(CLI::App& app) {
                   "the model (GGUF, directory) or tokenizer file whose chat template and tokens size the prompts")
       ->required()
       ->check(CLI::ExistingPath);
-  cmd->add_option("--template", a->chat_template, "chat template " + known_chat_template_names() + " (default: the tokenizer's)");
+  cmd->add_option("--template", a->chat_template,
+                  "chat template " + known_chat_template_names() + " (default: the tokenizer's)");
   cmd->add_option("--train-books", a->train_books, "books for the training tasks")->check(CLI::ExistingPath);
   cmd->add_option("--test-books", a->test_books, "held-out books for the test tasks")->check(CLI::ExistingPath);
   cmd->add_option("-o,--out", a->out_dir, "output directory")->required();

@@ -24,7 +24,9 @@ const char* to_string(TaskKind k) {
   return "?";
 }
 
-std::vector<TaskKind> all_task_kinds() { return {TaskKind::kFact, TaskKind::kNext, TaskKind::kWhich, TaskKind::kChapter}; }
+std::vector<TaskKind> all_task_kinds() {
+  return {TaskKind::kFact, TaskKind::kNext, TaskKind::kWhich, TaskKind::kChapter};
+}
 
 TaskKind parse_task_kind(std::string_view s) {
   for (TaskKind k : all_task_kinds()) {
@@ -51,8 +53,8 @@ std::vector<Book> read_books(const std::vector<std::string>& files) {
                   ":", line_no, ": expected a JSON object with a string \"text\"");
       Book b;
       b.text = j["text"].get<std::string>();
-      b.title = j.contains("title") && j["title"].is_string() ? j["title"].get<std::string>()
-                                                              : str_cat(file, ":", line_no);
+      b.title =
+          j.contains("title") && j["title"].is_string() ? j["title"].get<std::string>() : str_cat(file, ":", line_no);
       books.push_back(std::move(b));
     }
   }
@@ -114,7 +116,8 @@ bool task_correct(const LongTask& task, std::string_view reply) {
     case TaskKind::kWhich: {
       std::size_t i = 0;
       while (i < reply.size() && (reply[i] == ' ' || reply[i] == '(' || reply[i] == '\n')) ++i;
-      const bool letter_alone = i < reply.size() && (i + 1 == reply.size() || !std::isalpha(static_cast<unsigned char>(reply[i + 1])));
+      const bool letter_alone =
+          i < reply.size() && (i + 1 == reply.size() || !std::isalpha(static_cast<unsigned char>(reply[i + 1])));
       return letter_alone && task.answer.size() == 1 && reply[i] == task.answer[0];
     }
     case TaskKind::kNext:
@@ -159,9 +162,9 @@ std::int64_t word_count(std::string_view s) {
 }  // namespace
 
 std::vector<std::string_view> split_sentences(std::string_view p) {
-  static const std::array<std::string_view, 22> kAbbrev = {"Mr", "Mrs", "Dr",  "St",  "Mme", "Mlle", "Messrs", "Esq",
-                                                           "Capt", "Col", "Gen", "Rev", "Prof", "No", "Sr", "Jr",
-                                                           "Lt", "Sgt", "Hon", "vs", "Mt", "Co"};
+  static const std::array<std::string_view, 22> kAbbrev = {"Mr",   "Mrs", "Dr",  "St",  "Mme",  "Mlle", "Messrs", "Esq",
+                                                           "Capt", "Col", "Gen", "Rev", "Prof", "No",   "Sr",     "Jr",
+                                                           "Lt",   "Sgt", "Hon", "vs",  "Mt",   "Co"};
   std::vector<std::string_view> out;
   std::size_t start = 0;
   for (std::size_t i = 0; i < p.size(); ++i) {
@@ -227,7 +230,8 @@ std::vector<std::string> split_paragraphs(std::string_view text) {
 
 std::string chapter_label(std::string_view paragraph) {
   if (paragraph.size() > 100) return {};
-  static const std::regex kHeading(R"(^(CHAPTER|Chapter|BOOK|Book|PART|Part|STAVE|Stave)\s+([0-9]+\.[IVXLCDM]+|[IVXLCDM]+|[0-9]+)\b)");
+  static const std::regex kHeading(
+      R"(^(CHAPTER|Chapter|BOOK|Book|PART|Part|STAVE|Stave)\s+([0-9]+\.[IVXLCDM]+|[IVXLCDM]+|[0-9]+)\b)");
   std::cmatch m;
   if (!std::regex_search(paragraph.data(), paragraph.data() + paragraph.size(), m, kHeading)) return {};
   return m[1].str() + " " + m[2].str();
@@ -237,10 +241,10 @@ namespace {
 
 constexpr const char* kInstruction = "Read the text below and answer the question after it.\n\n";
 constexpr std::array<const char*, 16> kSubjects = {
-    "the old lighthouse",   "the blue chest",      "Captain Orrin",     "the northern gate",
-    "the silver key",       "the harbour master",  "the red notebook",  "the mill on the hill",
-    "the second bridge",    "Aunt Matilda",        "the iron safe",     "the widow's cottage",
-    "the village clock",    "the lost regiment",   "the glass house",   "the last carriage"};
+    "the old lighthouse", "the blue chest",     "Captain Orrin",    "the northern gate",
+    "the silver key",     "the harbour master", "the red notebook", "the mill on the hill",
+    "the second bridge",  "Aunt Matilda",       "the iron safe",    "the widow's cottage",
+    "the village clock",  "the lost regiment",  "the glass house",  "the last carriage"};
 
 struct Candidate {
   std::size_t para;    // index into the passage's paragraphs
@@ -312,13 +316,15 @@ class Generator {
   std::string question(TaskKind kind, const std::string& quote, const std::string& subject,
                        const std::vector<std::string>& options, const std::string& heading_word) const {
     switch (kind) {
-      case TaskKind::kFact: return "Question: What is the secret number of " + subject + "? Answer with the number only.";
+      case TaskKind::kFact:
+        return "Question: What is the secret number of " + subject + "? Answer with the number only.";
       case TaskKind::kNext:
         return "Question: Which sentence comes right after this one in the text: \"" + quote +
                "\"? Answer with that sentence only.";
       case TaskKind::kWhich: {
         std::string q = "Question: Which of these sentences appears in the text?";
-        for (std::size_t i = 0; i < options.size(); ++i) q += str_cat("\n(", static_cast<char>('A' + i), ") ", options[i]);
+        for (std::size_t i = 0; i < options.size(); ++i)
+          q += str_cat("\n(", static_cast<char>('A' + i), ") ", options[i]);
         return q + "\nAnswer with the letter only.";
       }
       case TaskKind::kChapter:
@@ -346,8 +352,8 @@ class Generator {
     const std::int64_t allowance = kind == TaskKind::kWhich ? 220 : 80;
     const std::int64_t overhead = prompt_tokens_(prompt_of("", "")) + allowance;
     const std::int64_t budget = length - overhead;
-    ZEBRA_CHECK(budget >= 64, "tasks: length ", length, " is too short for a ", to_string(kind), " task (",
-                overhead, " tokens of instructions and question)");
+    ZEBRA_CHECK(budget >= 64, "tasks: length ", length, " is too short for a ", to_string(kind), " task (", overhead,
+                " tokens of instructions and question)");
     std::vector<std::string> chosen;
     std::int64_t used = 0;
     for (std::size_t i = start; i < paras.size(); ++i) {
@@ -373,7 +379,8 @@ class Generator {
       // Boundary k of chosen.size() + 1: the fact paragraph goes before chosen[k].
       std::int64_t acc = 0, target = static_cast<std::int64_t>(depth * static_cast<double>(used));
       std::size_t k = 0;
-      while (k < chosen.size() && acc + bc.tokens(start + k, text_tokens_) / 2 <= target) acc += bc.tokens(start + k++, text_tokens_);
+      while (k < chosen.size() && acc + bc.tokens(start + k, text_tokens_) / 2 <= target)
+        acc += bc.tokens(start + k++, text_tokens_);
       chosen.insert(chosen.begin() + static_cast<std::ptrdiff_t>(k),
                     "The secret number of " + subject + " is " + task.answer + ".");
       answer_para = k;
@@ -397,7 +404,8 @@ class Generator {
       const double target = depth * static_cast<double>(passage.size());
       const Candidate* best = &cands[0];
       for (const Candidate& c : cands) {
-        if (std::abs(static_cast<double>(c.offset) - target) < std::abs(static_cast<double>(best->offset) - target)) best = &c;
+        if (std::abs(static_cast<double>(c.offset) - target) < std::abs(static_cast<double>(best->offset) - target))
+          best = &c;
       }
       quote = best->text;
       answer_para = best->para;
@@ -439,8 +447,9 @@ class Generator {
     const std::string passage = join_passage(chosen);
     const std::string needle = kind == TaskKind::kFact ? chosen[answer_para] : quote;
     const std::size_t at = passage.find(needle);
-    task.answer_depth = at == std::string::npos ? depth
-                                                : static_cast<double>(at) / static_cast<double>(std::max<std::size_t>(passage.size(), 1));
+    task.answer_depth = at == std::string::npos
+                            ? depth
+                            : static_cast<double>(at) / static_cast<double>(std::max<std::size_t>(passage.size(), 1));
     return task;
   }
 

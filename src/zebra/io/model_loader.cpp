@@ -193,10 +193,7 @@ std::unique_ptr<Tokenizer> load_model_tokenizer(const LoadedModel& model) {
   ZEBRA_CHECK(!model.tokenizer_path.empty(), "no tokenizer found for model '", model.path,
               "' (looked for tokenizer.model / tokenizer.bin / tokenizer.json",
               model.format == ModelFormat::kLlama2c ? " / tok*.bin" : "", " beside it): pass --tokenizer FILE");
-  std::unique_ptr<Tokenizer> tok =
-      is_gguf(model.tokenizer_path)
-          ? make_vocab_tokenizer(gguf_vocab(GgufFile::open(model.tokenizer_path)), model.tokenizer_path)
-          : load_tokenizer(model.tokenizer_path);
+  std::unique_ptr<Tokenizer> tok = load_tokenizer_or_model(model.tokenizer_path);
   ZEBRA_CHECK(tok->vocab_size() == model.config().vocab_size, "tokenizer '", model.tokenizer_path, "' has ",
               tok->vocab_size(), " tokens but model '", model.path, "' has a vocabulary of ",
               model.config().vocab_size);
@@ -217,7 +214,7 @@ std::unique_ptr<Tokenizer> load_tokenizer_or_model(const std::string& path) {
 std::string export_model_tokenizer(const std::string& model_path, const std::string& out_dir) {
   const std::string file = find_model_tokenizer(model_path);
   if (file.empty() || !is_gguf(file)) return file;
-  std::unique_ptr<Tokenizer> tok = make_vocab_tokenizer(gguf_vocab(GgufFile::open(file)), file);
+  std::unique_ptr<Tokenizer> tok = load_tokenizer_or_model(file);
   fs::create_directories(out_dir);
   const std::string out = (fs::path(out_dir) / tok->file_name()).string();
   tok->save(out);

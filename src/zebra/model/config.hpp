@@ -117,7 +117,9 @@ struct ModelAdjustment {
     return a;
   }
   bool changes_layout() const { return group_size > 0 || window > 0 || !global_layers.empty(); }
-  bool empty() const { return !changes_layout() && rope_theta <= 0 && !set_rope_scaling && max_seq_len <= 0; }
+  bool empty() const {
+    return !changes_layout() && global_index == 0 && rope_theta <= 0 && !set_rope_scaling && max_seq_len <= 0;
+  }
 };
 
 // `config` with `adjustment` applied and resolved. A window alone re-lays the model's own groups; a model whose

@@ -182,11 +182,12 @@ nlohmann::json split_json(const ChatSplitStats& s, const char* file) {
 }  // namespace
 
 nlohmann::json ChatPrepareResult::to_json() const {
-  nlohmann::json j = {{"kind", "chat"},
-                      {"template", template_name},
-                      {"tokenizer", {{"file", fs::path(tokenizer_file).filename().string()}, {"vocab_size", vocab_size}}},
-                      {"train", split_json(train, "train.bin")},
-                      {"seconds", seconds}};
+  nlohmann::json j = {
+      {"kind", "chat"},
+      {"template", template_name},
+      {"tokenizer", {{"file", fs::path(tokenizer_file).filename().string()}, {"vocab_size", vocab_size}}},
+      {"train", split_json(train, "train.bin")},
+      {"seconds", seconds}};
   if (has_valid) j["valid"] = split_json(valid, "valid.bin");
   return j;
 }
@@ -195,7 +196,8 @@ ChatPrepareResult prepare_chat_dataset(const ChatPrepareOptions& o) {
   Timer timer;
   ZEBRA_CHECK(!o.inputs.empty(), "prepare --chat: no inputs");
   ZEBRA_CHECK(!o.out_dir.empty(), "prepare --chat: no output directory");
-  ZEBRA_CHECK(o.tokenizer != nullptr, "prepare --chat: needs a tokenizer (--tokenizer FILE or MODEL): the chat "
+  ZEBRA_CHECK(o.tokenizer != nullptr,
+              "prepare --chat: needs a tokenizer (--tokenizer FILE or MODEL): the chat "
               "template and its special tokens belong to a model's vocabulary");
   expand_corpus_inputs(o.inputs);
   if (!o.valid_inputs.empty()) expand_corpus_inputs(o.valid_inputs);
@@ -211,13 +213,15 @@ ChatPrepareResult prepare_chat_dataset(const ChatPrepareOptions& o) {
   r.tokenizer_file = (out / tok.file_name()).string();
   std::error_code ec;
   if (!fs::equivalent(o.tokenizer_path, r.tokenizer_file, ec)) tok.save(r.tokenizer_file);
-  if (o.progress) log_info("prepare --chat: template ", t.name, ", sequence limit ", o.max_tokens, " (", to_string(o.overflow), ")");
+  if (o.progress)
+    log_info("prepare --chat: template ", t.name, ", sequence limit ", o.max_tokens, " (", to_string(o.overflow), ")");
 
   auto run_split = [&](const std::vector<std::string>& inputs, const char* name, ChatSplitStats* stats) {
     ChatSplitWriter w(o, t, (out / name).string(), stats);
     read_lines(inputs, w);
-    ZEBRA_CHECK(stats->conversations > 0, "prepare --chat: no usable conversation in the ", name == std::string("train.bin") ? "inputs" : "--valid inputs",
-                " (", stats->records, " records, ", stats->problems.bad(), " bad; see the lines above)");
+    ZEBRA_CHECK(stats->conversations > 0, "prepare --chat: no usable conversation in the ",
+                name == std::string("train.bin") ? "inputs" : "--valid inputs", " (", stats->records, " records, ",
+                stats->problems.bad(), " bad; see the lines above)");
   };
   run_split(o.inputs, "train.bin", &r.train);
   r.has_valid = !o.valid_inputs.empty();
