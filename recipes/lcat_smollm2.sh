@@ -55,21 +55,8 @@ threads=()
 data="$out/data"
 mkdir -p "$out/eval" "$out/runs" "$out/times"
 
-# phase NAME COMMAND...: runs COMMAND unless $out/times/NAME exists, then records its wall seconds there.
-phase() {
-  local name="$1"
-  shift
-  if [ -f "$out/times/$name" ]; then
-    echo "[$name] done before ($(cat "$out/times/$name") s)"
-    return
-  fi
-  echo "[$name] $(date +%T) starting"
-  local start=$SECONDS
-  "$@"
-  echo $((SECONDS - start)) > "$out/times/$name"
-  echo "[$name] $(date +%T) finished in $(cat "$out/times/$name") s"
-  if [ "${STOP_AFTER:-}" = "$name" ]; then exit 0; fi
-}
+# phase NAME COMMAND... (recipes/lib/phases.sh)
+source "$root/recipes/lib/phases.sh"
 
 prepare() {
   "$zebra" prepare "$gutenberg/gutenberg-train.jsonl.zst" --max-docs "${BOOKS:-24}" \

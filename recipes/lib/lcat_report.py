@@ -3,11 +3,13 @@
 OUT/position.png, OUT/train_loss.png. Reads only what the recipe wrote (eval/<model>/{ppl,passkey}.json,
 runs/<run>/metrics.jsonl, times/<phase>); a missing piece is reported as missing, never invented."""
 
-import json
 import os
 import shutil
 import subprocess
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from report_util import load, metrics  # noqa: E402
 
 MODELS = [
     ("base", "SmolLM2-135M as published"),
@@ -17,23 +19,6 @@ MODELS = [
 ]
 
 
-def load(path):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
-def metrics(path):
-    rows = []
-    try:
-        with open(path) as f:
-            for line in f:
-                rows.append(json.loads(line))
-    except (OSError, ValueError):
-        pass
-    return rows
 
 
 def main(out):

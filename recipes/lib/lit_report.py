@@ -3,11 +3,13 @@
 what the recipe wrote (eval/<model>/tasks.json, runs/<run>/metrics.jsonl, times/<phase>, chat.txt); a missing piece
 is reported as missing, never invented."""
 
-import json
 import os
 import shutil
 import subprocess
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from report_util import load, metrics  # noqa: E402
 
 MODELS = [
     ("zebra-lcat", "Zebra after LCAT (before LIT)"),
@@ -17,23 +19,6 @@ MODELS = [
 ]
 
 
-def load(path):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
-def metrics(path):
-    rows = []
-    try:
-        with open(path) as f:
-            for line in f:
-                rows.append(json.loads(line))
-    except (OSError, ValueError):
-        pass
-    return rows
 
 
 def cell(rows, **keys):
@@ -78,7 +63,15 @@ def main(out):
             esc = lambda s: s[:60].replace("|", "\\|").replace("\n", " ")
             lines.append(f"| {o['kind']} | {o['length']} | {esc(o['answer'])} | {esc(o['reply'])} | {o['correct']} |")
         lines.append("")
-    lines += ["## Training", "", "| run | steps | tokens | answer tokens/s (all tokens/s) | first loss | last loss |",
+    prep = load(os.path.join(out, "data", "prepare.json"))
+    share = ""
+    if prep:
+        t = prep["train"]
+        share = (f" {t['scored_tokens']} of the {t['tokens']} training tokens are answers "
+                 f"({100.0 * t['scored_tokens'] / max(t['tokens'], 1):.2f}%), so a step scores few tokens.")
+    lines += ["## Training", "", "Loss: the answer-only training loss, mean of the first and of the last five steps "
+              "(single steps are noisy)." + share, "",
+              "| run | steps | tokens | tokens/s (all tokens of a row) | loss, steps 1-5 | loss, last 5 steps |",
               "| --- | --- | --- | --- | --- | --- |"]
     for run in ("zebra", "full"):
         steps = [r for r in metrics(os.path.join(out, "runs", run, "metrics.jsonl")) if "loss" in r]
@@ -86,8 +79,9 @@ def main(out):
             lines.append(f"| {run} | missing |")
             continue
         tok_s = sum(s["tokens_per_s"] * s["elapsed_s"] for s in steps) / max(sum(s["elapsed_s"] for s in steps), 1e-9)
-        lines.append(f"| {run} | {steps[-1]['step']} | {steps[-1]['tokens']} | {tok_s:.0f} tokens/s | "
-                     f"{steps[0]['loss']:.3f} | {steps[-1]['loss']:.3f} |")
+        first = sum(s["loss"] for s in steps[:5]) / len(steps[:5])
+        last = sum(s["loss"] for s in steps[-5:]) / len(steps[-5:])
+        lines.append(f"| {run} | {steps[-1]['step']} | {steps[-1]['tokens']} | {tok_s:.0f} | {first:.3f} | {last:.3f} |")
     lines += ["", "## Phase times (s)", "", "| phase | seconds |", "| --- | --- |"]
     times = os.path.join(out, "times")
     total = 0
@@ -116,7 +110,7 @@ def main(out):
         script += ["set terminal pngcairo size 900,540", f"set output '{os.path.join(out, 'accuracy.png')}'",
                    "set title 'held-out long-context tasks: accuracy before and after LIT'",
                    "set xlabel 'prompt length (tokens)'", "set ylabel 'accuracy'", "set logscale x 2",
-                   "set yrange [-0.05:1.05]", "set grid", "set key outside right"]
+                   "set yrange [-0.05:1.05]", "set grid", "set key below"]
         labels = dict(MODELS)
         script.append("plot " + ", ".join(f"$m{i} using 1:2 with linespoints lw 2 title '{labels[m]}'"
                                           for i, m in enumerate(present)))

@@ -57,8 +57,8 @@ TEST_F(LitCli, TasksPrepareTrainAndEvaluate) {
   EXPECT_NE(r.output.find("test: 4 tasks"), std::string::npos) << r.output;
 
   // The same book in both sets is refused.
-  r = run_zebra("tasks --tokenizer " + tok + " --train-books " + train_books + " --test-books " + train_books +
-                " -o " + path("mixed"));
+  r = run_zebra("tasks --tokenizer " + tok + " --train-books " + train_books + " --test-books " + train_books + " -o " +
+                path("mixed"));
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.output.find("must not mix"), std::string::npos) << r.output;
 

@@ -13,6 +13,7 @@
 
 #include "data/temp_dir.hpp"
 #include "generate/test_tokenizer.hpp"
+#include "train/tiny_train_config.hpp"
 #include "zebra/data/batcher.hpp"
 #include "zebra/data/token_dataset.hpp"
 #include "zebra/model/transformer.hpp"
@@ -211,21 +212,7 @@ TEST(ChatDataset, BadRecordsAreCountedByKindAndTheRestIsWritten) {
   }
 }
 
-ModelConfig chat_model_config(std::int64_t vocab) {
-  ModelConfig c;
-  c.vocab_size = vocab;
-  c.d_model = 16;
-  c.n_layers = 2;
-  c.n_heads = 2;
-  c.n_kv_heads = 1;
-  c.head_dim = 8;
-  c.ffn_dim = 32;
-  c.max_seq_len = 16;
-  c.window = 4;
-  c.group_size = 2;
-  c.resolve();
-  return c;
-}
+ModelConfig chat_model_config(std::int64_t vocab) { return test::tiny_train_config(vocab); }
 
 // Conversation A (10 tokens, the last 4 the answer) then B (6 tokens, the last 2 the answer); a row of T = 12
 // from the stream start ends with the target B[2], a prompt token. `b2` is its id, `masked` whether the file

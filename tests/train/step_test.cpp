@@ -8,6 +8,7 @@
 #include <span>
 #include <vector>
 
+#include "train/tiny_train_config.hpp"
 #include "zebra/train/step.hpp"
 #include "zebra/util/error.hpp"
 #include "zebra/util/rng.hpp"
@@ -17,21 +18,7 @@ namespace {
 
 constexpr double kU = 0x1p-24;  // fp32 unit roundoff
 
-ModelConfig step_config() {
-  ModelConfig c;
-  c.vocab_size = 32;
-  c.d_model = 16;
-  c.n_layers = 2;
-  c.n_heads = 2;
-  c.n_kv_heads = 1;
-  c.head_dim = 8;
-  c.ffn_dim = 32;
-  c.max_seq_len = 16;
-  c.window = 4;
-  c.group_size = 2;
-  c.resolve();
-  return c;
-}
+ModelConfig step_config() { return test::tiny_train_config(32); }
 
 // Four sequences of T = 12 in micro-batches of 1, 2 and 1 sequences scoring 12, 1 + 1 and 5 targets (the rest
 // -1): 19 in all, so a target of the first micro-batch weighs 1/19 in the step's mean but 1/36 in the mean of

@@ -38,14 +38,9 @@ struct TasksEvalArgs {
 };
 
 std::vector<LongTask> read_tasks(const std::string& path) {
-  const std::string data = read_maybe_compressed(path);
   std::vector<LongTask> tasks;
-  std::istringstream in(data);
-  std::string line;
-  std::int64_t line_no = 0;
-  while (std::getline(in, line)) {
-    ++line_no;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+  for_each_line(path, [&](std::string_view line, std::int64_t line_no) {
+    if (line.find_first_not_of(" \t\r") == std::string_view::npos) return;
     nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
     ZEBRA_CHECK(!j.is_discarded(), "tasks file '", path, "' line ", line_no, ": not JSON");
     try {
@@ -53,7 +48,7 @@ std::vector<LongTask> read_tasks(const std::string& path) {
     } catch (const Error& e) {
       fail("tasks file '", path, "' line ", line_no, ": ", e.what());
     }
-  }
+  });
   ZEBRA_CHECK(!tasks.empty(), "tasks file '", path, "' holds no task");
   return tasks;
 }

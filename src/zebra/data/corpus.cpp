@@ -419,4 +419,17 @@ void for_each_document(const std::vector<std::string>& inputs, const CorpusOptio
   }
 }
 
+void for_each_line(const std::string& path,
+                   const std::function<void(std::string_view line, std::int64_t line_no)>& fn) {
+  const std::string data = read_maybe_compressed(path);
+  std::size_t pos = 0;
+  std::int64_t line_no = 0;
+  while (pos < data.size()) {
+    std::size_t end = data.find('\n', pos);
+    if (end == std::string::npos) end = data.size();
+    fn(std::string_view(data).substr(pos, end - pos), ++line_no);
+    pos = end + 1;
+  }
+}
+
 }  // namespace zebra

@@ -65,6 +65,10 @@ std::optional<std::size_t> find_invalid_utf8(std::string_view text);
 // Number of code points in valid UTF-8 (counts the bytes that are not continuation bytes).
 std::int64_t count_utf8_chars(std::string_view text);
 
+// Calls fn(line, line_no) for each line of a (maybe compressed) file, without its '\n', numbered from 1; a last
+// line without '\n' counts, an empty file has none.
+void for_each_line(const std::string& path, const std::function<void(std::string_view line, std::int64_t line_no)>& fn);
+
 // Reads a whole file, decompressing it when it starts with the zstd magic number. Throws naming the
 // path on I/O or decompression errors.
 std::string read_maybe_compressed(const std::string& path);

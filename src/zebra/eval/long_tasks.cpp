@@ -38,16 +38,8 @@ TaskKind parse_task_kind(std::string_view s) {
 std::vector<Book> read_books(const std::vector<std::string>& files) {
   std::vector<Book> books;
   for (const std::string& file : expand_corpus_inputs(files)) {
-    const std::string data = read_maybe_compressed(file);
-    std::size_t pos = 0;
-    std::int64_t line_no = 0;
-    while (pos < data.size()) {
-      std::size_t end = data.find('\n', pos);
-      if (end == std::string::npos) end = data.size();
-      ++line_no;
-      const std::string_view line(data.data() + pos, end - pos);
-      pos = end + 1;
-      if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
+    for_each_line(file, [&](std::string_view line, std::int64_t line_no) {
+      if (line.find_first_not_of(" \t\r") == std::string_view::npos) return;
       nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
       ZEBRA_CHECK(!j.is_discarded() && j.is_object() && j.contains("text") && j["text"].is_string(), "books: ", file,
                   ":", line_no, ": expected a JSON object with a string \"text\"");
@@ -56,7 +48,7 @@ std::vector<Book> read_books(const std::vector<std::string>& files) {
       b.title =
           j.contains("title") && j["title"].is_string() ? j["title"].get<std::string>() : str_cat(file, ":", line_no);
       books.push_back(std::move(b));
-    }
+    });
   }
   ZEBRA_CHECK(!books.empty(), "books: no book in the inputs");
   return books;

@@ -150,16 +150,9 @@ class ChatSplitWriter {
 
 void read_lines(const std::vector<std::string>& inputs, ChatSplitWriter& w) {
   for (const std::string& file : expand_corpus_inputs(inputs)) {
-    const std::string data = read_maybe_compressed(file);
-    std::size_t pos = 0;
-    std::int64_t line_no = 0;
-    while (pos < data.size()) {
-      std::size_t end = data.find('\n', pos);
-      if (end == std::string::npos) end = data.size();
-      ++line_no;
-      w.add({data.substr(pos, end - pos), str_cat(file, ":", line_no)});
-      pos = end + 1;
-    }
+    for_each_line(file, [&](std::string_view line, std::int64_t line_no) {
+      w.add({std::string(line), str_cat(file, ":", line_no)});
+    });
   }
   w.finish();
 }
