@@ -55,6 +55,11 @@ TEST(LongTasks, SentencesParagraphsAndHeadings) {
   EXPECT_EQ(chapter_label("Chapter 1: \"Something\""), "Chapter 1");
   EXPECT_EQ(chapter_label("BOOK IV."), "BOOK IV");
   EXPECT_EQ(chapter_label("The chapter was long."), "");
+  EXPECT_EQ(chapter_label("CHAPTER 2.I.--The Publication"), "CHAPTER 2.I");
+  EXPECT_EQ(chapter_label("Chapter 3.x"), "Chapter 3");
+  EXPECT_EQ(chapter_label("CHAPTER IVAN"), "");
+  EXPECT_EQ(chapter_label("CHAPTERIV"), "");
+  EXPECT_EQ(chapter_label("Part the First"), "");
   EXPECT_EQ(normalize_words("  Hello,  World!  It's 5. "), "hello world it s 5");
 }
 

@@ -5,7 +5,6 @@
 #include <cctype>
 #include <cmath>
 #include <optional>
-#include <regex>
 
 #include "zebra/data/corpus.hpp"
 #include "zebra/eval/passkey.hpp"
@@ -222,11 +221,37 @@ std::vector<std::string> split_paragraphs(std::string_view text) {
 
 std::string chapter_label(std::string_view paragraph) {
   if (paragraph.size() > 100) return {};
-  static const std::regex kHeading(
-      R"(^(CHAPTER|Chapter|BOOK|Book|PART|Part|STAVE|Stave)\s+([0-9]+\.[IVXLCDM]+|[IVXLCDM]+|[0-9]+)\b)");
-  std::cmatch m;
-  if (!std::regex_search(paragraph.data(), paragraph.data() + paragraph.size(), m, kHeading)) return {};
-  return m[1].str() + " " + m[2].str();
+  // WORD whitespace NUMBER, NUMBER one of  digits "." roman | roman | digits,  then not a letter or digit.
+  static constexpr std::array<std::string_view, 8> kWords = {"CHAPTER", "Chapter", "BOOK",  "Book",
+                                                             "PART",    "Part",    "STAVE", "Stave"};
+  auto is_roman = [](char c) { return std::string_view("IVXLCDM").find(c) != std::string_view::npos; };
+  auto is_digit = [](char c) { return c >= '0' && c <= '9'; };
+  auto boundary = [&](std::size_t i) {
+    return i >= paragraph.size() || std::isalnum(static_cast<unsigned char>(paragraph[i])) == 0;
+  };
+  for (std::string_view w : kWords) {
+    if (paragraph.substr(0, w.size()) != w) continue;
+    std::size_t i = w.size();
+    const std::size_t space = i;
+    while (i < paragraph.size() && std::isspace(static_cast<unsigned char>(paragraph[i]))) ++i;
+    if (i == space) return {};
+    const std::size_t num = i;
+    std::size_t end = i;
+    while (end < paragraph.size() && is_digit(paragraph[end])) ++end;
+    if (end > num) {
+      std::size_t r = end + 1;
+      if (end < paragraph.size() && paragraph[end] == '.') {
+        while (r < paragraph.size() && is_roman(paragraph[r])) ++r;
+        if (r > end + 1 && boundary(r)) end = r;
+      }
+      if (!boundary(end)) return {};
+    } else {
+      while (end < paragraph.size() && is_roman(paragraph[end])) ++end;
+      if (end == num || !boundary(end)) return {};
+    }
+    return std::string(w) + " " + std::string(paragraph.substr(num, end - num));
+  }
+  return {};
 }
 
 namespace {
