@@ -201,8 +201,11 @@ TEST(ChatDataset, BadRecordsAreCountedByKindAndTheRestIsWritten) {
     EXPECT_EQ(j["train"]["bad_records"]["unknown_role"], 1);
     EXPECT_EQ(j["options"]["overflow"], to_string(policy));
   }
-  // Nothing usable is an error that says so.
+  // Nothing usable is an error that says so, and the files of an earlier run stay as they were.
   TempDir dir;
+  ChatPrepareOptions good = chat_options(dir, {conversation("Hi", "Yo")}, tok);
+  prepare_chat_dataset(good);
+  const std::string before = read_file(dir / "out/train.bin");
   ChatPrepareOptions o = chat_options(dir, {"nope", R"({"messages": []})"}, tok);
   try {
     prepare_chat_dataset(o);
@@ -210,6 +213,16 @@ TEST(ChatDataset, BadRecordsAreCountedByKindAndTheRestIsWritten) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("no usable conversation"), std::string::npos) << e.what();
   }
+  EXPECT_EQ(read_file(dir / "out/train.bin"), before);
+  for (const auto& e : std::filesystem::directory_iterator(dir / "out")) {
+    EXPECT_EQ(e.path().filename().string().find(".tmp."), std::string::npos) << e.path();  // no temporary left
+  }
+  // A bad --valid set leaves the training file of the earlier run too.
+  write_file_atomic(dir / "bad_valid.jsonl", "nope\n");
+  ChatPrepareOptions v = chat_options(dir, {conversation("Other", "Answer")}, tok);
+  v.valid_inputs = {dir / "bad_valid.jsonl"};
+  EXPECT_THROW(prepare_chat_dataset(v), Error);
+  EXPECT_EQ(read_file(dir / "out/train.bin"), before);
 }
 
 ModelConfig chat_model_config(std::int64_t vocab) { return test::tiny_train_config(vocab); }

@@ -65,6 +65,8 @@ void run_tasks(const TasksArgs& a) {
   }
   std::filesystem::create_directories(a.out_dir);
   nlohmann::json summary = {{"template", t.name}, {"tokenizer", a.tokenizer}, {"seed", a.seed}};
+  // Both sets are generated before anything is written, so a refused request leaves an earlier run's files.
+  std::vector<std::pair<std::string, std::vector<LongTask>>> outputs;
   auto make = [&](const std::vector<Book>& books, const char* name, const std::string& lengths,
                   const std::string& depths, std::int64_t per_cell, std::uint64_t seed) {
     TaskGenOptions o;
@@ -75,7 +77,6 @@ void run_tasks(const TasksArgs& a) {
     o.seed = seed;
     const std::vector<LongTask> tasks = generate_tasks(books, o, prompt_tokens, text_tokens);
     const std::string path = (std::filesystem::path(a.out_dir) / (std::string(name) + ".jsonl")).string();
-    write_tasks(path, tasks);
     std::set<std::string> used;
     std::int64_t tokens = 0;
     for (const LongTask& task : tasks) {
@@ -86,9 +87,11 @@ void run_tasks(const TasksArgs& a) {
                 books.size(), static_cast<long long>(tokens), path.c_str());
     summary[name] = {{"tasks", tasks.size()}, {"books", used},        {"lengths", o.lengths},
                      {"depths", o.depths},    {"per_cell", per_cell}, {"prompt_tokens", tokens}};
+    outputs.emplace_back(path, tasks);
   };
   if (!train.empty()) make(train, "train", a.train_lengths, a.train_depths, a.train_per_cell, a.seed);
   if (!test.empty()) make(test, "test", a.test_lengths, a.test_depths, a.test_per_cell, a.seed + 1);
+  for (const auto& [path, tasks] : outputs) write_tasks(path, tasks);
   write_file_atomic((std::filesystem::path(a.out_dir) / "tasks.json").string(), summary.dump(2) + "\n");
 }
 

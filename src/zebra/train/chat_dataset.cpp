@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <exception>
 #include <filesystem>
+#include <memory>
 #include <optional>
 
 #include "zebra/data/corpus.hpp"
@@ -154,7 +155,7 @@ void read_lines(const std::vector<std::string>& inputs, ChatSplitWriter& w) {
       w.add({std::string(line), str_cat(file, ":", line_no)});
     });
   }
-  w.finish();
+  w.flush();
 }
 
 nlohmann::json split_json(const ChatSplitStats& s, const char* file) {
@@ -209,17 +210,22 @@ ChatPrepareResult prepare_chat_dataset(const ChatPrepareOptions& o) {
   if (o.progress)
     log_info("prepare --chat: template ", t.name, ", sequence limit ", o.max_tokens, " (", to_string(o.overflow), ")");
 
-  auto run_split = [&](const std::vector<std::string>& inputs, const char* name, ChatSplitStats* stats) {
-    ChatSplitWriter w(o, t, (out / name).string(), stats);
-    read_lines(inputs, w);
+  // Both splits are read and checked before either file is renamed into place, so a failed run leaves the files
+  // of an earlier one as they were.
+  auto read_split = [&](const std::vector<std::string>& inputs, const char* name, ChatSplitStats* stats) {
+    auto w = std::make_unique<ChatSplitWriter>(o, t, (out / name).string(), stats);
+    read_lines(inputs, *w);
     ZEBRA_CHECK(stats->conversations > 0, "prepare --chat: no usable conversation in the ",
                 name == std::string("train.bin") ? "inputs" : "--valid inputs", " (", stats->records, " records, ",
                 stats->problems.bad(), " bad; see the lines above)");
+    return w;
   };
-  run_split(o.inputs, "train.bin", &r.train);
+  std::unique_ptr<ChatSplitWriter> train = read_split(o.inputs, "train.bin", &r.train), valid;
   r.has_valid = !o.valid_inputs.empty();
-  if (r.has_valid) {
-    run_split(o.valid_inputs, "valid.bin", &r.valid);
+  if (r.has_valid) valid = read_split(o.valid_inputs, "valid.bin", &r.valid);
+  train->finish();
+  if (valid) {
+    valid->finish();
   } else if (fs::exists(out / "valid.bin", ec)) {
     fs::remove(out / "valid.bin", ec);
   }
