@@ -1,5 +1,5 @@
-// zebra bench gemm|attention|train|bf16: the measurements of docs/performance.md (src/zebra/bench/, one file per
-// mode). Each mode prints a table and, with --json FILE, writes everything it measured as JSON. A new mode is one
+// zebra bench gemm|attention|train|bf16|bandwidth: the measurements of docs/performance.md (src/zebra/bench/, one file
+// per mode). Each mode prints a table and, with --json FILE, writes everything it measured as JSON. A new mode is one
 // more entry in kModes below.
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "zebra/bench/attention.hpp"
+#include "zebra/bench/bandwidth.hpp"
 #include "zebra/bench/bf16.hpp"
 #include "zebra/bench/gemm.hpp"
 #include "zebra/bench/train.hpp"
@@ -31,6 +32,7 @@ struct BenchArgs {
   bench::AttentionOptions attention;
   bench::TrainBenchOptions train;
   bench::PrecisionOptions precision;
+  bench::BandwidthOptions bandwidth;
 };
 
 void write_json(const std::string& path, const nlohmann::json& j) {
@@ -58,7 +60,7 @@ void prepare(BenchArgs& a) {
     co.attention = k;
     resolve_attention_kernel(co);  // refuses a kernel this CPU cannot run, before any measurement
   }
-  a.gemm.compute = a.attention.compute = a.train.compute = a.precision.compute = co;
+  a.gemm.compute = a.attention.compute = a.train.compute = a.precision.compute = a.bandwidth.compute = co;
 }
 
 ModelConfig config_or_default(const std::string& path) {
@@ -157,6 +159,15 @@ void add_bf16(CLI::App* bf16, const Args& a) {
   });
 }
 
+void add_bandwidth(CLI::App* bw, const Args& a) {
+  bw->add_option("--bytes", a->bandwidth.bytes, "bytes per buffer (copy uses two)")->capture_default_str();
+  bw->callback([a] {
+    prepare(*a);
+    if (a->repeats > 0) a->bandwidth.repeats = a->repeats;
+    finish(*a, bench::run_bandwidth(a->bandwidth));
+  });
+}
+
 // The modes of `zebra bench`: each adds its own options (after --json, --threads, --repeats) and callback.
 struct BenchMode {
   const char* name;
@@ -169,13 +180,15 @@ constexpr BenchMode kModes[] = {
     {"attention", "attention forward and forward+backward across T and window", add_attention},
     {"train", "training steps of a Zebra model and its full-attention twin", add_train},
     {"bf16", "effect of BF16 matrix products on the training loss", add_bf16},
+    {"bandwidth", "memory read / write / copy bandwidth (the bound of a decode step)", add_bandwidth},
 };
 
 }  // namespace
 
 void add_bench_command(CLI::App& app) {
   auto a = std::make_shared<BenchArgs>();
-  CLI::App* bench = app.add_subcommand("bench", "measure GEMM, attention and training speed (docs/performance.md)");
+  CLI::App* bench =
+      app.add_subcommand("bench", "measure GEMM, attention, training speed and memory bandwidth (docs/performance.md)");
   bench->require_subcommand(1);
   for (const BenchMode& mode : kModes) {
     CLI::App* cmd = bench->add_subcommand(mode.name, mode.help);
