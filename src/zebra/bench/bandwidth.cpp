@@ -66,8 +66,7 @@ void BandwidthReport::print(std::FILE* out) const {
                static_cast<double>(options.bytes) / (1 << 20), options.repeats);
   std::fprintf(out, "%-8s %12s %12s %12s\n", "kernel", "GB/s", "min ms", "median ms");
   for (const BandwidthRow& r : rows) {
-    std::fprintf(out, "%-8s %12.2f %12.2f %12.2f\n", r.kernel.c_str(), r.gb_per_s, r.t.min_s * 1e3,
-                 r.t.median_s * 1e3);
+    std::fprintf(out, "%-8s %12.2f %12.2f %12.2f\n", r.kernel.c_str(), r.gb_per_s, r.t.min_s * 1e3, r.t.median_s * 1e3);
   }
   print_machine(out, machine);
 }
@@ -75,7 +74,8 @@ void BandwidthReport::print(std::FILE* out) const {
 nlohmann::json BandwidthReport::to_json() const {
   nlohmann::json rows_json = nlohmann::json::array();
   for (const BandwidthRow& r : rows) {
-    rows_json.push_back({{"kernel", r.kernel}, {"bytes", r.bytes}, {"gb_per_s", r.gb_per_s}, {"timing", timing_json(r.t)}});
+    rows_json.push_back(
+        {{"kernel", r.kernel}, {"bytes", r.bytes}, {"gb_per_s", r.gb_per_s}, {"timing", timing_json(r.t)}});
   }
   return {{"mode", "bandwidth"},
           {"machine", machine_json(machine)},

@@ -30,10 +30,10 @@ struct BandwidthOptions {
 };
 
 struct BandwidthRow {
-  std::string kernel;        // "read", "write", "copy"
-  std::int64_t bytes = 0;    // moved per run
+  std::string kernel;      // "read", "write", "copy"
+  std::int64_t bytes = 0;  // moved per run
   Timing t;
-  double gb_per_s = 0.0;     // bytes / min time / 1e9
+  double gb_per_s = 0.0;  // bytes / min time / 1e9
 };
 
 struct BandwidthReport {
