@@ -194,12 +194,7 @@ void plot_position_curves(const std::string& path, const std::vector<CtxRun>& ru
     << "set key top right\n";
   if (scale == PositionScale::kGeometric) s << "set logscale x 2\n";
   s << plot.str() << "\n";
-  const std::string why = render_gnuplot(s.str(), path);
-  if (why.empty()) {
-    std::fprintf(stderr, "plot: %s\n", path.c_str());
-  } else {
-    std::fprintf(stderr, "warning: %s\n", why.c_str());
-  }
+  render_plot(s.str(), path);
 }
 
 void run_ppl(const PplArgs& a) {

@@ -2,8 +2,10 @@
 #include "zebra/cli/weights_option.hpp"
 
 #include <CLI/CLI.hpp>
+#include <cstdio>
 
 #include "zebra/util/error.hpp"
+#include "zebra/util/gnuplot.hpp"
 #include "zebra/util/threads.hpp"
 
 namespace zebra {
@@ -21,6 +23,15 @@ void add_model_options(CLI::App* cmd, ModelArgs& m) {
 LoadedModel load_for_eval(const ModelArgs& m) {
   if (m.threads > 0) set_num_threads(m.threads);
   return load_model_for_inference(m.model, adjustment_of(m.adjust), m.tokenizer, parse_weights_dtype(m.weights_dtype));
+}
+
+void render_plot(const std::string& script, const std::string& path, int width, int height) {
+  const std::string why = render_gnuplot(script, path, width, height);
+  if (why.empty()) {
+    std::fprintf(stderr, "plot: %s\n", path.c_str());
+  } else {
+    std::fprintf(stderr, "warning: %s\n", why.c_str());
+  }
 }
 
 std::string sibling_csv_path(const std::string& path, const std::string& suffix) {

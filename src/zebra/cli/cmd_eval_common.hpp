@@ -26,6 +26,10 @@ struct ModelArgs {
 void add_model_options(CLI::App* cmd, ModelArgs& m);
 LoadedModel load_for_eval(const ModelArgs& m);
 
+// Renders a gnuplot script into `path` (util/gnuplot.hpp) and says so on stderr: "plot: PATH", or a warning with
+// the reason no plot was written (plotting is an extra; the evaluation goes on).
+void render_plot(const std::string& script, const std::string& path, int width = 900, int height = 540);
+
 // The second CSV file beside `path`: "out.csv" -> "out_<suffix>.csv", "out" -> "out_<suffix>.csv".
 std::string sibling_csv_path(const std::string& path, const std::string& suffix);
 

@@ -58,12 +58,7 @@ void plot_heat_map(const std::string& path, const PasskeyOptions& o, const Passk
   s << ")\nset ytics (";
   for (std::size_t d = 0; d < nd; ++d) s << (d > 0 ? ", " : "") << "'" << depth_label(o.depths[d]) << "' " << d;
   s << ")\nplot $acc using 1:2:3 with image notitle, $acc using 1:2:(sprintf('%.2f', $3)) with labels notitle\n";
-  const std::string why = render_gnuplot(s.str(), path, 800, 560);
-  if (why.empty()) {
-    std::fprintf(stderr, "plot: %s\n", path.c_str());
-  } else {
-    std::fprintf(stderr, "warning: %s\n", why.c_str());
-  }
+  render_plot(s.str(), path, 800, 560);
 }
 
 void run_passkey(const PasskeyArgs& a) {

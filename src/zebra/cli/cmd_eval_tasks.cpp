@@ -76,12 +76,7 @@ void plot_accuracy(const std::string& path, const std::vector<std::string>& kind
     s << (k > 0 ? ", " : "") << "$k" << k << " using 1:2 with linespoints lw 2 title " << gnuplot_quote(kinds[k]);
   }
   s << '\n';
-  const std::string why = render_gnuplot(s.str(), path, 900, 540);
-  if (why.empty()) {
-    std::fprintf(stderr, "plot: %s\n", path.c_str());
-  } else {
-    std::fprintf(stderr, "warning: %s\n", why.c_str());
-  }
+  render_plot(s.str(), path, 900, 540);
 }
 
 void run_eval_tasks(const TasksEvalArgs& a) {
@@ -135,7 +130,6 @@ void run_eval_tasks(const TasksEvalArgs& a) {
 
   std::vector<std::string> kinds;
   std::vector<std::int64_t> lengths;
-  std::vector<double> depths;
   std::map<std::pair<std::string, std::int64_t>, Cell> by_kind_length;
   std::map<std::pair<std::string, double>, Cell> by_kind_depth;
   std::map<std::int64_t, Cell> by_length;
@@ -144,7 +138,6 @@ void run_eval_tasks(const TasksEvalArgs& a) {
     const std::string k = to_string(tasks[i].kind);
     if (std::find(kinds.begin(), kinds.end(), k) == kinds.end()) kinds.push_back(k);
     if (std::find(lengths.begin(), lengths.end(), tasks[i].length) == lengths.end()) lengths.push_back(tasks[i].length);
-    if (std::find(depths.begin(), depths.end(), tasks[i].depth) == depths.end()) depths.push_back(tasks[i].depth);
     for (Cell* cell : {&by_kind_length[{k, tasks[i].length}], &by_kind_depth[{k, tasks[i].depth}],
                        &by_length[tasks[i].length], &all}) {
       ++cell->n;
@@ -152,7 +145,6 @@ void run_eval_tasks(const TasksEvalArgs& a) {
     }
   }
   std::sort(lengths.begin(), lengths.end());
-  std::sort(depths.begin(), depths.end());
 
   std::printf(
       "long-context tasks: %s on %s\ngreedy decoding, template %s; accuracy (correct / tasks) by kind and "
