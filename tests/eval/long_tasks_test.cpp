@@ -7,6 +7,7 @@
 #include <string>
 
 #include "zebra/data/chat_records.hpp"
+#include "zebra/util/atomic_file.hpp"
 #include "zebra/util/error.hpp"
 
 namespace zebra {
@@ -184,6 +185,30 @@ TEST(LongTasks, ImpossibleRequestsAreRefusedClearly) {
     EXPECT_NE(std::string(e.what()).find("chapter"), std::string::npos) << e.what();
   }
   EXPECT_THROW(parse_task_kind("riddle"), Error);
+}
+
+template <typename F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(LongTasks, BadTaskRecordsAndBookFilesAreRefusedClearly) {
+  EXPECT_NE(error_of([] { LongTask::from_json(nlohmann::json::parse(R"({"messages": []})")); }).find("expected"),
+            std::string::npos);
+  const auto no_kind =
+      nlohmann::json::parse(R"({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}],)"
+                            R"( "task": {"length": 5, "depth": 0.5}})");
+  EXPECT_NE(error_of([&] { LongTask::from_json(no_kind); }).find("kind"), std::string::npos);
+  const std::string dir = ::testing::TempDir();
+  write_file_atomic(dir + "/books_bad.jsonl", "{\"text\": \"a book\"}\n{\"title\": \"no text\"}\n");
+  const std::string msg = error_of([&] { read_books({dir + "/books_bad.jsonl"}); });
+  EXPECT_NE(msg.find("books_bad.jsonl:2"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("string \"text\""), std::string::npos) << msg;
 }
 
 }  // namespace
