@@ -1,6 +1,6 @@
-// zebra bench gemm|attention|train|bf16|bandwidth: the measurements of docs/performance.md (src/zebra/bench/, one file
-// per mode). Each mode prints a table and, with --json FILE, writes everything it measured as JSON. A new mode is one
-// more entry in kModes below.
+// zebra bench gemm|attention|train|bf16|bandwidth|quant: the measurements of docs/performance.md (src/zebra/bench/, one
+// file per mode). Each mode prints a table and, with --json FILE, writes everything it measured as JSON. A new mode is
+// one more entry in kModes below.
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <fstream>
@@ -13,6 +13,7 @@
 #include "zebra/bench/bandwidth.hpp"
 #include "zebra/bench/bf16.hpp"
 #include "zebra/bench/gemm.hpp"
+#include "zebra/bench/quant.hpp"
 #include "zebra/bench/train.hpp"
 #include "zebra/cli/commands.hpp"
 #include "zebra/model/config.hpp"
@@ -33,6 +34,7 @@ struct BenchArgs {
   bench::TrainBenchOptions train;
   bench::PrecisionOptions precision;
   bench::BandwidthOptions bandwidth;
+  bench::QuantOptions quant;
 };
 
 void write_json(const std::string& path, const nlohmann::json& j) {
@@ -60,7 +62,8 @@ void prepare(BenchArgs& a) {
     co.attention = k;
     resolve_attention_kernel(co);  // refuses a kernel this CPU cannot run, before any measurement
   }
-  a.gemm.compute = a.attention.compute = a.train.compute = a.precision.compute = a.bandwidth.compute = co;
+  a.gemm.compute = a.attention.compute = a.train.compute = a.precision.compute = a.bandwidth.compute = a.quant.compute =
+      co;
 }
 
 ModelConfig config_or_default(const std::string& path) {
@@ -168,6 +171,17 @@ void add_bandwidth(CLI::App* bw, const Args& a) {
   });
 }
 
+void add_quant(CLI::App* q, const Args& a) {
+  q->add_option("--rows", a->quant.rows, "weight rows (outputs) of each matrix")->capture_default_str();
+  q->add_option("--cols", a->quant.cols, "weight columns (inputs), a multiple of 32")->capture_default_str();
+  q->add_option("--bytes", a->quant.total_bytes, "fp32 bytes' worth of matrices per run")->capture_default_str();
+  q->callback([a] {
+    prepare(*a);
+    if (a->repeats > 0) a->quant.repeats = a->repeats;
+    finish(*a, bench::run_quant(a->quant));
+  });
+}
+
 // The modes of `zebra bench`: each adds its own options (after --json, --threads, --repeats) and callback.
 struct BenchMode {
   const char* name;
@@ -181,6 +195,7 @@ constexpr BenchMode kModes[] = {
     {"train", "training steps of a Zebra model and its full-attention twin", add_train},
     {"bf16", "effect of BF16 matrix products on the training loss", add_bf16},
     {"bandwidth", "memory read / write / copy bandwidth (the bound of a decode step)", add_bandwidth},
+    {"quant", "matrix-vector products on quantized and 16-bit weights against the read bandwidth", add_quant},
 };
 
 }  // namespace

@@ -45,7 +45,7 @@ InferenceSession<T>::InferenceSession(const ModelWeights<T>& weights, SessionOpt
                 " exceeds the learned position table (max_seq_len ", c.max_seq_len, ")");
     if (options_.max_context == 0) options_.max_context = c.max_seq_len;
   }
-  kv_ = KvCache<T>(c, options_.max_context);
+  kv_ = KvCache<T>(c, options_.max_context, options_.kv_dtype.value_or(kDenseDType<T>));
   if (c.pos_embedding == PosEmbedding::kAlibi) alibi_ = alibi_slopes(c.n_heads);
   current_ = add_sequence();
 }

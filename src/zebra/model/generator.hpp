@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -35,6 +36,9 @@ struct SessionOptions {
   std::int64_t max_context = 0;   // most positions one sequence may hold (0 = no limit but memory)
   std::int64_t chunk_size = 512;  // default prefill chunk (tokens per forward pass)
   ComputeOptions compute{};       // threads (0 = the calling thread's default), kernels: per session
+  // How the KV cache stores keys and values: null = the session's type T; F16 or BF16 (float sessions) halve
+  // the cache's bytes, each value rounded to nearest even (model/kv_cache.hpp).
+  std::optional<DType> kv_dtype = std::nullopt;
   // A chunk whose estimated work is below this many FLOPs runs on one thread: a decode step of a small
   // model is a few hundred microseconds of work, less than what waking and joining the OpenMP team costs on
   // a busy machine (measured on the 2-core dev machine under load: 1.6 tok/s with 2 spinning threads, 180

@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cstring>
 #include <set>
+#include <type_traits>
 
+#include "zebra/ops/convert.hpp"
 #include "zebra/util/error.hpp"
 
 namespace zebra {
@@ -13,9 +15,12 @@ std::size_t sz(std::int64_t v) { return static_cast<std::size_t>(v); }
 }  // namespace
 
 template <typename T>
-SequenceCache<T>::SequenceCache(const ModelConfig& config, std::int64_t max_positions)
+SequenceCache<T>::SequenceCache(const ModelConfig& config, std::int64_t max_positions, DType storage)
     : n_kv_heads_(config.n_kv_heads), head_dim_(config.head_dim), kv_dim_(config.kv_dim()),
-      max_positions_(max_positions) {
+      max_positions_(max_positions), storage_(storage), value_bytes_(dtype_size(storage)) {
+  ZEBRA_CHECK(storage == kDenseDType<T> || (sizeof(T) == 4 && (storage == DType::kF16 || storage == DType::kBF16)),
+              "KV cache: cannot store ", sizeof(T) == 4 ? "float" : "double", " keys and values as ",
+              to_string(storage), " (expected ", sizeof(T) == 4 ? "F32, F16 or BF16" : "F64", ")");
   ZEBRA_CHECK(static_cast<std::int64_t>(config.layer_types.size()) == config.n_layers,
               "SequenceCache: the config's layer pattern is not resolved (", config.layer_types.size(),
               " layer types for ", config.n_layers, " layers)");
@@ -43,11 +48,12 @@ std::int64_t SequenceCache<T>::row_of(const Layer& a, std::int64_t p) const {
 
 // Copies rows [0, n) of every head between head-major buffers of dst_rows and src_rows rows per head.
 template <typename T>
-void SequenceCache<T>::copy_rows(T* dst, std::int64_t dst_rows, const T* src, std::int64_t src_rows,
-                                 std::int64_t n) const {
+void SequenceCache<T>::copy_rows(std::uint8_t* dst, std::int64_t dst_rows, const std::uint8_t* src,
+                                 std::int64_t src_rows, std::int64_t n) const {
   if (n <= 0) return;
+  const std::size_t row = sz(head_dim_) * value_bytes_;
   for (std::int64_t g = 0; g < n_kv_heads_; ++g) {
-    std::memcpy(dst + g * dst_rows * head_dim_, src + g * src_rows * head_dim_, sz(n * head_dim_) * sizeof(T));
+    std::memcpy(dst + sz(g * dst_rows) * row, src + sz(g * src_rows) * row, sz(n) * row);
   }
 }
 
@@ -56,8 +62,8 @@ void SequenceCache<T>::copy_rows(T* dst, std::int64_t dst_rows, const T* src, st
 template <typename T>
 void SequenceCache<T>::grow(Layer& a, std::int64_t rows) {
   if (rows <= a.rows) return;
-  auto k = std::make_shared<AlignedBuffer<T>>(sz(rows * kv_dim_));
-  auto v = std::make_shared<AlignedBuffer<T>>(sz(rows * kv_dim_));
+  auto k = std::make_shared<AlignedBuffer<std::uint8_t>>(sz(rows * kv_dim_) * value_bytes_);
+  auto v = std::make_shared<AlignedBuffer<std::uint8_t>>(sz(rows * kv_dim_) * value_bytes_);
   if (a.rows > 0) {
     // Only live rows matter: a global layer's rows past n_past may belong to another sharer of the buffer.
     const std::int64_t live = a.window == kGlobalWindow ? std::min(a.rows, n_past_) : a.rows;
@@ -74,8 +80,8 @@ template <typename T>
 void SequenceCache<T>::make_private(Layer& a) {
   if (a.k == nullptr || (a.k.use_count() == 1 && a.v.use_count() == 1)) return;
   const std::int64_t live = std::min(a.rows, n_past_);
-  auto k = std::make_shared<AlignedBuffer<T>>(a.k->size());
-  auto v = std::make_shared<AlignedBuffer<T>>(a.v->size());
+  auto k = std::make_shared<AlignedBuffer<std::uint8_t>>(a.k->size());
+  auto v = std::make_shared<AlignedBuffer<std::uint8_t>>(a.v->size());
   copy_rows(k->data(), a.rows, a.k->data(), a.rows, live);
   copy_rows(v->data(), a.rows, a.v->data(), a.rows, live);
   a.k = std::move(k);
@@ -87,8 +93,8 @@ SequenceCache<T> SequenceCache<T>::fork() const {
   SequenceCache<T> f = *this;  // shares every buffer
   for (Layer& a : f.layers_) {
     if (a.window == kGlobalWindow || a.k == nullptr) continue;
-    a.k = std::make_shared<AlignedBuffer<T>>(*a.k);  // rings: private copies
-    a.v = std::make_shared<AlignedBuffer<T>>(*a.v);
+    a.k = std::make_shared<AlignedBuffer<std::uint8_t>>(*a.k);  // rings: private copies
+    a.v = std::make_shared<AlignedBuffer<std::uint8_t>>(*a.v);
   }
   return f;
 }
@@ -135,14 +141,22 @@ void SequenceCache<T>::write(std::int64_t l, std::int64_t p0, std::int64_t n, co
   // A local layer keeps only the last `window` of the new positions.
   const std::int64_t first = a.window == kGlobalWindow ? p0 : std::max(p0, p0 + n - a.window);
   if (n > 0) make_private(a);
-  const std::size_t width = sz(head_dim_) * sizeof(T);
-  T* kd = a.k->data();
-  T* vd = a.v->data();
+  std::uint8_t* kd = a.k->data();
+  std::uint8_t* vd = a.v->data();
+  // One head's row: copied as it is, or rounded to the 16-bit store.
+  auto put = [&](std::uint8_t* dst, const T* src) {
+    if (storage_ == kDenseDType<T>) {
+      std::memcpy(dst, src, sz(head_dim_) * sizeof(T));
+    } else if constexpr (std::is_same_v<T, float>) {
+      convert_from_f32(storage_, dst, src, head_dim_, ComputeOptions{.threads = 1});
+    }
+  };
   for (std::int64_t p = first; p < p0 + n; ++p) {
     const std::int64_t row = row_of(a, p);
     for (std::int64_t g = 0; g < n_kv_heads_; ++g) {
-      std::memcpy(kd + (g * a.rows + row) * head_dim_, k + (p - p0) * stride + g * head_dim_, width);
-      std::memcpy(vd + (g * a.rows + row) * head_dim_, v + (p - p0) * stride + g * head_dim_, width);
+      const std::size_t at = sz((g * a.rows + row) * head_dim_) * value_bytes_;
+      put(kd + at, k + (p - p0) * stride + g * head_dim_);
+      put(vd + at, v + (p - p0) * stride + g * head_dim_);
     }
   }
 }
@@ -182,7 +196,8 @@ void SequenceCache<T>::restore(const Snapshot& s) {
     if (a.window == kGlobalWindow) continue;
     // The ring may have grown since (it grows only below its window, where row = position): the old rows
     // go back to the same rows of each head.
-    ZEBRA_CHECK(s.rows[l] <= a.rows && s.k[l].size() == sz(s.rows[l] * kv_dim_) && s.v[l].size() == s.k[l].size(),
+    ZEBRA_CHECK(s.rows[l] <= a.rows && s.k[l].size() == sz(s.rows[l] * kv_dim_) * value_bytes_ &&
+                    s.v[l].size() == s.k[l].size(),
                 "SequenceCache::restore: the snapshot's ring of layer ", l, " does not fit the cache's");
     if (s.rows[l] == 0) continue;
     copy_rows(a.k->data(), a.rows, s.k[l].data(), s.rows[l], s.rows[l]);
@@ -197,6 +212,7 @@ KvSource<T> SequenceCache<T>::past_source(std::int64_t l) const {
   KvSource<T> s;
   s.k = a.k == nullptr ? nullptr : a.k->data();
   s.v = a.v == nullptr ? nullptr : a.v->data();
+  s.dtype = storage_;
   s.stride = head_dim_;
   s.head_stride = a.rows * head_dim_;
   s.ring = a.window == kGlobalWindow ? 0 : a.window;
@@ -214,40 +230,54 @@ std::int64_t SequenceCache<T>::offset_of(std::int64_t l, std::int64_t p, std::in
 }
 
 template <typename T>
-const T* SequenceCache<T>::key(std::int64_t l, std::int64_t p, std::int64_t g) const {
-  const std::int64_t off = offset_of(l, p, g);
-  return layers_[sz(l)].k->data() + off;
+std::vector<T> SequenceCache<T>::widened(const AlignedBuffer<std::uint8_t>& buf, std::int64_t offset) const {
+  std::vector<T> out(sz(head_dim_));
+  const std::uint8_t* src = buf.data() + sz(offset) * value_bytes_;
+  if (storage_ == kDenseDType<T>) {
+    std::memcpy(out.data(), src, out.size() * sizeof(T));
+  } else {
+    for (std::size_t e = 0; e < out.size(); ++e) {
+      std::uint16_t h;
+      std::memcpy(&h, src + 2 * e, 2);
+      out[e] = static_cast<T>(storage_ == DType::kF16 ? f16_to_float(h) : bf16_to_float(h));
+    }
+  }
+  return out;
 }
 
 template <typename T>
-const T* SequenceCache<T>::value(std::int64_t l, std::int64_t p, std::int64_t g) const {
-  const std::int64_t off = offset_of(l, p, g);
-  return layers_[sz(l)].v->data() + off;
+std::vector<T> SequenceCache<T>::key(std::int64_t l, std::int64_t p, std::int64_t g) const {
+  return widened(*layers_[sz(l)].k, offset_of(l, p, g));
+}
+
+template <typename T>
+std::vector<T> SequenceCache<T>::value(std::int64_t l, std::int64_t p, std::int64_t g) const {
+  return widened(*layers_[sz(l)].v, offset_of(l, p, g));
 }
 
 template <typename T>
 std::size_t SequenceCache<T>::bytes_allocated() const {
   std::size_t rows = 0;
   for (const Layer& a : layers_) rows += sz(a.rows);
-  return rows * 2 * sz(kv_dim_) * sizeof(T);
+  return rows * 2 * sz(kv_dim_) * value_bytes_;
 }
 
 template <typename T>
 std::size_t SequenceCache<T>::bytes_used() const {
   std::size_t rows = 0;
   for (const Layer& a : layers_) rows += sz(std::min(n_past_, a.window));
-  return rows * 2 * sz(kv_dim_) * sizeof(T);
+  return rows * 2 * sz(kv_dim_) * value_bytes_;
 }
 
 template <typename T>
 std::size_t SequenceCache<T>::full_attention_bytes(std::int64_t n_positions) const {
-  return layers_.size() * sz(n_positions) * 2 * sz(kv_dim_) * sizeof(T);
+  return layers_.size() * sz(n_positions) * 2 * sz(kv_dim_) * value_bytes_;
 }
 
 template <typename T>
 SeqId KvCache<T>::add_sequence() {
   const SeqId id = next_id_++;
-  seqs_.emplace(id, SequenceCache<T>(config_, max_positions_));
+  seqs_.emplace(id, SequenceCache<T>(config_, max_positions_, storage_));
   return id;
 }
 
@@ -290,9 +320,9 @@ std::size_t KvCache<T>::bytes_allocated() const {
   std::set<const void*> seen;
   std::size_t bytes = 0;
   for (const auto& [id, s] : seqs_) {
-    s.for_each_buffer([&](const AlignedBuffer<T>* k, const AlignedBuffer<T>* v, std::int64_t) {
-      for (const AlignedBuffer<T>* b : {k, v}) {
-        if (b != nullptr && seen.insert(b).second) bytes += b->size() * sizeof(T);
+    s.for_each_buffer([&](const AlignedBuffer<std::uint8_t>* k, const AlignedBuffer<std::uint8_t>* v, std::int64_t) {
+      for (const AlignedBuffer<std::uint8_t>* b : {k, v}) {
+        if (b != nullptr && seen.insert(b).second) bytes += b->size();
       }
     });
   }

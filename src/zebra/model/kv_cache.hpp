@@ -10,7 +10,9 @@
 //   the kernel read the chunk's own keys from the chunk). A ring never holds more than w rows; it is
 //   allocated lazily (min(w, positions so far) rows, growing to w) so that a short generation with a large
 //   window does not allocate the whole window.
-// Values are T (float for serving, double for tests); keys and values sit in separate buffers, head-major:
+// Values are stored as T (float for serving, double for tests) or, for T = float, in 16 bits (F16 or BF16, a
+// run-time choice: half the bytes, each value rounded to nearest even on write); the attention kernel widens
+// them where it reads them. Keys and values sit in separate buffers, head-major:
 // [n_kv_heads, rows, head_dim], so that the rows of one KV head -- what an attention head reads, a tile of
 // consecutive positions at a time -- are contiguous in memory.
 //
@@ -40,8 +42,9 @@ template <typename T>
 class SequenceCache {
  public:
   SequenceCache() = default;
-  // max_positions: the most positions a global layer may hold (0 = no limit but memory).
-  explicit SequenceCache(const ModelConfig& config, std::int64_t max_positions = 0);
+  // max_positions: the most positions a global layer may hold (0 = no limit but memory). storage: T's own dtype
+  // (F32 / F64), or F16 / BF16 for T = float.
+  explicit SequenceCache(const ModelConfig& config, std::int64_t max_positions = 0, DType storage = kDenseDType<T>);
   // A fork: same positions; rings copied, global buffers shared until either side extends.
   SequenceCache fork() const;
 
@@ -49,6 +52,7 @@ class SequenceCache {
   std::int64_t n_past() const { return n_past_; }
   std::int64_t kv_dim() const { return kv_dim_; }
   std::int64_t max_positions() const { return max_positions_; }
+  DType storage() const { return storage_; }
   bool is_global(std::int64_t l) const { return layer(l).window == kGlobalWindow; }
   std::int64_t window(std::int64_t l) const { return layer(l).window; }
   // Rows allocated for layer l (a local layer: at most its window).
@@ -72,8 +76,8 @@ class SequenceCache {
   // only append to them). Costs window rows per local layer, never the global layers' contents.
   struct Snapshot {
     std::int64_t n_past = 0;
-    std::vector<std::int64_t> rows;    // per layer: rows per head of the copy
-    std::vector<std::vector<T>> k, v;  // per layer: the ring's buffers (empty for global layers)
+    std::vector<std::int64_t> rows;               // per layer: rows per head of the copy
+    std::vector<std::vector<std::uint8_t>> k, v;  // per layer: the ring's buffers (empty for global layers)
   };
   Snapshot snapshot() const;
   // Returns to a snapshot taken from this cache at n_past <= the current n_past (positions after it are
@@ -82,9 +86,9 @@ class SequenceCache {
 
   // The past keys/values of layer l for ops/attention_cached.hpp.
   KvSource<T> past_source(std::int64_t l) const;
-  // Key / value of absolute position p in layer l for KV head g: [head_dim] (p must be held).
-  const T* key(std::int64_t l, std::int64_t p, std::int64_t g) const;
-  const T* value(std::int64_t l, std::int64_t p, std::int64_t g) const;
+  // Key / value of absolute position p in layer l for KV head g, widened to T: [head_dim] (p must be held).
+  std::vector<T> key(std::int64_t l, std::int64_t p, std::int64_t g) const;
+  std::vector<T> value(std::int64_t l, std::int64_t p, std::int64_t g) const;
 
   // Bytes of the key and value buffers allocated (shared global buffers counted in full), and of the rows
   // holding live positions.
@@ -102,14 +106,17 @@ class SequenceCache {
  private:
   struct Layer {
     std::int64_t window = kGlobalWindow;
-    std::int64_t rows = 0;                   // allocated rows
-    std::shared_ptr<AlignedBuffer<T>> k, v;  // [n_kv_heads, rows, head_dim]; shared between forks (global layers)
+    std::int64_t rows = 0;  // allocated rows
+    // [n_kv_heads, rows, head_dim] values of storage_ (bytes); shared between forks (global layers)
+    std::shared_ptr<AlignedBuffer<std::uint8_t>> k, v;
   };
   const Layer& layer(std::int64_t l) const;
   std::int64_t row_of(const Layer& layer, std::int64_t p) const;
   void grow(Layer& layer, std::int64_t rows);
   void make_private(Layer& layer);
-  void copy_rows(T* dst, std::int64_t dst_rows, const T* src, std::int64_t src_rows, std::int64_t n) const;
+  void copy_rows(std::uint8_t* dst, std::int64_t dst_rows, const std::uint8_t* src, std::int64_t src_rows,
+                 std::int64_t n) const;
+  std::vector<T> widened(const AlignedBuffer<std::uint8_t>& buf, std::int64_t offset) const;
   std::int64_t offset_of(std::int64_t l, std::int64_t p, std::int64_t g) const;
 
   std::vector<Layer> layers_;
@@ -118,6 +125,8 @@ class SequenceCache {
   std::int64_t kv_dim_ = 0;
   std::int64_t max_positions_ = 0;
   std::int64_t n_past_ = 0;
+  DType storage_ = kDenseDType<T>;
+  std::size_t value_bytes_ = sizeof(T);
 };
 
 // Many sequences, each a SequenceCache, by id. Ids are never reused within a cache.
@@ -127,8 +136,8 @@ template <typename T>
 class KvCache {
  public:
   KvCache() = default;
-  explicit KvCache(const ModelConfig& config, std::int64_t max_positions = 0)
-      : config_(config), max_positions_(max_positions) {}
+  explicit KvCache(const ModelConfig& config, std::int64_t max_positions = 0, DType storage = kDenseDType<T>)
+      : config_(config), max_positions_(max_positions), storage_(storage) {}
 
   SeqId add_sequence();
   void remove_sequence(SeqId id);
@@ -145,6 +154,7 @@ class KvCache {
  private:
   ModelConfig config_;
   std::int64_t max_positions_ = 0;
+  DType storage_ = kDenseDType<T>;
   SeqId next_id_ = 0;
   std::map<SeqId, SequenceCache<T>> seqs_;
 };

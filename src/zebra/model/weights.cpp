@@ -98,6 +98,37 @@ WeightStore store_from_params(const ParameterSet<float>& params, DType matrix_dt
 
 namespace {
 
+StoredTensor* find_mutable(WeightStore& s, const std::string& name) {
+  for (StoredTensor& t : s.tensors) {
+    if (t.name == name) return &t;
+  }
+  return nullptr;
+}
+
+// Moves the named tensors (all 2-D, one dtype and column count, else nothing happens) into one new arena, in
+// this order.
+void colocate(WeightStore& s, const std::vector<std::string>& names) {
+  std::vector<StoredTensor*> ts;
+  for (const std::string& n : names) {
+    StoredTensor* t = find_mutable(s, n);
+    if (t == nullptr || t->shape.size() != 2) return;
+    if (!ts.empty() && (t->dtype != ts[0]->dtype || t->shape[1] != ts[0]->shape[1])) return;
+    ts.push_back(t);
+  }
+  std::size_t total = 0;
+  for (const StoredTensor* t : ts) total += t->data().size();
+  AlignedBuffer<std::uint8_t> arena(total);
+  std::size_t at = 0;
+  for (StoredTensor* t : ts) {
+    const std::span<const std::uint8_t> d = t->data();
+    if (!d.empty()) std::memcpy(arena.data() + at, d.data(), d.size());
+    t->bytes = AlignedBuffer<std::uint8_t>();
+    t->borrowed = std::span<const std::uint8_t>(arena.data() + at, d.size());
+    at += d.size();
+  }
+  s.arenas.push_back(std::move(arena));  // the heap block (and the spans into it) stays where it is
+}
+
 const StoredTensor& need(const WeightStore& s, const std::string& name, const std::vector<std::int64_t>& shape) {
   const StoredTensor* t = s.find(name);
   ZEBRA_CHECK(t != nullptr, "weights: tensor '", name, "' is missing");
@@ -122,6 +153,14 @@ const float* vector_f32(const WeightStore& s, const std::string& name, std::vect
 }
 
 }  // namespace
+
+void colocate_projections(WeightStore& store) {
+  for (std::int64_t l = 0; l < store.config.n_layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    colocate(store, {p + "self_attn.q_proj.weight", p + "self_attn.k_proj.weight", p + "self_attn.v_proj.weight"});
+    colocate(store, {p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"});
+  }
+}
 
 ModelWeights<float> weights_of(const WeightStore& s) {
   const ModelConfig& c = s.config;

@@ -70,7 +70,8 @@ struct StoredTensor {
 struct WeightStore {
   ModelConfig config;  // resolved
   std::vector<StoredTensor> tensors;
-  std::shared_ptr<const void> keepalive;  // what borrowed tensors point into
+  std::shared_ptr<const void> keepalive;            // what borrowed tensors point into
+  std::vector<AlignedBuffer<std::uint8_t>> arenas;  // owned storage shared by several tensors (colocate_projections)
 
   const StoredTensor* find(const std::string& name) const;
   std::size_t bytes() const;
@@ -80,8 +81,13 @@ struct WeightStore {
 // position tables stay F32). The embedding and lm head are converted too.
 WeightStore store_from_params(const ParameterSet<float>& params, DType matrix_dtype);
 
-// Views of a store (q|k|v fused when the store holds them as adjacent rows of one buffer: never, today —
-// separate tensors give separate products).
+// Copies each layer's q, k, v (and gate, up) into one buffer of adjacent rows when they share a dtype, so that
+// weights_of fuses them: one product (one parallel region, one quantization of the activations) instead of
+// three (two). Costs a copy of those tensors at load time; the other tensors stay where they are.
+void colocate_projections(WeightStore& store);
+
+// Views of a store (q|k|v and gate|up fused when the store holds them as adjacent rows of one buffer, as
+// colocate_projections leaves them).
 ModelWeights<float> weights_of(const WeightStore& store);
 
 }  // namespace zebra

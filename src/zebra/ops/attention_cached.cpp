@@ -21,8 +21,10 @@
 #include <bit>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 
 #include "zebra/ops/mask.hpp"
+#include "zebra/ops/simd/decode_attention.hpp"
 #include "zebra/util/aligned_buffer.hpp"
 #include "zebra/util/error.hpp"
 
@@ -91,13 +93,27 @@ struct Scratch {
   AlignedBuffer<T> vt;      // [kTile, hd] value rows of the tile
 };
 
-// Row of key/value position j for kv head kvh: from the new block or from the past store.
+// Copies the hd values of key/value position j for kv head kvh into dst: from the new block (T) or from the past
+// store (its dtype, widened).
 template <typename T>
-inline const T* kv_row(const T* fresh, const T* past, const Dims& d, const KvSource<T>& src, std::int64_t j,
-                       std::int64_t kvh) {
-  if (j >= d.p0) return fresh + (j - d.p0) * d.new_stride + kvh * d.head_dim;
+inline void gather_row(T* __restrict dst, std::int64_t dst_stride, const T* fresh, const void* past, const Dims& d,
+                       const KvSource<T>& src, std::int64_t j, std::int64_t kvh, std::int64_t hd) {
+  if (j >= d.p0) {
+    const T* p = fresh + (j - d.p0) * d.new_stride + kvh * d.head_dim;
+    for (std::int64_t e = 0; e < hd; ++e) dst[e * dst_stride] = p[e];
+    return;
+  }
   const std::int64_t row = src.ring > 0 ? j % src.ring : j;
-  return past + kvh * d.past_head_stride + row * d.past_stride;
+  const std::int64_t at = kvh * d.past_head_stride + row * d.past_stride;
+  if (src.dtype == kDenseDType<T>) {
+    const T* p = static_cast<const T*>(past) + at;
+    for (std::int64_t e = 0; e < hd; ++e) dst[e * dst_stride] = p[e];
+  } else {
+    const std::uint16_t* p = static_cast<const std::uint16_t*>(past) + at;
+    const bool f16 = src.dtype == DType::kF16;
+    for (std::int64_t e = 0; e < hd; ++e)
+      dst[e * dst_stride] = static_cast<T>(f16 ? f16_to_float(p[e]) : bf16_to_float(p[e]));
+  }
 }
 
 // One (kv head kvh, query rows [r0, r0 + nq)) for all `group` query heads reading that kv head, so each key
@@ -135,11 +151,8 @@ void cached_tile(T* out, const T* q, const T* k_new, const T* v_new, const KvSou
         for (std::int64_t e = 0; e < hd; ++e) kt[e * kTile + c] = T(0);
         continue;
       }
-      const T* krow = kv_row(k_new, past.k, d, past, j, kvh);
-      for (std::int64_t e = 0; e < hd; ++e) kt[e * kTile + c] = krow[e];
-      const T* vrow = kv_row(v_new, past.v, d, past, j, kvh);
-      T* __restrict vdst = w.vt.data() + c * hd;
-      for (std::int64_t e = 0; e < hd; ++e) vdst[e] = vrow[e];
+      gather_row(kt + c, kTile, k_new, past.k, d, past, j, kvh, hd);
+      gather_row(w.vt.data() + c * hd, 1, v_new, past.v, d, past, j, kvh, hd);
     }
     for (std::int64_t v = 0; v < rows; ++v) {
       const std::int64_t r = v % nq, i = i_first + r;
@@ -252,7 +265,42 @@ void attention_cached_forward(T* out, const T* q, const T* k_new, const T* v_new
                 " rows cannot hold the ", p0 - needed, " visible past positions");
   }
   ZEBRA_CHECK(options.threads >= 0, "attention_cached: threads must be >= 0, got ", options.threads);
+  ZEBRA_CHECK(past.dtype == kDenseDType<T> ||
+                  (std::is_same_v<T, float> && (past.dtype == DType::kF16 || past.dtype == DType::kBF16)),
+              "attention_cached: a ", sizeof(T) == 4 ? "float" : "double", " kernel cannot read a ",
+              to_string(past.dtype), " KV store (float: F32, F16, BF16; double: F64)");
   const int threads = options.threads > 0 ? options.threads : omp_get_max_threads();
+  if constexpr (std::is_same_v<T, float>) {
+    if (n_new <= simd::kDecodeMaxRows) {
+      simd::DecodeAttentionArgs a;
+      a.out = out;
+      a.q = q;
+      a.q_stride = d.q_stride;
+      a.k_new = k_new;
+      a.v_new = v_new;
+      a.new_stride = d.new_stride;
+      a.k_past = past.k;
+      a.v_past = past.v;
+      a.dtype = past.dtype;
+      a.past_stride = d.past_stride;
+      a.past_head_stride = d.past_head_stride;
+      a.ring = past.ring;
+      a.n_new = n_new;
+      a.p0 = p0;
+      a.window = window;
+      a.n_heads = d.n_heads;
+      a.n_kv_heads = d.n_kv_heads;
+      a.head_dim = d.head_dim;
+      a.out_stride = d.out_stride;
+      a.alibi_slopes = alibi_slopes;
+      a.scale = static_cast<float>(d.scale);
+      // Tiny calls (a short context) are not worth waking the thread pool for.
+      const std::int64_t visible = std::min(p0 + n_new, window);
+      a.threads = n_new * visible * d.n_heads * d.head_dim >= (1 << 15) ? threads : 1;
+      simd::decode_attention(a, options.simd);
+      return;
+    }
+  }
   switch (shape.head_dim) {
     case 32: run_all<T, 32>(out, q, k_new, v_new, past, d, alibi_slopes, threads); break;
     case 64: run_all<T, 64>(out, q, k_new, v_new, past, d, alibi_slopes, threads); break;

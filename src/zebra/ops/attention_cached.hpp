@@ -28,13 +28,20 @@
 #include <cstdint>
 
 #include "zebra/ops/compute.hpp"
+#include "zebra/util/dtype.hpp"
 
 namespace zebra {
 
+// The dtype a KvSource<T> holds by default: T itself.
+template <typename T>
+inline constexpr DType kDenseDType = sizeof(T) == 4 ? DType::kF32 : DType::kF64;
+
 template <typename T>
 struct KvSource {
-  const T* k = nullptr;          // [rows, stride]
-  const T* v = nullptr;          // [rows, stride]
+  const void* k = nullptr;  // [rows, stride] values of `dtype`
+  const void* v = nullptr;  // [rows, stride]
+  // T (F32 / F64), or for T = float a 16-bit store (F16, BF16): its values are widened where they are read.
+  DType dtype = kDenseDType<T>;
   std::int64_t stride = 0;       // elements between rows; 0 means n_kv_heads * head_dim
   std::int64_t head_stride = 0;  // elements between KV heads; 0 means head_dim (heads interleaved in a row)
   std::int64_t ring = 0;         // 0: row = position; > 0: row = position % ring (a ring buffer of `ring` rows)
@@ -52,8 +59,13 @@ struct CachedAttentionShape {
 inline constexpr std::int64_t kAttentionCachedTile = 64;
 
 // out [n_new, n_heads * head_dim] overwritten. window: kGlobalWindow for a global layer. alibi_slopes:
-// [n_heads] or null. options.threads bounds the OpenMP team (0: the caller's default); the kernel is scalar
-// C++ over head_dim known at compile time (32, 64, 128), which the compiler vectorises.
+// [n_heads] or null. options.threads bounds the OpenMP team (0: the caller's default).
+//
+// Two kernels, by the shape of the call: float queries of up to simd::kDecodeMaxRows rows (a decode step) run
+// the split-K SIMD kernel of ops/simd/decode_attention.hpp on options.simd, which spreads even one query over
+// every thread and reads 16-bit stores in registers; longer chunks (and double) run the tiled kernel described
+// above, scalar C++ over head_dim known at compile time (32, 64, 128) that the compiler vectorises, widening a
+// 16-bit store as it gathers each key tile.
 template <typename T>
 void attention_cached_forward(T* out, const T* q, const T* k_new, const T* v_new, std::int64_t n_new, std::int64_t p0,
                               const KvSource<T>& past, const CachedAttentionShape& shape, std::int64_t window,

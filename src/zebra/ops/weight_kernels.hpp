@@ -29,6 +29,12 @@ struct WeightTypeKernels {
 };
 
 // The kernels of a dtype, or null when float products with weights of that dtype are not implemented.
+// Q8_0, Q4_0, Q4_1: decode products on activations quantized to 8-bit blocks (integer dot products); the
+// K-quants: the unpacked route below.
 const WeightTypeKernels* weight_type_kernels(DType dtype);
+// The unpacked route for any block-quantized dtype (null otherwise): a few weight rows at a time dequantised
+// to fp32 in L1, then fp32 products with the float activations. For comparing the two decode routes
+// (zebra bench quant) and as the K-quants' entry.
+const WeightTypeKernels* unpacked_weight_kernels(DType dtype);
 
 }  // namespace zebra

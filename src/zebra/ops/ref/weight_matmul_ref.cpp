@@ -3,12 +3,19 @@
 #include <cstring>
 #include <vector>
 
+#include "zebra/ops/quant/quant.hpp"
 #include "zebra/util/error.hpp"
 
 namespace zebra::ref {
 
 void weight_row(double* dst, const WeightMatrix& w, std::int64_t r) {
   const void* row = w.row(r);
+  if (dtype_is_quantized(w.dtype)) {
+    std::vector<float> f(static_cast<std::size_t>(w.cols));
+    quant::dequantize_row(w.dtype, row, f.data(), w.cols);
+    for (std::int64_t k = 0; k < w.cols; ++k) dst[k] = f[static_cast<std::size_t>(k)];
+    return;
+  }
   for (std::int64_t k = 0; k < w.cols; ++k) {
     switch (w.dtype) {
       case DType::kF32: {

@@ -1,5 +1,7 @@
-// Plain scalar reference for ops/weight_matmul.hpp, in double: each weight dequantised to its exact value
-// (every supported dtype's values are exact in double), every product and sum in double. For tests.
+// Plain scalar reference for ops/weight_matmul.hpp, in double: each weight as stored (exact for the float
+// types; for the block-quantized ones the float value quant::dequantize_row gives, which is exact for Q8_0 and
+// Q4_0 and within one float rounding of d q + m for Q4_1 and the K-quants), every product and sum in double.
+// For tests.
 #pragma once
 
 #include <cstdint>

@@ -1,0 +1,308 @@
+// The SIMD block kernels of simd/quant_kernels.hpp, included by simd/quant_kernels.cpp inside the AVX2 region
+// (ZEBRA_QK_WIDE 0) and again inside the AVX-512 region (ZEBRA_QK_WIDE 1: pairs of blocks on 512 bits, the
+// 256-bit code for a last odd block and for everything else).
+
+inline float hsum256(__m256 v) {
+  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
+}
+
+// Every format stores its f16 scale d first.
+inline float block_scale(const unsigned char* blk) { return _cvtsh_ss(load_u16(blk)); }
+
+// The factor of the block's offset term (times the activation block's sum): -8 d (Q4_0), m (Q4_1).
+template <class F>
+inline float offset_scale(const unsigned char* blk, float dw) {
+  if constexpr (std::is_same_v<F, Q4_1Format>) {
+    return _cvtsh_ss(load_u16(blk + offsetof(BlockQ4_1, m)));
+  } else {
+    return -8.0f * dw;
+  }
+}
+
+// The 32 quants of a block as bytes in value order: Q8_0 signed, Q4 unsigned nibbles (low nibbles = values
+// 0..15 first, high nibbles = values 16..31).
+template <class F>
+inline __m256i load_quants(const unsigned char* blk) {
+  const unsigned char* q = blk + F::kQs;
+  if constexpr (std::is_same_v<F, Q8_0Format>) {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
+  } else {
+    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
+    const __m128i m = _mm_set1_epi8(0x0f);
+    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(x, 4), m), _mm_and_si128(x, m));
+  }
+}
+
+// 8 int32 partial sums of quants . activations (each the sum of 4 adjacent products; exact: |sum| < 2^16).
+template <class F>
+inline __m256i dot_quants(__m256i wq, __m256i aq) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  if constexpr (std::is_same_v<F, Q8_0Format>) {
+    // maddubs multiplies unsigned by signed bytes: |w| (<= 128, read unsigned) times a with w's sign (|a| <= 127,
+    // so negating it cannot overflow). Pair sums stay below 2 * 128 * 127 < 2^15.
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(wq, wq), _mm256_sign_epi8(aq, wq)), ones);
+  } else {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(wq, aq), ones);
+  }
+}
+
+inline __m256i load_act(const std::int8_t* qs) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs)); }
+
+#if ZEBRA_QK_WIDE
+// 512-bit vectors are built from halves with GCC's vector builtins: the _mm512 cast / insert / convert intrinsics
+// pass an "undefined" vector that GCC 12 warns about (-Wmaybe-uninitialized) inside its own header.
+typedef long long V4di __attribute__((vector_size(32)));
+typedef float V8sf __attribute__((vector_size(32)));
+typedef float V16sf __attribute__((vector_size(64)));
+typedef int V16si __attribute__((vector_size(64)));
+
+inline float hsum512(__m512 v) {
+  const V16sf x = reinterpret_cast<V16sf>(v);
+  const V8sf lo = __builtin_shufflevector(x, x, 0, 1, 2, 3, 4, 5, 6, 7);
+  const V8sf hi = __builtin_shufflevector(x, x, 8, 9, 10, 11, 12, 13, 14, 15);
+  return hsum256(reinterpret_cast<__m256>(lo + hi));
+}
+inline __m512i join(__m256i lo, __m256i hi) {
+  return reinterpret_cast<__m512i>(
+      __builtin_shufflevector(reinterpret_cast<V4di>(lo), reinterpret_cast<V4di>(hi), 0, 1, 2, 3, 4, 5, 6, 7));
+}
+inline __m512 join_scales(float lo, float hi) {
+  const V8sf a = reinterpret_cast<V8sf>(_mm256_set1_ps(lo)), b = reinterpret_cast<V8sf>(_mm256_set1_ps(hi));
+  return reinterpret_cast<__m512>(__builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+}
+inline __m512 to_ps(__m512i x) {
+  return reinterpret_cast<__m512>(__builtin_convertvector(reinterpret_cast<V16si>(x), V16sf));
+}
+
+// Lane 0 of x to the low 8 lanes, lane 2 to the high 8 (the scales of a pair of blocks).
+typedef float V4sf __attribute__((vector_size(16)));
+inline __m512 spread_pair(__m128 x) {
+  const V4sf v = reinterpret_cast<V4sf>(x);
+  return reinterpret_cast<__m512>(__builtin_shufflevector(v, v, 0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2));
+}
+
+// The quants of two consecutive blocks: block p0's 32 values, then block p1's.
+template <class F>
+inline __m512i load_quants2(const unsigned char* p0, const unsigned char* p1) {
+  if constexpr (std::is_same_v<F, Q8_0Format>) {
+    return join(load_quants<F>(p0), load_quants<F>(p1));
+  } else {
+    // Both blocks' 16 bytes of nibbles split at once, then arranged lo0 hi0 lo1 hi1.
+    const __m256i x = _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p1 + F::kQs)),
+                                       _mm_loadu_si128(reinterpret_cast<const __m128i*>(p0 + F::kQs)));
+    const __m256i m = _mm256_set1_epi8(0x0f);
+    const V4di lo = reinterpret_cast<V4di>(_mm256_and_si256(x, m));
+    const V4di hi = reinterpret_cast<V4di>(_mm256_and_si256(_mm256_srli_epi16(x, 4), m));
+    return reinterpret_cast<__m512i>(__builtin_shufflevector(lo, hi, 0, 1, 4, 5, 2, 3, 6, 7));
+  }
+}
+
+template <class F>
+inline __m512i dot_quants2(__m512i wq, __m512i aq) {
+  const __m512i ones = _mm512_set1_epi16(1);
+  if constexpr (std::is_same_v<F, Q8_0Format>) {
+    const __mmask64 negative = _mm512_movepi8_mask(wq);
+    const __m512i a_signed = _mm512_mask_sub_epi8(aq, negative, _mm512_setzero_si512(), aq);
+    return _mm512_madd_epi16(_mm512_maddubs_epi16(_mm512_abs_epi8(wq), a_signed), ones);
+  } else {
+    return _mm512_madd_epi16(_mm512_maddubs_epi16(wq, aq), ones);
+  }
+}
+#endif
+
+// One weight row (nblk blocks at `row`) against NB quantized activation rows: out[i * ldo].
+template <class F, int NB>
+[[gnu::always_inline]] inline void gemv_row(float* out, std::int64_t ldo, const ActRow* act, std::int64_t nblk,
+                                            const unsigned char* row) {
+  constexpr std::size_t kBytes = sizeof(typename F::Block);
+  __m256 acc[NB];
+  float off[NB];
+  for (int i = 0; i < NB; ++i) {
+    acc[i] = _mm256_setzero_ps();
+    off[i] = 0.0f;
+  }
+  std::int64_t b = 0;
+#if ZEBRA_QK_WIDE
+  __m512 acc2[NB];
+  for (int i = 0; i < NB; ++i) acc2[i] = _mm512_setzero_ps();
+  for (; b + 2 <= nblk; b += 2) {
+    const unsigned char* p0 = row + static_cast<std::size_t>(b) * kBytes;
+    const unsigned char* p1 = p0 + kBytes;
+    const float dw0 = block_scale(p0), dw1 = block_scale(p1);
+    const __m512i wq = load_quants2<F>(p0, p1);
+    for (int i = 0; i < NB; ++i) {
+      const __m512i aq = _mm512_loadu_si512(act[i].qs + b * kActBlock);
+      acc2[i] = _mm512_fmadd_ps(to_ps(dot_quants2<F>(wq, aq)), join_scales(dw0 * act[i].d[b], dw1 * act[i].d[b + 1]),
+                                acc2[i]);
+      if constexpr (F::kOffset) {
+        off[i] += offset_scale<F>(p0, dw0) * act[i].sum[b] + offset_scale<F>(p1, dw1) * act[i].sum[b + 1];
+      }
+    }
+  }
+#endif
+  for (; b < nblk; ++b) {
+    const unsigned char* p = row + static_cast<std::size_t>(b) * kBytes;
+    const float dw = block_scale(p);
+    const __m256i wq = load_quants<F>(p);
+    for (int i = 0; i < NB; ++i) {
+      const __m256i aq = load_act(act[i].qs + b * kActBlock);
+      acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_quants<F>(wq, aq)), _mm256_set1_ps(dw * act[i].d[b]), acc[i]);
+      if constexpr (F::kOffset) off[i] += offset_scale<F>(p, dw) * act[i].sum[b];
+    }
+  }
+  for (int i = 0; i < NB; ++i) {
+    float s = hsum256(acc[i]);
+#if ZEBRA_QK_WIDE
+    s += hsum512(acc2[i]);
+#endif
+    out[i * ldo] = s + off[i];
+  }
+}
+
+template <class F, int NB>
+void gemv_rows(float* out, std::int64_t ldo, const void* act, const void* w, std::size_t row_bytes, std::int64_t rows,
+               std::int64_t cols) {
+  ActRow a[NB];
+  for (int i = 0; i < NB; ++i) a[i] = act_row(act, i, cols);
+  const auto* base = static_cast<const unsigned char*>(w);
+  for (std::int64_t r = 0; r < rows; ++r) {
+    gemv_row<F, NB>(out + r, ldo, a, cols / kActBlock, base + static_cast<std::size_t>(r) * row_bytes);
+  }
+}
+
+template <class F>
+void gemv(float* out, std::int64_t ldo, const void* act, std::int64_t n, const void* w, std::size_t row_bytes,
+          std::int64_t rows, std::int64_t cols) {
+  switch (n) {
+    case 1: return gemv_rows<F, 1>(out, ldo, act, w, row_bytes, rows, cols);
+    case 2: return gemv_rows<F, 2>(out, ldo, act, w, row_bytes, rows, cols);
+    case 3: return gemv_rows<F, 3>(out, ldo, act, w, row_bytes, rows, cols);
+    case 4: return gemv_rows<F, 4>(out, ldo, act, w, row_bytes, rows, cols);
+    default: return;  // n is checked by the caller (1 <= n <= 4)
+  }
+}
+
+// x [cols] quantized: d = absmax / 127 and q = nearest-even(x * (127 / absmax)), as the scalar reference.
+void quantize_activations(void* dst, const float* x, std::int64_t cols) {
+  auto* qs = static_cast<std::int8_t*>(dst);
+  auto* dd = reinterpret_cast<float*>(qs + cols);
+  float* ds = dd + cols / kActBlock;
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  for (std::int64_t b = 0; b < cols / kActBlock; ++b) {
+    const float* xb = x + b * kActBlock;
+    __m256 v[4];
+    __m256 amax = _mm256_setzero_ps();
+    for (int k = 0; k < 4; ++k) {
+      v[k] = _mm256_loadu_ps(xb + 8 * k);
+      amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign, v[k]));
+    }
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    const float a = _mm_cvtss_f32(m);
+    const float d = a / 127.0f;
+    const __m256 id = _mm256_set1_ps(a > 0.0f ? 127.0f / a : 0.0f);
+    __m256i q[4];
+    for (int k = 0; k < 4; ++k) q[k] = _mm256_cvtps_epi32(_mm256_mul_ps(v[k], id));  // MXCSR: nearest even
+    // Sum of the 32 quants (exact in int32), then pack 32 x int32 -> 32 x int8 in value order.
+    const __m256i s = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+    __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
+    const __m256i p16a = _mm256_packs_epi32(q[0], q[1]);  // lanes interleave by 128-bit halves
+    const __m256i p16b = _mm256_packs_epi32(q[2], q[3]);
+    const __m256i p8 = _mm256_packs_epi16(p16a, p16b);
+    // packs works per 128-bit lane: dwords 0..7 now hold values {0-3, 8-11, 16-19, 24-27, 4-7, 12-15, 20-23, 28-31}.
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(qs + b * kActBlock), _mm256_permutevar8x32_epi32(p8, order));
+    dd[b] = d;
+    ds[b] = d * static_cast<float>(_mm_cvtsi128_si32(s4));
+  }
+}
+
+// 8 quants (bytes) at the low half of x as floats: signed (Q8_0) or unsigned.
+template <bool kSigned>
+inline __m256 bytes_to_ps(__m128i x) {
+  return _mm256_cvtepi32_ps(kSigned ? _mm256_cvtepi8_epi32(x) : _mm256_cvtepu8_epi32(x));
+}
+
+template <class F>
+void to_f32(float* dst, const void* src, std::int64_t n) {
+  constexpr std::size_t kBytes = sizeof(typename F::Block);
+  constexpr bool kSigned = std::is_same_v<F, Q8_0Format>;
+  const auto* p = static_cast<const unsigned char*>(src);
+  for (std::int64_t b = 0; b < n / kActBlock; ++b, p += kBytes) {
+    const __m256 d = _mm256_set1_ps(block_scale(p));
+    const __m256i q = load_quants<F>(p);
+    const __m128i halves[2] = {_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1)};
+    float* y = dst + b * kActBlock;
+    for (int h = 0; h < 2; ++h) {
+      for (int k = 0; k < 2; ++k) {
+        const __m256 v = bytes_to_ps<kSigned>(k == 0 ? halves[h] : _mm_srli_si128(halves[h], 8));
+        __m256 out;
+        if constexpr (std::is_same_v<F, Q4_1Format>) {
+          out = _mm256_fmadd_ps(d, v, _mm256_set1_ps(offset_scale<F>(p, 0.0f)));
+        } else if constexpr (std::is_same_v<F, Q4_0Format>) {
+          out = _mm256_mul_ps(d, _mm256_sub_ps(v, _mm256_set1_ps(8.0f)));
+        } else {
+          out = _mm256_mul_ps(d, v);
+        }
+        _mm256_storeu_ps(y + 16 * h + 8 * k, out);
+      }
+    }
+  }
+}
+
+template <int NB>
+[[gnu::always_inline]] inline void gemv_f32_row(float* out, std::int64_t ldo, const float* inp, const float* w,
+                                                std::int64_t cols) {
+#if ZEBRA_QK_WIDE
+  using V = __m512;
+  constexpr int kW = 16;
+  auto load = [](const float* p) { return _mm512_loadu_ps(p); };
+  auto fma = [](V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); };
+  auto hsum = [](V v) { return hsum512(v); };
+  auto zero = [] { return _mm512_setzero_ps(); };
+#else
+  using V = __m256;
+  constexpr int kW = 8;
+  auto load = [](const float* p) { return _mm256_loadu_ps(p); };
+  auto fma = [](V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); };
+  auto hsum = [](V v) { return hsum256(v); };
+  auto zero = [] { return _mm256_setzero_ps(); };
+#endif
+  V acc0[NB], acc1[NB];
+  for (int i = 0; i < NB; ++i) acc0[i] = acc1[i] = zero();
+  std::int64_t k = 0;
+  for (; k + 2 * kW <= cols; k += 2 * kW) {
+    const V w0 = load(w + k), w1 = load(w + k + kW);
+    for (int i = 0; i < NB; ++i) {
+      acc0[i] = fma(w0, load(inp + i * cols + k), acc0[i]);
+      acc1[i] = fma(w1, load(inp + i * cols + k + kW), acc1[i]);
+    }
+  }
+  for (int i = 0; i < NB; ++i) {
+    float s = hsum(acc0[i]) + hsum(acc1[i]);
+    for (std::int64_t t = k; t < cols; ++t) s += inp[i * cols + t] * w[t];
+    out[i * ldo] = s;
+  }
+}
+
+void gemv_f32(float* out, std::int64_t ldo, const float* inp, std::int64_t n, const float* w, std::int64_t w_stride,
+              std::int64_t rows, std::int64_t cols) {
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const float* wr = w + r * w_stride;
+    switch (n) {
+      case 1: gemv_f32_row<1>(out + r, ldo, inp, wr, cols); break;
+      case 2: gemv_f32_row<2>(out + r, ldo, inp, wr, cols); break;
+      case 3: gemv_f32_row<3>(out + r, ldo, inp, wr, cols); break;
+      case 4: gemv_f32_row<4>(out + r, ldo, inp, wr, cols); break;
+      default: return;  // 1 <= n <= 4, checked by the caller
+    }
+  }
+}
+
+template <class F>
+constexpr QuantKernels kKernels{&quantize_activations, &gemv<F>, &to_f32<F>};
