@@ -24,6 +24,7 @@
 
 #include "zebra/ops/attention.hpp"
 #include "zebra/ops/attention_cached.hpp"
+#include "zebra/ops/cpu_features.hpp"
 #include "zebra/ops/mask.hpp"
 #include "zebra/ops/ref/attention_ref.hpp"
 #include "zebra/util/error.hpp"
@@ -108,8 +109,10 @@ Inputs make_inputs(const Case& c, std::uint64_t seed) {
 // positions [max(0, p0 - window), p0) at slot j % window (other rows hold garbage), or a linear store of
 // positions [0, p0) preceded by nothing; rows interleaved or head-major. The new block is passed with a row stride
 // wider than its width (as in a fused QKV buffer), and q likewise.
+// store: the past store's dtype (T's own, or F16 / BF16 for float: the past keys and values rounded to it).
 template <typename T>
-std::vector<double> run_kernel(const Inputs& in, const Case& c, const std::vector<double>& slopes) {
+std::vector<double> run_kernel(const Inputs& in, const Case& c, const std::vector<double>& slopes,
+                               const ComputeOptions& options = {}, DType store = kDenseDType<T>) {
   const std::int64_t kvw = c.n_kv_heads * c.head_dim, qw = c.n_heads * c.head_dim;
   const std::int64_t q_stride = qw + 3, new_stride = kvw + 5;
   std::vector<T> q(static_cast<std::size_t>(c.n_new * q_stride), T(99));
@@ -152,10 +155,23 @@ std::vector<double> run_kernel(const Inputs& in, const Case& c, const std::vecto
   }
   past.k = kp.data();
   past.v = vp.data();
+  std::vector<std::uint16_t> kh, vh;
+  if (store != kDenseDType<T>) {
+    kh.resize(kp.size());
+    vh.resize(vp.size());
+    for (std::size_t i = 0; i < kp.size(); ++i) {
+      const auto kf = static_cast<float>(kp[i]), vf = static_cast<float>(vp[i]);
+      kh[i] = store == DType::kF16 ? float_to_f16(kf) : float_to_bf16(kf);
+      vh[i] = store == DType::kF16 ? float_to_f16(vf) : float_to_bf16(vf);
+    }
+    past.k = kh.data();
+    past.v = vh.data();
+    past.dtype = store;
+  }
   std::vector<T> out(static_cast<std::size_t>(c.n_new * qw), T(55));
   CachedAttentionShape shape{c.n_heads, c.n_kv_heads, c.head_dim, q_stride, new_stride};
   attention_cached_forward(out.data(), q.data(), kn.data(), vn.data(), c.n_new, c.p0, past, shape, c.window,
-                           slopes.empty() ? nullptr : slopes.data());
+                           slopes.empty() ? nullptr : slopes.data(), options);
   return std::vector<double>(out.begin(), out.end());
 }
 
@@ -208,6 +224,63 @@ TEST(AttentionCached, MatchesScalarReference) {
     reference(ref, in.q, in.k, in.v, c, slopes);
     EXPECT_LE(max_violation(run_kernel<double>(in, c, slopes), ref, 1e-12, 1e-12), 1.0);
     EXPECT_LE(max_violation(run_kernel<float>(in, c, slopes), ref, 5e-5, 1e-4), 1.0);
+  }
+}
+
+// The float kernels on every SIMD path (the decode kernel for n_new <= 4, the tiled one above), with fp32 and
+// 16-bit past stores. Against the reference on the rounded past keys / values (the same values the kernel
+// reads): the float tolerance above. Against the unrounded inputs: storage rounds each past value by at most
+// u_s |x| <= u_s (2^-11 f16, 2^-8 bf16; inputs in [-1, 1], f16 normal there except below 2^-14, where its
+// absolute error 2^-25 is smaller still), so a score (q . k / sqrt(hd), |q| <= 1) moves by at most
+// u_s sqrt(hd), a softmax weight vector by at most 2 u_s sqrt(hd) in L1 (the softmax is 1-Lipschitz from the
+// max norm of the scores to half the L1 norm of the weights), and the output, a combination of values <= 1
+// each moved by u_s, by u_s (1 + 2 sqrt(hd)).
+TEST(AttentionCached, FloatPathsAndSixteenBitStores) {
+  std::vector<Case> cases;
+  for (const Case& c : sweep()) {
+    if (c.head_dim == 64 || c.head_dim == 12 || (c.head_dim == 32 && c.n_kv_heads == 2)) cases.push_back(c);
+  }
+  // Groups of 3 (SmolLM2's 9 / 3 heads), a decode step after several key chunks, global and local (a ring).
+  for (std::int64_t w : {kGlobalWindow, std::int64_t{300}}) {
+    Case c;
+    c.n_heads = 6;
+    c.n_kv_heads = 2;
+    c.head_dim = 64;
+    c.p0 = 700;
+    c.n_new = 3;
+    c.window = w;
+    c.ring = w != kGlobalWindow;
+    c.head_major = true;
+    cases.push_back(c);
+  }
+  for (SimdPath path : {SimdPath::kScalar, SimdPath::kAvx2, SimdPath::kAvx512}) {
+    if (!simd_path_supported(path)) continue;
+    ComputeOptions options;
+    options.simd = path;
+    for (DType store : {DType::kF32, DType::kF16, DType::kBF16}) {
+      const double us = store == DType::kF16 ? 0x1.0p-11 : store == DType::kBF16 ? 0x1.0p-8 : 0.0;
+      for (const Case& c : cases) {
+        SCOPED_TRACE(c.name() + " path " + to_string(path) + " store " + to_string(store));
+        const Inputs in = make_inputs(c, 2000 + static_cast<std::uint64_t>(c.p0 * 5 + c.n_new + c.head_dim));
+        const std::vector<double> slopes = c.alibi ? alibi_slopes(c.n_heads) : std::vector<double>{};
+        Inputs rounded = in;  // the past positions as the store holds them
+        const std::int64_t past_values = c.p0 * c.n_kv_heads * c.head_dim;
+        for (std::int64_t i = 0; i < past_values; ++i) {
+          for (std::vector<double>* x : {&rounded.k, &rounded.v}) {
+            const auto f = static_cast<float>((*x)[static_cast<std::size_t>(i)]);
+            if (store == DType::kF16) (*x)[static_cast<std::size_t>(i)] = f16_to_float(float_to_f16(f));
+            if (store == DType::kBF16) (*x)[static_cast<std::size_t>(i)] = bf16_to_float(float_to_bf16(f));
+          }
+        }
+        std::vector<double> ref, ref_rounded;
+        reference(ref, in.q, in.k, in.v, c, slopes);
+        reference(ref_rounded, rounded.q, rounded.k, rounded.v, c, slopes);
+        const std::vector<double> got = run_kernel<float>(in, c, slopes, options, store);
+        ASSERT_LE(max_violation(got, ref_rounded, 5e-5, 1e-4), 1.0);
+        const double bound = us * (1.0 + 2.0 * std::sqrt(static_cast<double>(c.head_dim)));
+        ASSERT_LE(max_violation(got, ref, 5e-5 + bound, 1e-4), 1.0);
+      }
+    }
   }
 }
 

@@ -24,6 +24,7 @@
 #include "zebra/cli/adjust_options.hpp"
 #include "zebra/cli/commands.hpp"
 #include "zebra/cli/sampling_options.hpp"
+#include "zebra/cli/weights_option.hpp"
 #include "zebra/data/tokenizer.hpp"
 #include "zebra/generate/chat_template.hpp"
 #include "zebra/generate/conversation.hpp"
@@ -42,6 +43,7 @@ struct ChatArgs {
   SamplerOptions sampling;
   int threads = 0;
   bool stats = true;
+  std::string kv_dtype;
 };
 
 SessionOptions session_options(const ChatArgs& a) {
@@ -49,6 +51,7 @@ SessionOptions session_options(const ChatArgs& a) {
   o.max_context = a.max_context;
   o.chunk_size = a.chunk;
   o.compute.threads = a.threads;
+  o.kv_dtype = parse_kv_dtype(a.kv_dtype);
   return o;
 }
 
@@ -175,6 +178,7 @@ void add_chat_command(CLI::App& app) {
   cmd->add_option("--max-context", a->max_context, "most positions the KV cache may hold (0 = unlimited)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--threads", a->threads, "OpenMP threads (default: all cores)")->check(CLI::PositiveNumber);
+  add_kv_dtype_option(cmd, a->kv_dtype);
   cmd->add_flag("!--no-stats", a->stats, "do not print per-turn statistics");
   cmd->callback([a] { run_chat(*a); });
 }

@@ -20,6 +20,8 @@ void add_model_options(CLI::App* cmd, ModelArgs& m) {
   add_weights_dtype_option(cmd, m.weights_dtype);
 }
 
+void add_cache_options(CLI::App* cmd, ModelArgs& m) { add_kv_dtype_option(cmd, m.kv_dtype); }
+
 LoadedModel load_for_eval(const ModelArgs& m) {
   if (m.threads > 0) set_num_threads(m.threads);
   return load_model_for_inference(m.model, adjustment_of(m.adjust), m.tokenizer, parse_weights_dtype(m.weights_dtype));

@@ -21,9 +21,12 @@ struct ModelArgs {
   AdjustArgs adjust;  // re-laid / RoPE-adjusted how
   int threads = 0;
   std::string weights_dtype;  // "" = as stored
+  std::string kv_dtype;       // "" = f32 (commands that decode with a cache: passkey, tasks)
 };
 
 void add_model_options(CLI::App* cmd, ModelArgs& m);
+// --kv-dtype, for the evaluations that decode with a KV cache.
+void add_cache_options(CLI::App* cmd, ModelArgs& m);
 LoadedModel load_for_eval(const ModelArgs& m);
 
 // Renders a gnuplot script into `path` (util/gnuplot.hpp) and says so on stderr: "plot: PATH", or a warning with

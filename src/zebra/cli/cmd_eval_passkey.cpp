@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "zebra/cli/cmd_eval_common.hpp"
+#include "zebra/cli/weights_option.hpp"
 #include "zebra/data/tokenizer.hpp"
 #include "zebra/eval/greedy.hpp"
 #include "zebra/eval/passkey.hpp"
@@ -77,6 +78,7 @@ void run_passkey(const PasskeyArgs& a) {
                static_cast<long long>(c.n_layers), c.pattern_string().c_str(), static_cast<long long>(c.window),
                model.tokenizer_path.c_str());
   SessionOptions so;
+  so.kv_dtype = parse_kv_dtype(a.m.kv_dtype);
   so.max_context = *std::max_element(o.lengths.begin(), o.lengths.end()) + a.new_tokens;
   // Each prompt in one chunk: a first chunk runs the tiled attention kernel (model/generator.cpp).
   so.chunk_size = *std::max_element(o.lengths.begin(), o.lengths.end());
@@ -170,6 +172,7 @@ void add_eval_passkey_command(CLI::App* eval) {
       "filler ('The grass is green. The sky is blue. ...'), asked for at the end; greedy decoding with the KV\n"
       "cache; a trial is correct when the first integer of the answer equals the key. Accuracy per depth x length.");
   add_model_options(cmd, a->m);
+  add_cache_options(cmd, a->m);
   cmd->add_option("--lengths", a->lengths,
                   "prompt lengths in tokens, BOS included, comma-separated (default "
                   "256,512,1024,2048); each prompt is the longest that fits");

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "zebra/cli/cmd_eval_common.hpp"
+#include "zebra/cli/weights_option.hpp"
 #include "zebra/data/corpus.hpp"
 #include "zebra/eval/greedy.hpp"
 #include "zebra/eval/long_tasks.hpp"
@@ -109,6 +110,7 @@ void run_eval_tasks(const TasksEvalArgs& a) {
                model.path.c_str(), static_cast<long long>(c.n_layers), c.pattern_string().c_str(),
                static_cast<long long>(c.window), t.name.c_str(), tasks.size(), static_cast<long long>(longest));
   SessionOptions so;
+  so.kv_dtype = parse_kv_dtype(a.m.kv_dtype);
   so.max_context = longest + most_new;
   so.chunk_size = longest;  // each prompt in one chunk: the tiled attention kernel (model/generator.cpp)
   InferenceSession<float> session(model.weights(), so);
@@ -251,6 +253,7 @@ void add_eval_tasks_command(CLI::App* eval) {
       "Long-context tasks with exact answers (zebra tasks writes them): greedy replies with the model's chat\n"
       "template, scored by exact match (fact, which) or containment (next, chapter); accuracy by kind x length.");
   add_model_options(cmd, a->m);
+  add_cache_options(cmd, a->m);
   cmd->add_option("--tasks", a->tasks_path, "tasks JSONL (zebra tasks: DIR/test.jsonl)")
       ->required()
       ->check(CLI::ExistingFile);

@@ -44,6 +44,7 @@ struct GenerateArgs {
   std::uint64_t init_seed = 1;
   int threads = 0;
   std::string weights_dtype;
+  std::string kv_dtype;
 };
 
 std::string read_all(std::istream& in) {
@@ -54,6 +55,7 @@ void run_generate(const GenerateArgs& a) {
   if (a.threads > 0) set_num_threads(a.threads);
   // The model: loaded, or randomly initialised from a config.
   const std::optional<DType> weights_dtype = parse_weights_dtype(a.weights_dtype);  // refused before any work
+  const std::optional<DType> kv_dtype = parse_kv_dtype(a.kv_dtype);
   LoadedModel m;
   if (!a.random_init.empty()) {
     ZEBRA_CHECK(a.model.empty(), "generate: give either MODEL or --random-init CONFIG, not both");
@@ -115,6 +117,7 @@ void run_generate(const GenerateArgs& a) {
   so.chunk_size = a.chunk;
   so.max_context = a.max_context;
   so.compute.threads = a.threads;
+  so.kv_dtype = kv_dtype;
   InferenceSession<float> session(m.weights(), so);
   const std::int64_t limit = session.options().max_context;
   const std::int64_t n_prompt = static_cast<std::int64_t>(ids.size());
@@ -225,6 +228,7 @@ void add_generate_command(CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--threads", a->threads, "OpenMP threads (default: all cores)")->check(CLI::PositiveNumber);
   add_weights_dtype_option(cmd, a->weights_dtype);
+  add_kv_dtype_option(cmd, a->kv_dtype);
   cmd->callback([a, prompt] {
     a->prompt_given = prompt->count() > 0;
     run_generate(*a);

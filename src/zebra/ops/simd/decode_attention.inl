@@ -147,6 +147,173 @@ void decode_task(const DecodeAttentionArgs& a, std::int64_t r, std::int64_t g, s
   }
 }
 
+// Sums of the lanes of 8 vectors: out[k] = sum of acc[k]'s lanes (a transposing reduction instead of 8
+// horizontal sums: AVX2 hadd tree; AVX-512 folds to 256 bits first).
+template <class S>
+[[gnu::always_inline]] inline void reduce8(const typename S::V* acc, float* out) {
+  if constexpr (S::W == 1) {
+    for (int k = 0; k < 8; ++k) out[k] = acc[k];
+  } else {
+    __m256 v[8];
+    if constexpr (S::W == 16) {
+      for (int k = 0; k < 8; ++k) {
+        float l[16];
+        std::memcpy(l, &acc[k], sizeof l);
+        __m256 lo, hi;
+        std::memcpy(&lo, l, sizeof lo);
+        std::memcpy(&hi, l + 8, sizeof hi);
+        v[k] = _mm256_add_ps(lo, hi);
+      }
+    } else {
+      for (int k = 0; k < 8; ++k) v[k] = acc[k];
+    }
+    const __m256 h01 = _mm256_hadd_ps(v[0], v[1]), h23 = _mm256_hadd_ps(v[2], v[3]);
+    const __m256 h45 = _mm256_hadd_ps(v[4], v[5]), h67 = _mm256_hadd_ps(v[6], v[7]);
+    const __m256 q0 = _mm256_hadd_ps(h01, h23), q1 = _mm256_hadd_ps(h45, h67);
+    // q0 = [s0 s1 s2 s3 | s0' s1' s2' s3'] (low / high 128-bit halves of the sums), q1 the same for 4..7.
+    const __m256 lo = _mm256_permute2f128_ps(q0, q1, 0x20), hi = _mm256_permute2f128_ps(q0, q1, 0x31);
+    _mm256_storeu_ps(out, _mm256_add_ps(lo, hi));
+  }
+}
+
+// A key or value row of KV head g at position j: the chunk's own fp32 rows, or the store's.
+template <class H>
+struct RowAt {
+  const DecodeAttentionArgs& a;
+  std::int64_t g;
+  const typename H::E* base;  // k_past or v_past
+  const float* fresh;         // k_new or v_new
+  bool is_fresh(std::int64_t j) const { return j >= a.p0; }
+  const float* fresh_row(std::int64_t j) const { return fresh + (j - a.p0) * a.new_stride + g * a.head_dim; }
+  const typename H::E* past_row(std::int64_t j) const {
+    const std::int64_t row = a.ring > 0 ? j % a.ring : j;
+    return base + g * a.past_head_stride + row * a.past_stride;
+  }
+};
+
+template <class S, class H>
+[[gnu::always_inline]] inline typename S::V load_kv(const RowAt<H>& at, std::int64_t j, std::int64_t e) {
+  if (at.is_fresh(j)) return S::load(at.fresh_row(j) + e);
+  return H::template load<S>(at.past_row(j) + e);
+}
+
+// Vectors per output slab: the largest power of two <= NV with G of them per head in at most 12 registers.
+constexpr int slab_vectors(int nv, int g) {
+  int ns = 1;
+  while (ns * 2 <= nv && ns * 2 * g <= 12) ns *= 2;
+  return ns;
+}
+
+// decode_task with the group size G and the head size HD = NV * W known at compile time: scores 8 keys at a
+// time into 8 accumulators per head (one transposing reduction per 8 keys), values with every head's output
+// slab in registers (slabs of NS vectors, G * NS <= 12), each value vector widened once for all G heads.
+template <class S, class H, int G, int NV>
+void decode_task_fixed(const DecodeAttentionArgs& a, std::int64_t r, std::int64_t g, std::int64_t ja, std::int64_t jb,
+                       float* part, float* s, float* qs) {
+  using V = typename S::V;
+  constexpr int W = S::W, HD = NV * W;
+  constexpr int NS = slab_vectors(NV, G);
+  static_assert(NV % NS == 0, "slabs must tile the head");
+  const std::int64_t i = a.p0 + r, n = jb - ja;
+  const RowAt<H> kat{a, g, static_cast<const typename H::E*>(a.k_past), a.k_new};
+  const RowAt<H> vat{a, g, static_cast<const typename H::E*>(a.v_past), a.v_new};
+  for (int h = 0; h < G; ++h) {
+    const float* src = a.q + r * a.q_stride + (g * G + h) * HD;
+    for (int e = 0; e < HD; ++e) qs[h * HD + e] = src[e] * a.scale;
+  }
+  std::int64_t j = ja;
+  for (; j + 8 <= jb; j += 8) {
+    for (int h = 0; h < G; ++h) {
+      V acc[8];
+      for (int k = 0; k < 8; ++k) acc[k] = S::set1(0.0f);
+      for (int v = 0; v < NV; ++v) {
+        const V qv = S::load(qs + h * HD + v * W);
+        for (int k = 0; k < 8; ++k) acc[k] = S::fma(qv, load_kv<S, H>(kat, j + k, v * W), acc[k]);
+      }
+      reduce8<S>(acc, s + h * kDecodeChunk + (j - ja));
+    }
+  }
+  for (; j < jb; ++j) {
+    for (int h = 0; h < G; ++h) {
+      V acc = S::set1(0.0f);
+      for (int v = 0; v < NV; ++v) acc = S::fma(S::load(qs + h * HD + v * W), load_kv<S, H>(kat, j, v * W), acc);
+      s[h * kDecodeChunk + (j - ja)] = S::hsum(acc);
+    }
+  }
+  for (int h = 0; h < G; ++h) {
+    float* sh = s + h * kDecodeChunk;
+    if (a.alibi_slopes != nullptr) {
+      const auto slope = static_cast<float>(a.alibi_slopes[g * G + h]);
+      for (std::int64_t c = 0; c < n; ++c) sh[c] -= slope * static_cast<float>(i - (ja + c));
+    }
+    float m = sh[0];
+    for (std::int64_t c = 1; c < n; ++c) m = std::max(m, sh[c]);
+    float l = 0.0f;
+    std::int64_t c = 0;
+    for (; c + W <= n; c += W) {
+      const V p = exp_poly<S>(S::load(sh + c) - S::set1(m));
+      S::store(sh + c, p);
+      l += S::hsum(p);
+    }
+    if (c < n) {
+      float buf[W] = {};
+      for (std::int64_t t = c; t < n; ++t) buf[t - c] = sh[t] - m;
+      float res[W];
+      S::store(res, exp_poly<S>(S::load(buf)));
+      for (std::int64_t t = c; t < n; ++t) {
+        sh[t] = res[t - c];
+        l += res[t - c];
+      }
+    }
+    part[h * (HD + 2)] = m;
+    part[h * (HD + 2) + 1] = l;
+  }
+  for (int v0 = 0; v0 < NV; v0 += NS) {
+    V o[G][NS];
+    for (int h = 0; h < G; ++h)
+      for (int v = 0; v < NS; ++v) o[h][v] = S::set1(0.0f);
+    for (std::int64_t jj = ja; jj < jb; ++jj) {
+      V vv[NS];
+      for (int v = 0; v < NS; ++v) vv[v] = load_kv<S, H>(vat, jj, (v0 + v) * W);
+      for (int h = 0; h < G; ++h) {
+        const V p = S::set1(s[h * kDecodeChunk + (jj - ja)]);
+        for (int v = 0; v < NS; ++v) o[h][v] = S::fma(p, vv[v], o[h][v]);
+      }
+    }
+    for (int h = 0; h < G; ++h)
+      for (int v = 0; v < NS; ++v) S::store(part + h * (HD + 2) + 2 + (v0 + v) * W, o[h][v]);
+  }
+}
+
+template <class S, class H, int G>
+bool decode_task_hd(const DecodeAttentionArgs& a, std::int64_t r, std::int64_t g, std::int64_t ja, std::int64_t jb,
+                    float* part, float* s, float* qs) {
+  switch (a.head_dim / S::W * (a.head_dim % S::W == 0 ? 1 : 0)) {
+    case 64 / S::W: decode_task_fixed<S, H, G, 64 / S::W>(a, r, g, ja, jb, part, s, qs); return true;
+    case 128 / S::W: decode_task_fixed<S, H, G, 128 / S::W>(a, r, g, ja, jb, part, s, qs); return true;
+    default: return false;
+  }
+}
+
+// The compile-time shapes where there is one (head_dim 64 or 128 on a vector path, group 1 to 4), else the
+// general task.
+template <class S, class H>
+void run_task(const DecodeAttentionArgs& a, std::int64_t r, std::int64_t g, std::int64_t ja, std::int64_t jb,
+              float* part, float* s, float* qs) {
+  if constexpr (S::W > 1) {
+    bool done = false;
+    switch (a.n_heads / a.n_kv_heads) {
+      case 1: done = decode_task_hd<S, H, 1>(a, r, g, ja, jb, part, s, qs); break;
+      case 2: done = decode_task_hd<S, H, 2>(a, r, g, ja, jb, part, s, qs); break;
+      case 3: done = decode_task_hd<S, H, 3>(a, r, g, ja, jb, part, s, qs); break;
+      case 4: done = decode_task_hd<S, H, 4>(a, r, g, ja, jb, part, s, qs); break;
+      default: break;
+    }
+    if (done) return;
+  }
+  decode_task<S, H>(a, r, g, ja, jb, part, s, qs);
+}
+
 // The whole call: tasks over (row, KV head, chunk), then the per-head combination.
 template <class S, class H>
 void decode_all(const DecodeAttentionArgs& a) {
@@ -180,7 +347,7 @@ void decode_all(const DecodeAttentionArgs& a) {
       const std::int64_t i = a.p0 + r;
       const std::int64_t ja = std::max(c * kDecodeChunk, first_visible_key(i, a.window));
       const std::int64_t jb = std::min((c + 1) * kDecodeChunk, i + 1);
-      decode_task<S, H>(a, r, g, ja, jb, all_parts + t * part_floats, s.data(), qs.data());
+      run_task<S, H>(a, r, g, ja, jb, all_parts + t * part_floats, s.data(), qs.data());
     }
   }
   // Combine in chunk order (per row, head).
