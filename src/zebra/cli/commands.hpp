@@ -23,5 +23,6 @@ void add_chat_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
 // `zebra convert IN OUT`: any loadable model to a zebra / Hugging Face model directory.
 void add_convert_command(CLI::App& app);
+void add_quantize_command(CLI::App& app);
 
 }  // namespace zebra

@@ -43,6 +43,7 @@ int main(int argc, char** argv) {
   zebra::add_chat_command(app);
   zebra::add_eval_command(app);
   zebra::add_convert_command(app);
+  zebra::add_quantize_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

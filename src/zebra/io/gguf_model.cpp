@@ -43,6 +43,21 @@ void set_rope_scaling(const GgufFile& f, const std::string& p, ModelConfig& c) {
     return;
   }
   if (*type == "none") return;
+  if (p == "zebra.") {
+    // zebra's own files carry every scaling zebra has (io/gguf_export.hpp).
+    try {
+      c.rope_scaling = parse_rope_scaling(*type);
+    } catch (const Error&) {
+      fail(where(f), ": metadata key '", p, "rope.scaling.type' = '", type->substr(0, 32),
+           "' is not supported (supported: none, linear, ntk, dynamic, yarn)");
+    }
+    if (factor == 0.0) factor = 1.0;
+    if (!(factor >= 1.0)) fail(where(f), ": metadata key '", p, "rope.scaling.factor' = ", factor, ", expected >= 1");
+    c.rope_scaling_factor = factor;
+    if (c.rope_scaling == RopeScaling::kNone) c.rope_scaling_factor = 1.0;
+    c.rope_original_max_positions = find_dimension(f, p + "rope.scaling.original_context_length").value_or(0);
+    return;
+  }
   if (*type != "linear") {
     fail(where(f), ": metadata key '", p, "rope.scaling.type' = '", type->substr(0, 32),
          "' is not supported (supported: none, linear)");
@@ -91,9 +106,9 @@ void set_layer_pattern(const GgufFile& f, const std::string& p, ModelConfig& c) 
 
 ModelConfig gguf_model_config(const GgufFile& f) {
   const std::string arch = f.get_string("general.architecture");
-  if (arch != "llama") {
+  if (arch != "llama" && arch != "zebra") {
     fail(where(f), ": architecture '", arch.substr(0, 64),
-         "' (general.architecture) is not supported (supported: llama)");
+         "' (general.architecture) is not supported (supported: llama, zebra)");
   }
   const std::string p = arch + ".";
   ModelConfig c;

@@ -1,4 +1,5 @@
-// What a model loader needs from a GGUF file of architecture `llama`, as plain data: the config, the
+// What a model loader needs from a GGUF file of architecture `llama` (or zebra's own `zebra`, the same keys
+// under "zebra." with every RoPE scaling: io/gguf_export.hpp), as plain data: the config, the
 // tensors under their Hugging Face names (model/params.hpp) with their stored dtype and bytes, and the
 // tokenizer vocabulary (data/vocab.hpp).
 //
@@ -24,7 +25,7 @@
 
 namespace zebra {
 
-// The config of a `llama` GGUF, resolved (layer_types filled); tie_embeddings when output.weight is
+// The config of a `llama` / `zebra` GGUF, resolved (layer_types filled); tie_embeddings when output.weight is
 // absent. Any other general.architecture is refused, naming it. Throws naming the file and the key.
 ModelConfig gguf_model_config(const GgufFile& file);
 
