@@ -56,7 +56,7 @@ WeightStore quantized_store(const ParameterSet<float>& params, DType dtype) {
     t.bytes = std::move(q);
     t.dtype = dtype;
   }
-  colocate_projections(store);
+  prepare_for_inference(store);
   return store;
 }
 
@@ -86,7 +86,7 @@ TEST(QuantizedSession, DecodeEqualsOneShotPassOnTheSameQuantizedWeights) {
     const WeightStore store = quantized_store(model.params(), dtype);
     const ModelWeights<float> w = weights_of(store);
     ASSERT_GT(w.layers[0].wqkv.rows, 0) << "q|k|v co-located and fused";
-    ASSERT_EQ(w.layers[0].wqkv.dtype, dtype);
+    ASSERT_EQ(w.layers[0].wqkv.dtype, quant::repacked_dtype(dtype)) << "and repacked";
     InferenceSession<float> one_shot(w);
     std::vector<float> ref;
     one_shot.prefill(tokens, n, &ref);

@@ -307,6 +307,58 @@ TEST_P(QuantPathTest, ThreadCountDoesNotChangeResults) {
   }
 }
 
+// The repacked layouts (util/dtype.hpp): a row repacked dequantises to the same floats, and its products equal
+// the ggml row's: bit for bit on the scalar path (the same integer dots, scale products and sums, in the same
+// order), within the cross-path bound above on the SIMD paths. Block counts 1 to 11 exercise every remainder
+// (quads, a last pair, a last single block) and windows of 8 and 16 blocks; 37 blocks cross several windows.
+TEST_P(QuantPathTest, RepackedRowsEqualTheirGgmlRows) {
+  ComputeOptions scalar = options_;
+  scalar.simd = SimdPath::kScalar;
+  std::uint64_t seed = 900;
+  for (DType dtype : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_1}) {
+    const DType rdt = quant::repacked_dtype(dtype);
+    for (std::int64_t blocks : {1, 2, 3, 4, 5, 6, 7, 9, 11, 18, 37}) {
+      const std::int64_t cols = 32 * blocks, rows = 7;
+      SCOPED_TRACE(testing::Message() << to_string(dtype) << " blocks=" << blocks);
+      const QuantWeight qw(dtype, rows, cols, ++seed);
+      std::vector<unsigned char> rbytes(qw.w.row_bytes * rows);
+      for (std::int64_t r = 0; r < rows; ++r)
+        quant::repack_row(dtype, qw.w.row(r), rbytes.data() + qw.w.row_bytes * r, cols);
+      const WeightMatrix rw{rdt, rbytes.data(), rows, cols, qw.w.row_bytes};
+      std::vector<float> a(static_cast<std::size_t>(cols)), b(a.size());
+      std::vector<float> simd_rows(a.size());
+      for (std::int64_t r = 0; r < rows; ++r) {
+        quant::dequantize_row(dtype, qw.w.row(r), a.data(), cols);
+        quant::dequantize_row(rdt, rw.row(r), b.data(), cols);
+        ASSERT_EQ(a, b) << "row " << r;
+        // The SIMD dequantisation (prefill tiles): as the ggml row's (DequantisationMatchesTheReference).
+        simd::quant_kernels(rdt, GetParam()).to_f32(simd_rows.data(), rw.row(r), cols);
+        std::vector<float> ggml_simd(a.size());
+        simd::quant_kernels(dtype, GetParam()).to_f32(ggml_simd.data(), qw.w.row(r), cols);
+        ASSERT_EQ(simd_rows, ggml_simd) << "row " << r;
+      }
+      for (std::int64_t n : {std::int64_t{1}, std::int64_t{3}, std::int64_t{5}}) {
+        const auto x = random_floats(n * cols, ++seed);
+        std::vector<float> ggml(static_cast<std::size_t>(n * rows)), want(ggml.size()), got(ggml.size());
+        weight_matmul(ggml.data(), rows, x.data(), n, qw.w, scalar);
+        weight_matmul(want.data(), rows, x.data(), n, rw, scalar);
+        weight_matmul(got.data(), rows, x.data(), n, rw, options_);
+        ASSERT_EQ(want, ggml) << "n=" << n;
+        for (std::int64_t i = 0; i < n; ++i) {
+          const ActParts ap = quantized(x.data() + i * cols, cols, SimdPath::kScalar);
+          for (std::int64_t r = 0; r < rows; ++r) {
+            const Bounds bd = bounds_of(qw.w, r, x.data() + i * cols, ap);
+            const double fp = (2 * static_cast<double>(blocks) + 8) * kU * bd.terms + 1e-30;
+            const auto o = static_cast<std::size_t>(i * rows + r);
+            ASSERT_LE(std::fabs(static_cast<double>(got[o]) - want[o]), 2 * fp)
+                << "n=" << n << " row " << i << " col " << r;
+          }
+        }
+      }
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Paths, QuantPathTest, ::testing::Values(SimdPath::kScalar, SimdPath::kAvx2, SimdPath::kAvx512),
                          [](const ::testing::TestParamInfo<SimdPath>& info) {
                            return std::string(to_string(info.param));

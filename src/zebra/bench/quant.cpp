@@ -23,9 +23,21 @@ AlignedBuffer<std::uint8_t> make_weights(DType dtype, const QuantOptions& o, std
   AlignedBuffer<std::uint8_t> bytes(one * static_cast<std::size_t>(matrices));
   Rng rng(3);
   std::vector<float> row(static_cast<std::size_t>(o.cols));
+  // A repacked dtype: its ggml form quantized, then repacked (the same bytes per row).
+  const DType base = dtype == DType::kQ8_0R   ? DType::kQ8_0
+                     : dtype == DType::kQ4_0R ? DType::kQ4_0
+                     : dtype == DType::kQ4_1R ? DType::kQ4_1
+                                              : dtype;
+  std::vector<std::uint8_t> ggml(rb);
   for (std::int64_t r = 0; r < o.rows; ++r) {
     for (float& x : row) x = static_cast<float>(0.05 * rng.normal());
-    quant::quantize_row(dtype, row.data(), bytes.data() + static_cast<std::size_t>(r) * rb, o.cols);
+    std::uint8_t* dst = bytes.data() + static_cast<std::size_t>(r) * rb;
+    if (base == dtype) {
+      quant::quantize_row(dtype, row.data(), dst, o.cols);
+    } else {
+      quant::quantize_row(base, row.data(), ggml.data(), o.cols);
+      quant::repack_row(base, ggml.data(), dst, o.cols);
+    }
   }
   for (std::int64_t m = 1; m < matrices; ++m)
     std::memcpy(bytes.data() + one * static_cast<std::size_t>(m), bytes.data(), one);
@@ -51,7 +63,8 @@ QuantReport run_quant(const QuantOptions& o) {
   };
   const Case cases[] = {{DType::kF32, "blas"},      {DType::kBF16, "16-bit"},   {DType::kF16, "16-bit"},
                         {DType::kQ8_0, "q8act"},    {DType::kQ8_0, "unpacked"}, {DType::kQ4_0, "q8act"},
-                        {DType::kQ4_0, "unpacked"}, {DType::kQ4_1, "q8act"},    {DType::kQ4_1, "unpacked"}};
+                        {DType::kQ4_0, "unpacked"}, {DType::kQ4_1, "q8act"},    {DType::kQ4_1, "unpacked"},
+                        {DType::kQ8_0R, "q8act"},   {DType::kQ4_0R, "q8act"},   {DType::kQ4_1R, "q8act"}};
   for (const Case& c : cases) {
     const AlignedBuffer<std::uint8_t> w = make_weights(c.dtype, o, rep.matrices);
     const std::size_t rb = dtype_row_bytes(c.dtype, o.cols), one = rb * static_cast<std::size_t>(o.rows);

@@ -3,7 +3,8 @@
 // [rows, cols] matrix (the SmolLM2 FFN shape by default), together far larger than the last-level cache, each
 // multiplied once per run in turn as a decode step does.
 //
-// Routes: "q8act" (activations quantized to 8-bit blocks, integer dot products: Q8_0, Q4_0, Q4_1), "unpacked"
+// Routes: "q8act" (activations quantized to 8-bit blocks, integer dot products: Q8_0, Q4_0, Q4_1 as ggml
+// stores them and in zebra's repacked layouts Q8_0R, Q4_0R, Q4_1R, which inference loads use), "unpacked"
 // (weight rows dequantised to fp32 in L1, then fp32 products: every block type), and the dense types' own
 // kernels (F32: the BLAS; BF16 / F16: simd/weight_kernels.hpp).
 #pragma once

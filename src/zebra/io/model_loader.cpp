@@ -82,7 +82,7 @@ WeightStore load_gguf_store(const std::string& path, const std::optional<ModelAd
     store.tensors.push_back(std::move(s));
   }
   store.keepalive = file;
-  colocate_projections(store);
+  prepare_for_inference(store);
   return store;
 }
 
@@ -173,7 +173,7 @@ LoadedModel load_model_for_inference(const std::string& path, const std::optiona
   return load_model(path, tokenizer_override, [&](LoadedModel& m) {
     if (m.format == ModelFormat::kModelDir) {
       m.store = load_model_dir_weights(path, LoadModelOptions{pattern}, matrix_dtype);
-      colocate_projections(*m.store);
+      prepare_for_inference(*m.store);
       return;
     }
     if (m.format == ModelFormat::kGguf) {

@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "zebra/ops/quant/quant.hpp"
 #include "zebra/util/error.hpp"
 
 namespace zebra {
@@ -105,9 +106,21 @@ StoredTensor* find_mutable(WeightStore& s, const std::string& name) {
   return nullptr;
 }
 
+// The rows of t in `to` (its own dtype, or the repacked layout of quant::repack_row) at dst.
+void copy_rows_as(const StoredTensor& t, DType to, std::uint8_t* dst) {
+  const std::span<const std::uint8_t> d = t.data();
+  if (to == t.dtype) {
+    if (!d.empty()) std::memcpy(dst, d.data(), d.size());
+    return;
+  }
+  const std::int64_t rows = t.shape[0], cols = t.shape[1];
+  const std::size_t rb = dtype_row_bytes(t.dtype, cols);
+  for (std::int64_t r = 0; r < rows; ++r) quant::repack_row(t.dtype, d.data() + rb * r, dst + rb * r, cols);
+}
+
 // Moves the named tensors (all 2-D, one dtype and column count, else nothing happens) into one new arena, in
-// this order.
-void colocate(WeightStore& s, const std::vector<std::string>& names) {
+// this order, repacked when `repack`.
+void colocate(WeightStore& s, const std::vector<std::string>& names, bool repack) {
   std::vector<StoredTensor*> ts;
   for (const std::string& n : names) {
     StoredTensor* t = find_mutable(s, n);
@@ -120,11 +133,13 @@ void colocate(WeightStore& s, const std::vector<std::string>& names) {
   AlignedBuffer<std::uint8_t> arena(total);
   std::size_t at = 0;
   for (StoredTensor* t : ts) {
-    const std::span<const std::uint8_t> d = t->data();
-    if (!d.empty()) std::memcpy(arena.data() + at, d.data(), d.size());
+    const std::size_t size = t->data().size();
+    const DType to = repack ? quant::repacked_dtype(t->dtype) : t->dtype;  // the same bytes per row
+    copy_rows_as(*t, to, arena.data() + at);
+    t->dtype = to;
     t->bytes = AlignedBuffer<std::uint8_t>();
-    t->borrowed = std::span<const std::uint8_t>(arena.data() + at, d.size());
-    at += d.size();
+    t->borrowed = std::span<const std::uint8_t>(arena.data() + at, size);
+    at += size;
   }
   s.arenas.push_back(std::move(arena));  // the heap block (and the spans into it) stays where it is
 }
@@ -154,11 +169,22 @@ const float* vector_f32(const WeightStore& s, const std::string& name, std::vect
 
 }  // namespace
 
-void colocate_projections(WeightStore& store) {
+void prepare_for_inference(WeightStore& store, bool repack) {
   for (std::int64_t l = 0; l < store.config.n_layers; ++l) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
-    colocate(store, {p + "self_attn.q_proj.weight", p + "self_attn.k_proj.weight", p + "self_attn.v_proj.weight"});
-    colocate(store, {p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"});
+    colocate(store, {p + "self_attn.q_proj.weight", p + "self_attn.k_proj.weight", p + "self_attn.v_proj.weight"},
+             repack);
+    colocate(store, {p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"}, repack);
+  }
+  if (!repack) return;
+  for (StoredTensor& t : store.tensors) {
+    const DType to = quant::repacked_dtype(t.dtype);
+    if (t.shape.size() != 2 || to == t.dtype) continue;
+    AlignedBuffer<std::uint8_t> bytes(t.data().size());
+    copy_rows_as(t, to, bytes.data());
+    t.bytes = std::move(bytes);
+    t.borrowed = {};
+    t.dtype = to;
   }
 }
 

@@ -81,13 +81,15 @@ struct WeightStore {
 // position tables stay F32). The embedding and lm head are converted too.
 WeightStore store_from_params(const ParameterSet<float>& params, DType matrix_dtype);
 
-// Copies each layer's q, k, v (and gate, up) into one buffer of adjacent rows when they share a dtype, so that
-// weights_of fuses them: one product (one parallel region, one quantization of the activations) instead of
-// three (two). Costs a copy of those tensors at load time; the other tensors stay where they are.
-void colocate_projections(WeightStore& store);
+// Readies a loaded store for the inference kernels: copies each layer's q, k, v (and gate, up) into one buffer
+// of adjacent rows when they share a dtype, so that weights_of fuses them (one product: one parallel region,
+// one quantization of the activations, instead of three or two); and with `repack`, moves every Q8_0 / Q4_0 /
+// Q4_1 matrix into its repacked layout (util/dtype.hpp: the same bytes, arranged for the SIMD kernels). Costs a
+// copy of those tensors at load time; the others keep borrowing the file.
+void prepare_for_inference(WeightStore& store, bool repack = true);
 
 // Views of a store (q|k|v and gate|up fused when the store holds them as adjacent rows of one buffer, as
-// colocate_projections leaves them).
+// prepare_for_inference leaves them).
 ModelWeights<float> weights_of(const WeightStore& store);
 
 }  // namespace zebra

@@ -42,7 +42,8 @@ void half_gemv(float* out, std::int64_t ldo, const void* act, std::int64_t n, co
 // dequantisation of simd/quant_kernels.hpp for the 32-value formats, the scalar reference of ops/quant/ for
 // the K-quants.
 void quant_rows_to_f32(float* dst, const WeightMatrix& w, std::int64_t r0, std::int64_t rows, SimdPath path) {
-  if (w.dtype == DType::kQ8_0 || w.dtype == DType::kQ4_0 || w.dtype == DType::kQ4_1) {
+  if (w.dtype == DType::kQ8_0 || w.dtype == DType::kQ4_0 || w.dtype == DType::kQ4_1 || w.dtype == DType::kQ8_0R ||
+      w.dtype == DType::kQ4_0R || w.dtype == DType::kQ4_1R) {
     const simd::QuantKernels& k = simd::quant_kernels(w.dtype, path);
     for (std::int64_t r = 0; r < rows; ++r) k.to_f32(dst + r * w.cols, w.row(r0 + r), w.cols);
     return;
@@ -109,7 +110,10 @@ const WeightTypeKernels* weight_type_kernels(DType dtype) {
     case DType::kF16: return &kF16;
     case DType::kQ8_0:
     case DType::kQ4_0:
-    case DType::kQ4_1: return &kQ8Act;
+    case DType::kQ4_1:
+    case DType::kQ8_0R:
+    case DType::kQ4_0R:
+    case DType::kQ4_1R: return &kQ8Act;
     case DType::kQ4_K:
     case DType::kQ5_K:
     case DType::kQ6_K: return &kUnpacked;

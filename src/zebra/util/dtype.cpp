@@ -25,7 +25,8 @@ constexpr DTypeInfo kInfo[] = {
     {DType::kF32, "F32", 1, 4},       {DType::kF16, "F16", 1, 2},       {DType::kBF16, "BF16", 1, 2},
     {DType::kF64, "F64", 1, 8},       {DType::kQ8_0, "Q8_0", 32, 34},   {DType::kQ4_0, "Q4_0", 32, 18},
     {DType::kQ4_1, "Q4_1", 32, 20},   {DType::kQ4_K, "Q4_K", 256, 144}, {DType::kQ5_K, "Q5_K", 256, 176},
-    {DType::kQ6_K, "Q6_K", 256, 210},
+    {DType::kQ6_K, "Q6_K", 256, 210}, {DType::kQ8_0R, "Q8_0R", 32, 34}, {DType::kQ4_0R, "Q4_0R", 32, 18},
+    {DType::kQ4_1R, "Q4_1R", 32, 20},
 };
 
 const DTypeInfo& info(DType d) {

@@ -11,6 +11,13 @@
 //   Q4_K  256 values: 8 sub-blocks of 32 with 6-bit scales/mins  144 bytes
 //   Q5_K  256 values: as Q4_K plus one high bit per value         176 bytes
 //   Q6_K  256 values: 16 sub-blocks of 16, 8-bit scales           210 bytes
+// and zebra's in-memory repacking of the first three (never written to a file; ops/quant/quant.hpp's
+// repack_row makes them), the same bytes per block laid out for the SIMD kernels: a row is its quants for
+// all blocks, then the f16 scales d of all blocks (then, for Q4_1R, the f16 minima m):
+//   Q8_0R  the int8 values in order                               34 bytes / block
+//   Q4_0R, Q4_1R  the nibbles of each group of 4 blocks (128 values) in 64 bytes, byte i = value i | value
+//          i + 64 << 4 (one 64-byte load and two masks give blocks 0-1 and 2-3); a last pair of blocks in 32
+//          bytes (i | i + 32 << 4), a last single block as ggml's 16      18 / 20 bytes / block
 #pragma once
 
 #include <cstddef>
@@ -19,10 +26,10 @@
 
 namespace zebra {
 
-enum class DType { kF32, kF16, kBF16, kF64, kQ8_0, kQ4_0, kQ4_1, kQ4_K, kQ5_K, kQ6_K };
+enum class DType { kF32, kF16, kBF16, kF64, kQ8_0, kQ4_0, kQ4_1, kQ4_K, kQ5_K, kQ6_K, kQ8_0R, kQ4_0R, kQ4_1R };
 
 // The usual spelling: "F32", "F16", "BF16", "F64" (the safetensors names), "Q8_0", "Q4_0", "Q4_1",
-// "Q4_K", "Q5_K", "Q6_K" (the ggml names).
+// "Q4_K", "Q5_K", "Q6_K" (the ggml names), "Q8_0R", "Q4_0R", "Q4_1R" (zebra's repacked layouts).
 const char* to_string(DType d);
 // Accepts those spellings, lower case, and float32/float16/bfloat16/float64; throws listing the allowed.
 DType parse_dtype(const std::string& s);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "zebra/ops/quant/blocks.hpp"
 #include "zebra/util/error.hpp"
@@ -152,7 +153,142 @@ void quant_blocks(const float* src, void* dst, std::int64_t n) {
   }
 }
 
+// --- the repacked layouts (util/dtype.hpp) ------------------------------------------------------------------
+
+bool has_min(DType d) { return d == DType::kQ4_1 || d == DType::kQ4_1R; }
+std::size_t quant_bytes(DType d) { return d == DType::kQ8_0 || d == DType::kQ8_0R ? 32 : 16; }
+
+// Where the nibble of value v (< n) of a repacked Q4 row sits: byte index into the quants and the shift.
+void q4r_place(std::int64_t n_blocks, std::int64_t v, std::size_t* byte, int* shift) {
+  const std::int64_t b = v / kQK, quads = n_blocks / 4;
+  if (b < 4 * quads) {  // groups of 4 blocks: 64 bytes, byte i = value i | value i + 64
+    const std::int64_t g = b / 4, i = v - g * 128;
+    *byte = static_cast<std::size_t>(g * 64 + i % 64);
+    *shift = i < 64 ? 0 : 4;
+    return;
+  }
+  const std::int64_t rest = n_blocks - 4 * quads, at = 4 * quads;
+  if (rest >= 2 && b < at + 2) {  // a last pair: 32 bytes, byte i = value i | value i + 32
+    const std::int64_t i = v - at * kQK;
+    *byte = static_cast<std::size_t>(quads * 64 + i % 32);
+    *shift = i < 32 ? 0 : 4;
+    return;
+  }
+  const std::int64_t single = rest >= 2 ? at + 2 : at;  // a last single block: ggml's 16 bytes
+  const std::int64_t i = v - single * kQK;
+  *byte = static_cast<std::size_t>(quads * 64 + (rest >= 2 ? 32 : 0) + i % 16);
+  *shift = i < 16 ? 0 : 4;
+}
+
+// Quants (as stored: int8 for Q8_0, 0..15 for Q4), d, m of a ggml row.
+struct RowParts {
+  std::vector<int> q;
+  std::vector<std::uint16_t> d, m;
+};
+
+RowParts parts_of_ggml(DType d, const unsigned char* src, std::int64_t n) {
+  RowParts p;
+  const std::int64_t nb = n / kQK;
+  const std::size_t bb = dtype_block_bytes(d);
+  p.q.resize(static_cast<std::size_t>(n));
+  p.d.resize(static_cast<std::size_t>(nb));
+  p.m.resize(static_cast<std::size_t>(nb));
+  for (std::int64_t b = 0; b < nb; ++b) {
+    const unsigned char* blk = src + static_cast<std::size_t>(b) * bb;
+    std::memcpy(&p.d[static_cast<std::size_t>(b)], blk, 2);
+    if (has_min(d)) std::memcpy(&p.m[static_cast<std::size_t>(b)], blk + 2, 2);
+    const unsigned char* qs = blk + (has_min(d) ? 4 : 2);
+    for (std::int64_t j = 0; j < kQK; ++j) {
+      p.q[static_cast<std::size_t>(b * kQK + j)] =
+          quant_bytes(d) == 32 ? static_cast<std::int8_t>(qs[j]) : (j < 16 ? qs[j] & 15 : qs[j - 16] >> 4);
+    }
+  }
+  return p;
+}
+
+RowParts parts_of_repacked(DType d, const unsigned char* src, std::int64_t n) {
+  RowParts p;
+  const std::int64_t nb = n / kQK;
+  p.q.resize(static_cast<std::size_t>(n));
+  p.d.resize(static_cast<std::size_t>(nb));
+  p.m.resize(static_cast<std::size_t>(nb));
+  const std::size_t qbytes = quant_bytes(d) * static_cast<std::size_t>(nb);
+  for (std::int64_t v = 0; v < n; ++v) {
+    if (quant_bytes(d) == 32) {
+      p.q[static_cast<std::size_t>(v)] = static_cast<std::int8_t>(src[v]);
+    } else {
+      std::size_t byte = 0;
+      int shift = 0;
+      q4r_place(nb, v, &byte, &shift);
+      p.q[static_cast<std::size_t>(v)] = (src[byte] >> shift) & 15;
+    }
+  }
+  std::memcpy(p.d.data(), src + qbytes, static_cast<std::size_t>(nb) * 2);
+  if (has_min(d))
+    std::memcpy(p.m.data(), src + qbytes + static_cast<std::size_t>(nb) * 2, static_cast<std::size_t>(nb) * 2);
+  return p;
+}
+
+void dequant_repacked(DType d, const void* src, float* dst, std::int64_t n) {
+  const RowParts p = parts_of_repacked(d, static_cast<const unsigned char*>(src), n);
+  for (std::int64_t v = 0; v < n; ++v) {
+    const auto b = static_cast<std::size_t>(v / kQK);
+    const float scale = f16_to_float(p.d[b]);
+    const int q = p.q[static_cast<std::size_t>(v)];
+    // The same float operations as the ggml blocks' dequantisation above.
+    dst[v] = d == DType::kQ8_0R   ? scale * static_cast<float>(q)
+             : d == DType::kQ4_0R ? scale * static_cast<float>(q - 8)
+                                  : scale * static_cast<float>(q) + f16_to_float(p.m[b]);
+  }
+}
+
 }  // namespace
+
+DType repacked_dtype(DType d) {
+  switch (d) {
+    case DType::kQ8_0: return DType::kQ8_0R;
+    case DType::kQ4_0: return DType::kQ4_0R;
+    case DType::kQ4_1: return DType::kQ4_1R;
+    default: return d;
+  }
+}
+
+void repack_row(DType from, const void* src, void* dst, std::int64_t n) {
+  ZEBRA_CHECK(repacked_dtype(from) != from, "repack_row: ", to_string(from), " has no repacked layout");
+  (void)dtype_row_bytes(from, n);
+  const std::int64_t nb = n / kQK;
+  const RowParts p = parts_of_ggml(from, static_cast<const unsigned char*>(src), n);
+  auto* out = static_cast<unsigned char*>(dst);
+  const std::size_t qbytes = quant_bytes(from) * static_cast<std::size_t>(nb);
+  std::memset(out, 0, qbytes);
+  for (std::int64_t v = 0; v < n; ++v) {
+    if (quant_bytes(from) == 32) {
+      out[v] = static_cast<unsigned char>(static_cast<std::int8_t>(p.q[static_cast<std::size_t>(v)]));
+    } else {
+      std::size_t byte = 0;
+      int shift = 0;
+      q4r_place(nb, v, &byte, &shift);
+      out[byte] = static_cast<unsigned char>(out[byte] | (p.q[static_cast<std::size_t>(v)] << shift));
+    }
+  }
+  std::memcpy(out + qbytes, p.d.data(), static_cast<std::size_t>(nb) * 2);
+  if (has_min(from))
+    std::memcpy(out + qbytes + static_cast<std::size_t>(nb) * 2, p.m.data(), static_cast<std::size_t>(nb) * 2);
+}
+
+void repacked_parts(DType dtype, const void* src, std::int64_t n, std::int8_t* q, float* d, float* c) {
+  ZEBRA_CHECK(dtype == DType::kQ8_0R || dtype == DType::kQ4_0R || dtype == DType::kQ4_1R,
+              "repacked_parts: not a repacked dtype: ", to_string(dtype));
+  (void)dtype_row_bytes(dtype, n);
+  const RowParts p = parts_of_repacked(dtype, static_cast<const unsigned char*>(src), n);
+  for (std::int64_t v = 0; v < n; ++v) q[v] = static_cast<std::int8_t>(p.q[static_cast<std::size_t>(v)]);
+  for (std::int64_t b = 0; b < n / kQK; ++b) {
+    d[b] = f16_to_float(p.d[static_cast<std::size_t>(b)]);
+    c[b] = dtype == DType::kQ4_1R   ? f16_to_float(p.m[static_cast<std::size_t>(b)])
+           : dtype == DType::kQ4_0R ? -8.0f * d[b]
+                                    : 0.0f;
+  }
+}
 
 void dequantize_row(DType dtype, const void* src, float* dst, std::int64_t n) {
   (void)dtype_row_bytes(dtype, n);  // checks n against the block size
@@ -167,6 +303,9 @@ void dequantize_row(DType dtype, const void* src, float* dst, std::int64_t n) {
     case DType::kQ4_K: return dequant_blocks<BlockQ4_K>(src, dst, n);
     case DType::kQ5_K: return dequant_blocks<BlockQ5_K>(src, dst, n);
     case DType::kQ6_K: return dequant_blocks<BlockQ6_K>(src, dst, n);
+    case DType::kQ8_0R:
+    case DType::kQ4_0R:
+    case DType::kQ4_1R: return dequant_repacked(dtype, src, dst, n);
   }
   fail("dequantize_row: unknown dtype ", static_cast<int>(dtype));
 }

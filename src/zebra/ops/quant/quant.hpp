@@ -28,4 +28,16 @@ void dequantize_row(DType dtype, const void* src, float* dst, std::int64_t n);
 // a block whose scale overflows f16.
 void quantize_row(DType dtype, const float* src, void* dst, std::int64_t n);
 
+// The repacked in-memory dtype of a ggml dtype (Q8_0 -> Q8_0R, Q4_0 -> Q4_0R, Q4_1 -> Q4_1R; util/dtype.hpp
+// gives the layout), or the dtype itself when it has none.
+DType repacked_dtype(DType dtype);
+// dst (dtype_row_bytes bytes) = the row src of n values of `from` (Q8_0, Q4_0, Q4_1) in repacked_dtype(from):
+// the same quants and scales, moved. dequantize_row gives the same floats for both rows.
+void repack_row(DType from, const void* src, void* dst, std::int64_t n);
+
+// The parts of a repacked row of n values (Q8_0R, Q4_0R, Q4_1R): q [n] the stored quants (int8, or 0..15),
+// d [n / 32] the scales and c [n / 32] the offset factors (m for Q4_1R, -8 d for Q4_0R, 0 for Q8_0R), as
+// floats. For the scalar reference kernel.
+void repacked_parts(DType dtype, const void* src, std::int64_t n, std::int8_t* q, float* d, float* c);
+
 }  // namespace zebra::quant

@@ -176,6 +176,23 @@ template <class S>
   }
 }
 
+// reduce8 for KB = 8; for KB = 4 the first half of its tree.
+template <class S, int KB>
+[[gnu::always_inline]] inline void reduce_keys(const typename S::V* acc, float* out) {
+  if constexpr (KB == 8) {
+    reduce8<S>(acc, out);
+  } else if constexpr (S::W == 1) {
+    for (int k = 0; k < KB; ++k) out[k] = acc[k];
+  } else {
+    typename S::V padded[8];
+    for (int k = 0; k < 4; ++k) padded[k] = acc[k];
+    for (int k = 4; k < 8; ++k) padded[k] = S::set1(0.0f);
+    float all[8];
+    reduce8<S>(padded, all);
+    for (int k = 0; k < 4; ++k) out[k] = all[k];
+  }
+}
+
 // A key or value row of KV head g at position j: the chunk's own fp32 rows, or the store's.
 template <class H>
 struct RowAt {
@@ -204,9 +221,10 @@ constexpr int slab_vectors(int nv, int g) {
   return ns;
 }
 
-// decode_task with the group size G and the head size HD = NV * W known at compile time: scores 8 keys at a
-// time into 8 accumulators per head (one transposing reduction per 8 keys), values with every head's output
-// slab in registers (slabs of NS vectors, G * NS <= 12), each value vector widened once for all G heads.
+// decode_task with the group size G and the head size HD = NV * W known at compile time: scores KB keys at a
+// time into KB accumulators per head (one transposing reduction per block), each key vector widened once for
+// all G heads; values with every head's output slab in registers (slabs of NS vectors, G * NS <= 12), each
+// value vector widened once for all G heads.
 template <class S, class H, int G, int NV>
 void decode_task_fixed(const DecodeAttentionArgs& a, std::int64_t r, std::int64_t g, std::int64_t ja, std::int64_t jb,
                        float* part, float* s, float* qs) {
@@ -221,17 +239,43 @@ void decode_task_fixed(const DecodeAttentionArgs& a, std::int64_t r, std::int64_
     const float* src = a.q + r * a.q_stride + (g * G + h) * HD;
     for (int e = 0; e < HD; ++e) qs[h * HD + e] = src[e] * a.scale;
   }
+  // Key blocks of KB keys: each key vector is loaded (and widened) once for all G heads; G * KB accumulators
+  // stay in registers (KB = 8 where the register file allows it, else 4).
+  constexpr int KB = (W == 16 || G == 1) ? 8 : 4;
   std::int64_t j = ja;
-  for (; j + 8 <= jb; j += 8) {
-    for (int h = 0; h < G; ++h) {
-      V acc[8];
-      for (int k = 0; k < 8; ++k) acc[k] = S::set1(0.0f);
-      for (int v = 0; v < NV; ++v) {
-        const V qv = S::load(qs + h * HD + v * W);
-        for (int k = 0; k < 8; ++k) acc[k] = S::fma(qv, load_kv<S, H>(kat, j + k, v * W), acc[k]);
-      }
-      reduce8<S>(acc, s + h * kDecodeChunk + (j - ja));
+  for (; j + KB <= jb; j += KB) {
+    // The block's rows, located once (a ring's slot is a division).
+    const typename H::E* krow[KB];
+    const float* kfresh[KB];
+    for (int k = 0; k < KB; ++k) {
+      const bool fresh = kat.is_fresh(j + k);
+      kfresh[k] = fresh ? kat.fresh_row(j + k) : nullptr;
+      krow[k] = fresh ? nullptr : kat.past_row(j + k);
     }
+    // The rows a few blocks ahead (a decode step is bound by how fast the keys arrive, not by the FMAs).
+    if (j + 8 * KB < jb && !kat.is_fresh(j + 8 * KB + KB - 1)) {
+      for (int k = 0; k < KB; ++k) {
+        const char* ahead = reinterpret_cast<const char*>(kat.past_row(j + 8 * KB + k));
+        for (std::int64_t b = 0; b < HD * static_cast<std::int64_t>(sizeof(typename H::E)); b += 64) __builtin_prefetch(ahead + b);
+      }
+    }
+    V acc[G][KB];
+#pragma GCC unroll 8
+    for (int h = 0; h < G; ++h) {
+#pragma GCC unroll 8
+      for (int k = 0; k < KB; ++k) acc[h][k] = S::set1(0.0f);
+    }
+#pragma GCC unroll 16
+    for (int v = 0; v < NV; ++v) {
+#pragma GCC unroll 8
+      for (int k = 0; k < KB; ++k) {
+        const V kv = kfresh[k] != nullptr ? S::load(kfresh[k] + v * W) : H::template load<S>(krow[k] + v * W);
+#pragma GCC unroll 8
+        for (int h = 0; h < G; ++h) acc[h][k] = S::fma(S::load(qs + h * HD + v * W), kv, acc[h][k]);
+      }
+    }
+#pragma GCC unroll 8
+    for (int h = 0; h < G; ++h) reduce_keys<S, KB>(acc[h], s + h * kDecodeChunk + (j - ja));
   }
   for (; j < jb; ++j) {
     for (int h = 0; h < G; ++h) {
@@ -270,18 +314,34 @@ void decode_task_fixed(const DecodeAttentionArgs& a, std::int64_t r, std::int64_
   }
   for (int v0 = 0; v0 < NV; v0 += NS) {
     V o[G][NS];
-    for (int h = 0; h < G; ++h)
+#pragma GCC unroll 8
+    for (int h = 0; h < G; ++h) {
+#pragma GCC unroll 16
       for (int v = 0; v < NS; ++v) o[h][v] = S::set1(0.0f);
+    }
     for (std::int64_t jj = ja; jj < jb; ++jj) {
+      if (jj + 32 < jb && !vat.is_fresh(jj + 32)) {
+        const char* ahead = reinterpret_cast<const char*>(vat.past_row(jj + 32) + v0 * W);
+        for (std::int64_t b = 0; b < NS * W * static_cast<std::int64_t>(sizeof(typename H::E)); b += 64) __builtin_prefetch(ahead + b);
+      }
+      const bool fresh = vat.is_fresh(jj);
+      const float* vf = fresh ? vat.fresh_row(jj) : nullptr;
+      const typename H::E* vs = fresh ? nullptr : vat.past_row(jj);
       V vv[NS];
-      for (int v = 0; v < NS; ++v) vv[v] = load_kv<S, H>(vat, jj, (v0 + v) * W);
+#pragma GCC unroll 16
+      for (int v = 0; v < NS; ++v) vv[v] = fresh ? S::load(vf + (v0 + v) * W) : H::template load<S>(vs + (v0 + v) * W);
+#pragma GCC unroll 8
       for (int h = 0; h < G; ++h) {
         const V p = S::set1(s[h * kDecodeChunk + (jj - ja)]);
+#pragma GCC unroll 16
         for (int v = 0; v < NS; ++v) o[h][v] = S::fma(p, vv[v], o[h][v]);
       }
     }
-    for (int h = 0; h < G; ++h)
+#pragma GCC unroll 8
+    for (int h = 0; h < G; ++h) {
+#pragma GCC unroll 16
       for (int v = 0; v < NS; ++v) S::store(part + h * (HD + 2) + 2 + (v0 + v) * W, o[h][v]);
+    }
   }
 }
 

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstring>
 #include <type_traits>
+#include <vector>
 
 #include "zebra/ops/quant/blocks.hpp"
 #include "zebra/ops/quant/quant.hpp"
@@ -60,6 +61,19 @@ inline ActRow act_row(const void* act, std::int64_t i, std::int64_t cols) {
   const auto* f = reinterpret_cast<const float*>(p + cols);
   return ActRow{reinterpret_cast<const std::int8_t*>(p), f, f + cols / kActBlock};
 }
+
+// The repacked layouts (util/dtype.hpp): quants of all blocks, then the f16 scales (then the minima).
+template <DType D>
+struct RepackedFormat {
+  static constexpr DType kDType = D;
+  static constexpr bool kQ8 = D == DType::kQ8_0R;
+  static constexpr bool kMin = D == DType::kQ4_1R;
+  static constexpr bool kOffset = D != DType::kQ8_0R;
+  static constexpr std::size_t kQuantBytes = kQ8 ? 32 : 16;  // per block
+};
+using Q8_0RFormat = RepackedFormat<DType::kQ8_0R>;
+using Q4_0RFormat = RepackedFormat<DType::kQ4_0R>;
+using Q4_1RFormat = RepackedFormat<DType::kQ4_1R>;
 
 }  // namespace
 
@@ -132,6 +146,43 @@ void to_f32(float* dst, const void* src, std::int64_t n) {
   quant::dequantize_row(quant::block_dtype<typename F::Block>(), src, dst, n);
 }
 
+// A repacked row: the same integer dots, scale products and sums, in the same order, as gemv on the ggml row
+// it came from (so the two agree bit for bit).
+template <class F>
+void gemv_repacked(float* out, std::int64_t ldo, const void* act, std::int64_t n, const void* w, std::size_t row_bytes,
+                   std::int64_t rows, std::int64_t cols) {
+  const std::int64_t nblk = cols / kActBlock;
+  thread_local std::vector<std::int8_t> q;
+  thread_local std::vector<float> d, c;
+  q.resize(static_cast<std::size_t>(cols));
+  d.resize(static_cast<std::size_t>(nblk));
+  c.resize(static_cast<std::size_t>(nblk));
+  for (std::int64_t r = 0; r < rows; ++r) {
+    quant::repacked_parts(F::kDType, static_cast<const unsigned char*>(w) + static_cast<std::size_t>(r) * row_bytes,
+                          cols, q.data(), d.data(), c.data());
+    for (std::int64_t i = 0; i < n; ++i) {
+      const ActRow a = act_row(act, i, cols);
+      float acc = 0.0f, off = 0.0f;
+      for (std::int64_t b = 0; b < nblk; ++b) {
+        int dot = 0;
+        for (std::int64_t j = 0; j < kActBlock; ++j)
+          dot += q[static_cast<std::size_t>(b * kActBlock + j)] * a.qs[b * kActBlock + j];
+        acc += (d[static_cast<std::size_t>(b)] * a.d[b]) * static_cast<float>(dot);
+        if constexpr (F::kOffset) off += c[static_cast<std::size_t>(b)] * a.sum[b];
+      }
+      out[i * ldo + r] = acc + off;
+    }
+  }
+}
+
+template <class F>
+void to_f32_repacked(float* dst, const void* src, std::int64_t n) {
+  quant::dequantize_row(F::kDType, src, dst, n);
+}
+
+template <class F>
+constexpr QuantKernels kRepacked{&quantize_activations, &gemv_repacked<F>, &to_f32_repacked<F>};
+
 void gemv_f32(float* out, std::int64_t ldo, const float* inp, std::int64_t n, const float* w, std::int64_t w_stride,
               std::int64_t rows, std::int64_t cols) {
   for (std::int64_t r = 0; r < rows; ++r) {
@@ -186,9 +237,22 @@ const QuantKernels& quant_kernels(DType dtype, SimdPath path) {
       return path == SimdPath::kAvx512 ? qk_avx512::kKernels<Q4_1Format>
              : path == SimdPath::kAvx2 ? qk_avx2::kKernels<Q4_1Format>
                                        : qk_scalar::kKernels<Q4_1Format>;
+    case DType::kQ8_0R:
+      return path == SimdPath::kAvx512 ? qk_avx512::kRepacked<Q8_0RFormat>
+             : path == SimdPath::kAvx2 ? qk_avx2::kRepacked<Q8_0RFormat>
+                                       : qk_scalar::kRepacked<Q8_0RFormat>;
+    case DType::kQ4_0R:
+      return path == SimdPath::kAvx512 ? qk_avx512::kRepacked<Q4_0RFormat>
+             : path == SimdPath::kAvx2 ? qk_avx2::kRepacked<Q4_0RFormat>
+                                       : qk_scalar::kRepacked<Q4_0RFormat>;
+    case DType::kQ4_1R:
+      return path == SimdPath::kAvx512 ? qk_avx512::kRepacked<Q4_1RFormat>
+             : path == SimdPath::kAvx2 ? qk_avx2::kRepacked<Q4_1RFormat>
+                                       : qk_scalar::kRepacked<Q4_1RFormat>;
     default: break;
   }
-  fail("block-quantized weight kernels: no kernels for ", to_string(dtype), " (Q8_0, Q4_0, Q4_1)");
+  fail("block-quantized weight kernels: no kernels for ", to_string(dtype),
+       " (Q8_0, Q4_0, Q4_1 and their repacked forms)");
 }
 
 void gemv_f32(float* out, std::int64_t ldo, const float* inp, std::int64_t n, const float* w, std::int64_t w_stride,

@@ -161,6 +161,9 @@ template <class F, int NB>
   }
 }
 
+// Weight rows prefetched ahead of the row being multiplied.
+constexpr std::int64_t kPrefetchRows = 4;
+
 template <class F, int NB>
 void gemv_rows(float* out, std::int64_t ldo, const void* act, const void* w, std::size_t row_bytes, std::int64_t rows,
                std::int64_t cols) {
@@ -168,6 +171,10 @@ void gemv_rows(float* out, std::int64_t ldo, const void* act, const void* w, std
   for (int i = 0; i < NB; ++i) a[i] = act_row(act, i, cols);
   const auto* base = static_cast<const unsigned char*>(w);
   for (std::int64_t r = 0; r < rows; ++r) {
+    if (r + kPrefetchRows < rows) {  // as gemv_rows_repacked below
+      const unsigned char* ahead = base + static_cast<std::size_t>(r + kPrefetchRows) * row_bytes;
+      for (std::size_t off = 0; off < row_bytes; off += 64) __builtin_prefetch(ahead + off);
+    }
     gemv_row<F, NB>(out + r, ldo, a, cols / kActBlock, base + static_cast<std::size_t>(r) * row_bytes);
   }
 }
@@ -306,3 +313,287 @@ void gemv_f32(float* out, std::int64_t ldo, const float* inp, std::int64_t n, co
 
 template <class F>
 constexpr QuantKernels kKernels{&quantize_activations, &gemv<F>, &to_f32<F>};
+
+// ---- repacked rows (util/dtype.hpp): quants contiguous, the scales as f16 arrays after them ----------------
+//
+// Per window of kWin blocks the f16 scales are widened and multiplied by the activation scales as vectors;
+// the AVX-512 loop then takes 4 blocks of nibbles in one 64-byte load (2 masks give blocks 0-1 and 2-3, each
+// pair one maddubs against 64 activation bytes) and picks each pair's two scales with one permute.
+
+// The scale products and offset factors of a window of up to kWin blocks, converted and multiplied as vectors.
+#if ZEBRA_QK_WIDE
+constexpr int kWin = 16;
+#else
+constexpr int kWin = 8;
+#endif
+
+// The vector of kWin floats: f16 values src[k] widened (k < n <= kWin, 0 beyond), and floats src[k].
+#if ZEBRA_QK_WIDE
+typedef float VWin __attribute__((vector_size(64)));
+inline VWin load_f16_window(const std::uint16_t* src, std::int64_t n) {
+  const __mmask8 lo = static_cast<__mmask8>(n >= 8 ? 0xff : (1u << n) - 1);
+  const __mmask8 hi = static_cast<__mmask8>(n >= 16 ? 0xff : n > 8 ? (1u << (n - 8)) - 1 : 0);
+  const V8sf a = reinterpret_cast<V8sf>(_mm256_cvtph_ps(_mm_maskz_loadu_epi16(lo, src)));
+  const V8sf b = reinterpret_cast<V8sf>(_mm256_cvtph_ps(_mm_maskz_loadu_epi16(hi, src + 8)));
+  return __builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+}
+inline VWin load_f32_window(const float* src, std::int64_t n) {
+  const __mmask16 m = static_cast<__mmask16>(n >= 16 ? 0xffff : (1u << n) - 1);
+  return reinterpret_cast<VWin>(_mm512_maskz_loadu_ps(m, src));
+}
+// Lane k of v in every lane (a single block's scale).
+inline __m256 lane_of(VWin v, std::int64_t k) {
+  const V16si idx = V16si{} + static_cast<int>(k);
+  const V16sf all = __builtin_shuffle(v, idx);
+  return reinterpret_cast<__m256>(__builtin_shufflevector(all, all, 0, 1, 2, 3, 4, 5, 6, 7));
+}
+inline float sum_window(VWin v) { return hsum512(reinterpret_cast<__m512>(v)); }
+#else
+typedef float VWin __attribute__((vector_size(32)));
+inline VWin load_f16_window(const std::uint16_t* src, std::int64_t n) {
+  if (n >= 8) return reinterpret_cast<VWin>(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src))));
+  std::uint16_t buf[8] = {};
+  std::memcpy(buf, src, static_cast<std::size_t>(n) * 2);
+  return reinterpret_cast<VWin>(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(buf))));
+}
+inline VWin load_f32_window(const float* src, std::int64_t n) {
+  if (n >= 8) return reinterpret_cast<VWin>(_mm256_loadu_ps(src));
+  float buf[8] = {};
+  std::memcpy(buf, src, static_cast<std::size_t>(n) * 4);
+  return reinterpret_cast<VWin>(_mm256_loadu_ps(buf));
+}
+inline __m256 lane_of(VWin v, std::int64_t k) {
+  return _mm256_permutevar8x32_ps(reinterpret_cast<__m256>(v), _mm256_set1_epi32(static_cast<int>(k)));
+}
+inline float sum_window(VWin v) { return hsum256(reinterpret_cast<__m256>(v)); }
+#endif
+
+// One block (32 quants as bytes in value order) against an activation block: the 256-bit step.
+template <class F>
+inline __m256i dot_block(__m256i wq, const std::int8_t* a) {
+  if constexpr (F::kQ8) {
+    return dot_quants<Q8_0Format>(wq, load_act(a));
+  } else {
+    return dot_quants<Q4_0Format>(wq, load_act(a));
+  }
+}
+
+template <class F, int NB>
+[[gnu::always_inline]] inline void gemv_row_repacked(float* out, std::int64_t ldo, const ActRow* act, std::int64_t nb,
+                                                     const unsigned char* row) {
+  const unsigned char* qs = row;
+  const auto* d16 = reinterpret_cast<const std::uint16_t*>(row + F::kQuantBytes * static_cast<std::size_t>(nb));
+  const std::uint16_t* m16 = d16 + nb;
+  const std::int64_t quads = F::kQ8 ? 0 : nb / 4;
+  __m256 acc1[NB];  // single blocks (256 bits)
+  VWin offv[NB];    // the offset terms, per lane of the windows
+#if ZEBRA_QK_WIDE
+  __m512 acc[NB][2];
+  for (int i = 0; i < NB; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+  const V16si pair0 = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1};
+#endif
+  for (int i = 0; i < NB; ++i) {
+    acc1[i] = _mm256_setzero_ps();
+    offv[i] = VWin{};
+  }
+  const __m256i low4 = _mm256_set1_epi8(0x0f);
+  for (std::int64_t w0 = 0; w0 < nb; w0 += kWin) {
+    const std::int64_t nw = std::min<std::int64_t>(kWin, nb - w0);
+    const VWin dw = load_f16_window(d16 + w0, nw);
+    VWin cw = dw * -8.0f;
+    if constexpr (F::kMin) cw = load_f16_window(m16 + w0, nw);
+    VWin sv[NB];
+    for (int i = 0; i < NB; ++i) {
+      sv[i] = dw * load_f32_window(act[i].d + w0, nw);
+      if constexpr (F::kOffset) offv[i] += cw * load_f32_window(act[i].sum + w0, nw);
+    }
+    std::int64_t b = w0;
+    const std::int64_t end = w0 + nw;
+#if ZEBRA_QK_WIDE
+    __m512 svv[NB];
+    for (int i = 0; i < NB; ++i) svv[i] = reinterpret_cast<__m512>(sv[i]);
+    if constexpr (F::kQ8) {
+      for (; b + 2 <= end; b += 2) {
+        const __m512i wq = _mm512_loadu_si512(qs + 32 * b);
+        const V16si idx = pair0 + static_cast<int>(b - w0);
+        for (int i = 0; i < NB; ++i) {
+          const __m512i aq = _mm512_loadu_si512(act[i].qs + 32 * b);
+          const __m512 scale = reinterpret_cast<__m512>(__builtin_shuffle(reinterpret_cast<V16sf>(svv[i]), idx));
+          acc[i][0] = _mm512_fmadd_ps(to_ps(dot_quants2<Q8_0Format>(wq, aq)), scale, acc[i][0]);
+        }
+      }
+    } else {
+      for (; b + 4 <= end && b + 4 <= 4 * quads; b += 4) {
+        const __m512i x = _mm512_loadu_si512(qs + 16 * b);
+        const __m512i m = _mm512_set1_epi8(0x0f);
+        const __m512i lo = _mm512_and_si512(x, m), hi = _mm512_and_si512(_mm512_srli_epi16(x, 4), m);
+        const V16si idx0 = pair0 + static_cast<int>(b - w0), idx1 = idx0 + 2;
+        for (int i = 0; i < NB; ++i) {
+          const __m512i a01 = _mm512_loadu_si512(act[i].qs + 32 * b);
+          const __m512i a23 = _mm512_loadu_si512(act[i].qs + 32 * b + 64);
+          const V16sf s = reinterpret_cast<V16sf>(svv[i]);
+          acc[i][0] = _mm512_fmadd_ps(to_ps(dot_quants2<Q4_0Format>(lo, a01)),
+                                      reinterpret_cast<__m512>(__builtin_shuffle(s, idx0)), acc[i][0]);
+          acc[i][1] = _mm512_fmadd_ps(to_ps(dot_quants2<Q4_0Format>(hi, a23)),
+                                      reinterpret_cast<__m512>(__builtin_shuffle(s, idx1)), acc[i][1]);
+        }
+      }
+      if (b + 2 <= end) {  // the row's last pair: 32 bytes, byte i = value i | value i + 32
+        const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 16 * b));
+        const __m512i wq = join(_mm256_and_si256(x, low4), _mm256_and_si256(_mm256_srli_epi16(x, 4), low4));
+        const V16si idx = pair0 + static_cast<int>(b - w0);
+        for (int i = 0; i < NB; ++i) {
+          const __m512i aq = _mm512_loadu_si512(act[i].qs + 32 * b);
+          const __m512 scale = reinterpret_cast<__m512>(__builtin_shuffle(reinterpret_cast<V16sf>(svv[i]), idx));
+          acc[i][0] = _mm512_fmadd_ps(to_ps(dot_quants2<Q4_0Format>(wq, aq)), scale, acc[i][0]);
+        }
+        b += 2;
+      }
+    }
+#else
+    if constexpr (!F::kQ8) {
+      for (; b + 4 <= end && b + 4 <= 4 * quads; b += 4) {
+        // Bytes 0-31: low nibbles block b, high b + 2; bytes 32-63: b + 1 and b + 3.
+        const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 16 * b));
+        const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 16 * b + 32));
+        const __m256i q[4] = {_mm256_and_si256(x0, low4), _mm256_and_si256(x1, low4),
+                              _mm256_and_si256(_mm256_srli_epi16(x0, 4), low4),
+                              _mm256_and_si256(_mm256_srli_epi16(x1, 4), low4)};
+        for (int i = 0; i < NB; ++i) {
+          for (int k = 0; k < 4; ++k) {
+            const __m256 scale = lane_of(sv[i], b - w0 + k);
+            acc1[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_block<F>(q[k], act[i].qs + 32 * (b + k))), scale, acc1[i]);
+          }
+        }
+      }
+      if (b + 2 <= end) {  // the row's last pair
+        const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 16 * b));
+        const __m256i q[2] = {_mm256_and_si256(x, low4), _mm256_and_si256(_mm256_srli_epi16(x, 4), low4)};
+        for (int i = 0; i < NB; ++i) {
+          for (int k = 0; k < 2; ++k) {
+            const __m256 scale = lane_of(sv[i], b - w0 + k);
+            acc1[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_block<F>(q[k], act[i].qs + 32 * (b + k))), scale, acc1[i]);
+          }
+        }
+        b += 2;
+      }
+    }
+#endif
+    for (; b < end; ++b) {  // single blocks: every Q8_0R block on AVX2, a last odd one otherwise
+      __m256i wq;
+      if constexpr (F::kQ8) {
+        wq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * b));
+      } else {
+        const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs + 16 * b));
+        const __m128i m = _mm_set1_epi8(0x0f);
+        wq = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(x, 4), m), _mm_and_si128(x, m));
+      }
+      for (int i = 0; i < NB; ++i) {
+        acc1[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_block<F>(wq, act[i].qs + 32 * b)),
+                                  lane_of(sv[i], b - w0), acc1[i]);
+      }
+    }
+  }
+  for (int i = 0; i < NB; ++i) {
+    float s = hsum256(acc1[i]);
+#if ZEBRA_QK_WIDE
+    s += hsum512(_mm512_add_ps(acc[i][0], acc[i][1]));
+#endif
+    if constexpr (F::kOffset) s += sum_window(offv[i]);
+    out[i * ldo] = s;
+  }
+}
+
+template <class F, int NB>
+void gemv_rows_repacked(float* out, std::int64_t ldo, const void* act, const void* w, std::size_t row_bytes,
+                        std::int64_t rows, std::int64_t cols) {
+  ActRow a[NB];
+  for (int i = 0; i < NB; ++i) a[i] = act_row(act, i, cols);
+  const auto* base = static_cast<const unsigned char*>(w);
+  for (std::int64_t r = 0; r < rows; ++r) {
+    // The row kPrefetchRows ahead, so that its cache lines are on their way while this one is multiplied (the
+    // hardware prefetcher alone leaves a decode product at half the read bandwidth; measured in bench quant).
+    if (r + kPrefetchRows < rows) {
+      const unsigned char* ahead = base + static_cast<std::size_t>(r + kPrefetchRows) * row_bytes;
+      for (std::size_t off = 0; off < row_bytes; off += 64) __builtin_prefetch(ahead + off);
+    }
+    gemv_row_repacked<F, NB>(out + r, ldo, a, cols / kActBlock, base + static_cast<std::size_t>(r) * row_bytes);
+  }
+}
+
+template <class F>
+void gemv_repacked(float* out, std::int64_t ldo, const void* act, std::int64_t n, const void* w, std::size_t row_bytes,
+                   std::int64_t rows, std::int64_t cols) {
+  switch (n) {
+    case 1: return gemv_rows_repacked<F, 1>(out, ldo, act, w, row_bytes, rows, cols);
+    case 2: return gemv_rows_repacked<F, 2>(out, ldo, act, w, row_bytes, rows, cols);
+    case 3: return gemv_rows_repacked<F, 3>(out, ldo, act, w, row_bytes, rows, cols);
+    case 4: return gemv_rows_repacked<F, 4>(out, ldo, act, w, row_bytes, rows, cols);
+    default: return;
+  }
+}
+
+// 32 quants (bytes in value order) of one block to floats: d q (Q8_0R), d (q - 8) (Q4_0R), d q + m (Q4_1R), the
+// same operations as the scalar dequantisation (so Q8_0R / Q4_0R agree bit for bit, Q4_1R within the FMA's
+// one rounding).
+template <class F>
+inline void block_to_f32(float* y, __m256i q, float d, float c) {
+  const __m256 dv = _mm256_set1_ps(d);
+  const __m128i halves[2] = {_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1)};
+  for (int h = 0; h < 2; ++h) {
+    for (int k = 0; k < 2; ++k) {
+      const __m128i part = k == 0 ? halves[h] : _mm_srli_si128(halves[h], 8);
+      const __m256 v = _mm256_cvtepi32_ps(F::kQ8 ? _mm256_cvtepi8_epi32(part) : _mm256_cvtepu8_epi32(part));
+      __m256 o;
+      if constexpr (F::kMin) {
+        o = _mm256_fmadd_ps(dv, v, _mm256_set1_ps(c));
+      } else if constexpr (F::kOffset) {
+        o = _mm256_mul_ps(dv, _mm256_sub_ps(v, _mm256_set1_ps(8.0f)));
+      } else {
+        o = _mm256_mul_ps(dv, v);
+      }
+      _mm256_storeu_ps(y + 16 * h + 8 * k, o);
+    }
+  }
+}
+
+template <class F>
+void to_f32_repacked(float* dst, const void* src, std::int64_t n) {
+  const auto* row = static_cast<const unsigned char*>(src);
+  const std::int64_t nb = n / kActBlock;
+  const auto* d16 = reinterpret_cast<const std::uint16_t*>(row + F::kQuantBytes * static_cast<std::size_t>(nb));
+  const std::uint16_t* m16 = d16 + nb;
+  auto scale = [&](std::int64_t b) { return _cvtsh_ss(d16[b]); };
+  auto offset = [&](std::int64_t b) { return F::kMin ? _cvtsh_ss(m16[b]) : 0.0f; };
+  const __m256i low4 = _mm256_set1_epi8(0x0f);
+  std::int64_t b = 0;
+  if constexpr (F::kQ8) {
+    for (; b < nb; ++b) {
+      block_to_f32<F>(dst + 32 * b, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 32 * b)), scale(b), 0.0f);
+    }
+    return;
+  }
+  for (; b + 4 <= 4 * (nb / 4); b += 4) {
+    const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 16 * b));
+    const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 16 * b + 32));
+    const __m256i q[4] = {_mm256_and_si256(x0, low4), _mm256_and_si256(x1, low4),
+                          _mm256_and_si256(_mm256_srli_epi16(x0, 4), low4),
+                          _mm256_and_si256(_mm256_srli_epi16(x1, 4), low4)};
+    for (int k = 0; k < 4; ++k) block_to_f32<F>(dst + 32 * (b + k), q[k], scale(b + k), offset(b + k));
+  }
+  if (b + 2 <= nb) {
+    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 16 * b));
+    block_to_f32<F>(dst + 32 * b, _mm256_and_si256(x, low4), scale(b), offset(b));
+    block_to_f32<F>(dst + 32 * (b + 1), _mm256_and_si256(_mm256_srli_epi16(x, 4), low4), scale(b + 1), offset(b + 1));
+    b += 2;
+  }
+  if (b < nb) {
+    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 16 * b));
+    const __m128i m = _mm_set1_epi8(0x0f);
+    block_to_f32<F>(dst + 32 * b, _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(x, 4), m), _mm_and_si128(x, m)),
+                    scale(b), offset(b));
+  }
+}
+
+template <class F>
+constexpr QuantKernels kRepacked{&quantize_activations, &gemv_repacked<F>, &to_f32_repacked<F>};
