@@ -33,6 +33,27 @@
 namespace zebra {
 namespace {
 
+// Where a decode step's wall time went (--profile): the ops of the forward passes, then what the loop spent
+// outside them (sampling, detokenising, the rest of the step).
+void print_decode_profile(const StepTimes& t, const DecodeResult& r) {
+  const double steps = static_cast<double>(r.n_decoded), per = 1e3 / steps;
+  const double outside_model = r.seconds - r.decode_seconds, in_step_other = r.decode_seconds - t.total();
+  std::fprintf(stderr, "decode step, mean of %lld (ms, share of the loop's %.3f ms/token):\n",
+               static_cast<long long>(r.n_decoded), r.seconds * per);
+  const std::pair<const char*, double> rows[] = {{"projections (q|k|v, o, gate|up, down)", t.projections},
+                                                 {"lm head", t.lm_head},
+                                                 {"attention (+ cache write)", t.attention},
+                                                 {"norms", t.norms},
+                                                 {"rope", t.rope},
+                                                 {"swiglu + residuals", t.elementwise},
+                                                 {"embedding", t.embedding},
+                                                 {"rest of the step (session bookkeeping)", in_step_other},
+                                                 {"sampling + detokenising", outside_model}};
+  for (const auto& [name, sec] : rows) {
+    std::fprintf(stderr, "  %-40s %8.3f  %5.1f%%\n", name, sec * per, 100.0 * sec / r.seconds);
+  }
+}
+
 struct GenerateArgs {
   std::string model, prompt, prompt_file, tokenizer, random_init;
   bool prompt_given = false;
@@ -45,6 +66,7 @@ struct GenerateArgs {
   int threads = 0;
   std::string weights_dtype;
   std::string kv_dtype;
+  bool profile = false;
 };
 
 std::string read_all(std::istream& in) {
@@ -118,6 +140,8 @@ void run_generate(const GenerateArgs& a) {
   so.max_context = a.max_context;
   so.compute.threads = a.threads;
   so.kv_dtype = kv_dtype;
+  StepTimes times;
+  if (a.profile) so.times = &times;
   InferenceSession<float> session(m.weights(), so);
   const std::int64_t limit = session.options().max_context;
   const std::int64_t n_prompt = static_cast<std::int64_t>(ids.size());
@@ -170,6 +194,7 @@ void run_generate(const GenerateArgs& a) {
   };
   go.on_text = print;
   if (!tok) go.on_token = [&](std::int32_t t) { print(" " + std::to_string(t)); };  // no tokenizer: the ids
+  times = StepTimes{};  // from here on: the decode steps alone
   const DecodeResult r = decode_loop(
       logits, sampler, [&](std::int32_t t) { return session.decode(t); }, go, session.tokens());
   if (!a.quiet) std::fputs("\n", stdout);
@@ -191,6 +216,7 @@ void run_generate(const GenerateArgs& a) {
                human_bytes(static_cast<double>(cache.bytes_allocated())).c_str(),
                static_cast<long long>(session.n_past()), static_cast<long long>(cache.bytes_used()),
                human_bytes(full).c_str(), full, full > 0 ? static_cast<double>(cache.bytes_used()) / full : 0.0);
+  if (a.profile && r.n_decoded > 0) print_decode_profile(times, r);
 }
 
 }  // namespace
@@ -207,6 +233,7 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("-n,--n-tokens", a->n, "tokens to generate")->check(CLI::PositiveNumber);
   add_sampling_options(cmd, a->sampling);
   cmd->add_option("--chunk", a->chunk, "prefill chunk size in tokens")->check(CLI::PositiveNumber);
+  cmd->add_flag("--profile", a->profile, "print where a decode step's time goes (products, attention, sampling, ...)");
   cmd->add_option("--stop", a->stops, "stop when the output contains this string (repeatable)");
   add_adjust_options(cmd, a->adjust, "run the model");
   cmd->add_option("--tokenizer", a->tokenizer, "tokenizer file (default: the one in or beside the model)")

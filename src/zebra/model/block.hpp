@@ -19,6 +19,7 @@
 
 #include "zebra/model/config.hpp"
 #include "zebra/model/params.hpp"
+#include "zebra/model/step_times.hpp"
 #include "zebra/model/weights.hpp"
 #include "zebra/ops/matmul.hpp"
 #include "zebra/ops/rope.hpp"
@@ -58,6 +59,7 @@ struct BlockContext {
   const std::int32_t* positions = nullptr;  // [N] absolute positions of the rows
   const RopeTable<T>* rope = nullptr;       // for pos=rope: covers every position
   MatmulOptions matmul;
+  StepTimes* times = nullptr;  // forward only: where the wall time of each op goes (null: not timed)
 };
 
 // Forward attention step: reads qkv [N, QKV] (q, k after RoPE), writes att [N, H*hd].

@@ -286,11 +286,17 @@ void InferenceSession<T>::forward_rows(const std::vector<Segment>& segments, T* 
   }
   const ThreadScope scope(compute);
 
+  StepTimes* times = options_.times;
+  if (times != nullptr) ++times->passes;
+  auto in = [times](double StepTimes::*field) { return times == nullptr ? nullptr : &(times->*field); };
   std::int64_t row = 0;
-  for (const Segment& s : segments) {
-    for (std::int64_t i = 0; i < s.n; ++i) positions_[sz(row + i)] = static_cast<std::int32_t>(s.p0 + i);
-    embedding_forward(x_.data() + row * d, s.tokens, w.embed, s.n);
-    row += s.n;
+  {
+    const TimedScope ts(in(&StepTimes::embedding));
+    for (const Segment& s : segments) {
+      for (std::int64_t i = 0; i < s.n; ++i) positions_[sz(row + i)] = static_cast<std::int32_t>(s.p0 + i);
+      embedding_forward(x_.data() + row * d, s.tokens, w.embed, s.n);
+      row += s.n;
+    }
   }
   if (c.pos_embedding == PosEmbedding::kLearned) {
     for (std::int64_t r = 0; r < n; ++r) {
@@ -300,7 +306,7 @@ void InferenceSession<T>::forward_rows(const std::vector<Segment>& segments, T* 
     }
   }
 
-  const BlockContext<T> ctx{&c, positions_.data(), &rope_, compute};
+  const BlockContext<T> ctx{&c, positions_.data(), &rope_, compute, times};
   // Both norms of a layer share xn_ / rstd_: the first is dead once q, k, v are projected.
   const BlockState<T> state{rstd_.data(), xn_.data(), qkv_.data(), att_.data(), h_.data(),
                             rstd_.data(), xn_.data(), gu_.data(),  act_.data()};
@@ -347,7 +353,11 @@ void InferenceSession<T>::forward_rows(const std::vector<Segment>& segments, T* 
     const Segment& s = segments[sz(i)];
     std::copy(x_.data() + (s.row0 + s.n - 1) * d, x_.data() + (s.row0 + s.n) * d, h_.data() + i * d);
   }
-  rmsnorm_forward(xn_.data(), rstd_.data(), h_.data(), w.final_norm, n_seq, d, c.norm_eps, compute);
+  {
+    const TimedScope ts(in(&StepTimes::norms));
+    rmsnorm_forward(xn_.data(), rstd_.data(), h_.data(), w.final_norm, n_seq, d, c.norm_eps, compute);
+  }
+  const TimedScope ts(in(&StepTimes::lm_head));
   if (n_seq == 1) {
     weight_matmul(states_.at(segments[0].seq).logits.data(), c.vocab_size, xn_.data(), 1, w.lm_head, compute);
     return;

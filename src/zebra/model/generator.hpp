@@ -25,6 +25,7 @@
 #include "zebra/model/config.hpp"
 #include "zebra/model/kv_cache.hpp"
 #include "zebra/model/params.hpp"
+#include "zebra/model/step_times.hpp"
 #include "zebra/model/weights.hpp"
 #include "zebra/ops/compute.hpp"
 #include "zebra/ops/rope.hpp"
@@ -39,6 +40,8 @@ struct SessionOptions {
   // How the KV cache stores keys and values: null = the session's type T; F16 or BF16 (float sessions) halve
   // the cache's bytes, each value rounded to nearest even (model/kv_cache.hpp).
   std::optional<DType> kv_dtype = std::nullopt;
+  // When set, every forward pass adds the wall time of its ops here (model/step_times.hpp); borrowed.
+  StepTimes* times = nullptr;
   // A chunk whose estimated work is below this many FLOPs runs on one thread: a decode step of a small
   // model is a few hundred microseconds of work, less than what waking and joining the OpenMP team costs on
   // a busy machine (measured on the 2-core dev machine under load: 1.6 tok/s with 2 spinning threads, 180

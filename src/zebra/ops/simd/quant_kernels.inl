@@ -171,7 +171,7 @@ void gemv_rows(float* out, std::int64_t ldo, const void* act, const void* w, std
   for (int i = 0; i < NB; ++i) a[i] = act_row(act, i, cols);
   const auto* base = static_cast<const unsigned char*>(w);
   for (std::int64_t r = 0; r < rows; ++r) {
-    if (r + kPrefetchRows < rows) {  // as gemv_rows_repacked below
+    {  // as gemv_rows_repacked below
       const unsigned char* ahead = base + static_cast<std::size_t>(r + kPrefetchRows) * row_bytes;
       for (std::size_t off = 0; off < row_bytes; off += 64) __builtin_prefetch(ahead + off);
     }
@@ -513,7 +513,8 @@ void gemv_rows_repacked(float* out, std::int64_t ldo, const void* act, const voi
   for (std::int64_t r = 0; r < rows; ++r) {
     // The row kPrefetchRows ahead, so that its cache lines are on their way while this one is multiplied (the
     // hardware prefetcher alone leaves a decode product at half the read bandwidth; measured in bench quant).
-    if (r + kPrefetchRows < rows) {
+    // Past the last row of the call too: the next task's rows follow, and a prefetch never faults.
+    {
       const unsigned char* ahead = base + static_cast<std::size_t>(r + kPrefetchRows) * row_bytes;
       for (std::size_t off = 0; off < row_bytes; off += 64) __builtin_prefetch(ahead + off);
     }
