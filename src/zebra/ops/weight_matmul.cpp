@@ -22,8 +22,9 @@ namespace {
 constexpr std::int64_t kTileRows = 64;
 constexpr std::int64_t kTileMinRows = 16;
 constexpr std::int64_t kTileMaxElements = std::int64_t{1} << 18;
-// Weight rows per task of the matrix-vector path (one kernel call). Tasks are handed out dynamically: on a
-// shared machine one core is often slower, and each output is computed by one task whatever the schedule.
+// Weight rows per task of the matrix-vector path (one kernel call). A static schedule gives each thread one
+// contiguous run of rows, which the kernels' prefetching streams through (measured 4% faster per decode step
+// than a dynamic schedule of 2 tasks, 3 runs each, zebra generate --profile on SmolLM2).
 constexpr std::int64_t kGemvTaskRows = 16;
 
 std::int64_t tile_rows(std::int64_t cols) {
@@ -74,7 +75,7 @@ void kernel_product(float* out, std::int64_t ldo, const float* inp, std::int64_t
       act = prepared.data();
     }
     const std::int64_t tasks = (w.rows + kGemvTaskRows - 1) / kGemvTaskRows;
-#pragma omp parallel for schedule(dynamic, 2) if (parallel && tasks > 1)
+#pragma omp parallel for schedule(static) if (parallel && tasks > 1)
     for (std::int64_t t = 0; t < tasks; ++t) {
       const std::int64_t r0 = t * kGemvTaskRows, rows = std::min(kGemvTaskRows, w.rows - r0);
       k.gemv(out + r0, ldo, act, n, w, r0, rows, options.simd);

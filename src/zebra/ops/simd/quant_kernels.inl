@@ -162,7 +162,7 @@ template <class F, int NB>
 }
 
 // Weight rows prefetched ahead of the row being multiplied.
-constexpr std::int64_t kPrefetchRows = 4;
+constexpr std::int64_t kPrefetchRows = 8;
 
 template <class F, int NB>
 void gemv_rows(float* out, std::int64_t ldo, const void* act, const void* w, std::size_t row_bytes, std::int64_t rows,
