@@ -16,19 +16,9 @@ cache="${ZEBRA_CACHE:-$build}"
 venv="$cache/interop-venv"
 pins=(torch==2.15.0 transformers==5.24.0 safetensors==0.8.0 numpy==2.4.6 pytest==9.2.0 sentencepiece==0.2.3)
 
-if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
-  # Debian's python3 splits venv/ensurepip into python3-venv (scripts/setup.sh lists it).
-  bash "$root/scripts/setup.sh" --interop
-fi
-stamp="$venv/.zebra-pins"
-if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "${pins[*]}" ]; then
-  echo "interop: creating $venv (${pins[*]})" >&2
-  rm -rf "$venv"
-  mkdir -p "$cache"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "${pins[@]}"
-  echo "${pins[*]}" > "$stamp"
-fi
+# shellcheck source=lib/venv.sh
+source "$root/scripts/lib/venv.sh"
+ensure_venv "$venv" "${pins[@]}"
 
 if [ -z "${ZEBRA_BIN:-}" ]; then
   ZEBRA_TARGETS="${ZEBRA_TARGETS:-zebra}" bash "$root/scripts/build.sh"

@@ -20,6 +20,8 @@
 // exact-match checks of the quanta and the cross-path bound catch what the second bound could hide.
 #include <gtest/gtest.h>
 
+#include "ops/simd_path_test.hpp"
+
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -37,19 +39,11 @@
 #include "zebra/util/rng.hpp"
 
 namespace zebra {
-
-static void PrintTo(const SimdPath& path, std::ostream* os) { *os << to_string(path); }
-
 namespace {
 
-constexpr double kU = 0x1.0p-24;
+using test::random_floats;
 
-std::vector<float> random_floats(std::int64_t n, std::uint64_t seed, double scale = 1.0) {
-  Rng rng(seed);
-  std::vector<float> v(static_cast<std::size_t>(n));
-  for (float& x : v) x = static_cast<float>(scale * rng.normal());
-  return v;
-}
+constexpr double kU = 0x1.0p-24;
 
 // A quantized matrix [rows, cols] of dtype, rows `pad_bytes` apart beyond their blocks (a strided view).
 struct QuantWeight {
@@ -88,15 +82,7 @@ struct QuantWeight {
   }
 };
 
-class QuantPathTest : public ::testing::TestWithParam<SimdPath> {
- protected:
-  void SetUp() override {
-    if (!simd_path_supported(GetParam()))
-      GTEST_SKIP() << "this CPU cannot run the " << to_string(GetParam()) << " path";
-    options_.simd = GetParam();
-  }
-  ComputeOptions options_;
-};
+class QuantPathTest : public test::PathTest {};
 
 // Reads the parts of a quantized activation row (quant_kernels.hpp's layout).
 struct ActParts {
@@ -360,9 +346,7 @@ TEST_P(QuantPathTest, RepackedRowsEqualTheirGgmlRows) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Paths, QuantPathTest, ::testing::Values(SimdPath::kScalar, SimdPath::kAvx2, SimdPath::kAvx512),
-                         [](const ::testing::TestParamInfo<SimdPath>& info) {
-                           return std::string(to_string(info.param));
-                         });
+                         test::path_name);
 
 TEST(QuantKernels, RefuseOtherTypes) {
   EXPECT_THROW(simd::quant_kernels(DType::kQ4_K, SimdPath::kScalar), Error);

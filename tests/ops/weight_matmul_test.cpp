@@ -20,6 +20,8 @@
 
 #include <gtest/gtest.h>
 
+#include "ops/simd_path_test.hpp"
+
 #include <bit>
 #include <cmath>
 #include <cstdint>
@@ -36,19 +38,12 @@
 
 namespace zebra {
 
-// For test names and messages (gtest finds it next to the type).
-static void PrintTo(const SimdPath& path, std::ostream* os) { *os << to_string(path); }
-
 namespace {
 
 constexpr double kU32 = 0x1.0p-24;
 
-std::vector<float> random_floats(std::int64_t n, std::uint64_t seed, double scale = 1.0) {
-  Rng rng(seed);
-  std::vector<float> v(static_cast<std::size_t>(n));
-  for (float& x : v) x = static_cast<float>(scale * rng.normal());
-  return v;
-}
+using test::PathTest;
+using test::random_floats;
 
 double storage_unit_roundoff(DType d) {
   switch (d) {
@@ -72,17 +67,6 @@ struct StoredWeight {
     }
     w = WeightMatrix{dtype, bytes.data(), rows, cols, row_bytes};
   }
-};
-
-// Tests run once per SIMD path (skipped where the CPU cannot run it), with options_ selecting it.
-class PathTest : public ::testing::TestWithParam<SimdPath> {
- protected:
-  void SetUp() override {
-    if (!simd_path_supported(GetParam()))
-      GTEST_SKIP() << "this CPU cannot run the " << to_string(GetParam()) << " path";
-    options_.simd = GetParam();
-  }
-  ComputeOptions options_;
 };
 
 class WeightMatmulTest : public PathTest {};
@@ -220,10 +204,7 @@ TEST_P(WeightMatmulTest, ThreadCountDoesNotChangeResults) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Paths, WeightMatmulTest,
-                         ::testing::Values(SimdPath::kScalar, SimdPath::kAvx2, SimdPath::kAvx512),
-                         [](const ::testing::TestParamInfo<SimdPath>& info) {
-                           return std::string(to_string(info.param));
-                         });
+                         ::testing::Values(SimdPath::kScalar, SimdPath::kAvx2, SimdPath::kAvx512), test::path_name);
 
 // F64 weights (gradient checks): the double BLAS product, against the reference within double accumulation,
 // (cols + 2) 2^-53 S.
@@ -368,9 +349,7 @@ TEST_P(ConvertTest, NarrowingMatchesScalarRounding) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Paths, ConvertTest, ::testing::Values(SimdPath::kScalar, SimdPath::kAvx2, SimdPath::kAvx512),
-                         [](const ::testing::TestParamInfo<SimdPath>& info) {
-                           return std::string(to_string(info.param));
-                         });
+                         test::path_name);
 
 TEST(Convert, RefusesOtherTypes) {
   std::vector<float> x(4);
