@@ -76,13 +76,6 @@ inline __m512 to_ps(__m512i x) {
   return reinterpret_cast<__m512>(__builtin_convertvector(reinterpret_cast<V16si>(x), V16sf));
 }
 
-// Lane 0 of x to the low 8 lanes, lane 2 to the high 8 (the scales of a pair of blocks).
-typedef float V4sf __attribute__((vector_size(16)));
-inline __m512 spread_pair(__m128 x) {
-  const V4sf v = reinterpret_cast<V4sf>(x);
-  return reinterpret_cast<__m512>(__builtin_shufflevector(v, v, 0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2));
-}
-
 // The quants of two consecutive blocks: block p0's 32 values, then block p1's.
 template <class F>
 inline __m512i load_quants2(const unsigned char* p0, const unsigned char* p1) {
