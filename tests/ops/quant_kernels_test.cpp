@@ -275,24 +275,6 @@ TEST_P(QuantPathTest, UnpackedAndTiledProductsMatchTheDoubleReference) {
   }
 }
 
-TEST_P(QuantPathTest, ThreadCountDoesNotChangeResults) {
-  const std::int64_t rows = 300, cols = 576;
-  for (DType dtype : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_1}) {
-    const QuantWeight qw(dtype, rows, cols, 77);
-    for (std::int64_t n : {std::int64_t{1}, kGemvMaxRows, kGemvMaxRows + 1, std::int64_t{70}}) {
-      SCOPED_TRACE(testing::Message() << to_string(dtype) << " N=" << n);
-      const auto x = random_floats(n * cols, 12);
-      ComputeOptions one = options_, two = options_;
-      one.threads = 1;
-      two.threads = 2;
-      std::vector<float> a(static_cast<std::size_t>(n * rows)), b(a.size());
-      weight_matmul(a.data(), rows, x.data(), n, qw.w, one);
-      weight_matmul(b.data(), rows, x.data(), n, qw.w, two);
-      EXPECT_EQ(a, b);
-    }
-  }
-}
-
 // The repacked layouts (util/dtype.hpp): a row repacked dequantises to the same floats, and its products equal
 // the ggml row's: bit for bit on the scalar path (the same integer dots, scale products and sums, in the same
 // order), within the cross-path bound above on the SIMD paths. Block counts 1 to 11 exercise every remainder

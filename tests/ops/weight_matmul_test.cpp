@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "zebra/ops/convert.hpp"
+#include "zebra/ops/quant/quant.hpp"
 #include "zebra/ops/ref/weight_matmul_ref.hpp"
 #include "zebra/util/error.hpp"
 #include "zebra/util/rng.hpp"
@@ -184,11 +185,18 @@ TEST_P(WeightMatmulTest, Bf16OptionRoundsStridedF32Weights) {
 }
 
 // Both strategies (matrix-vector for N <= kGemvMaxRows, tiles + sgemm above) cut the work by shape only, so
-// the results are bit-identical for 1 and 2 threads; the sizes are large enough to run in parallel.
+// the results are bit-identical for 1 and 2 threads; the sizes are large enough to run in parallel. Every
+// dtype with kernels: the 16-bit ones, the 32-value block formats and their repacked layouts.
 TEST_P(WeightMatmulTest, ThreadCountDoesNotChangeResults) {
   const std::int64_t rows = 300, cols = 576;
-  for (DType dtype : {DType::kBF16, DType::kF16}) {
-    const StoredWeight sw(dtype, random_floats(rows * cols, 11), rows, cols, 0, options_);
+  const auto w32 = random_floats(rows * cols, 11);
+  for (DType dtype : {DType::kBF16, DType::kF16, DType::kQ8_0, DType::kQ4_0, DType::kQ4_1, DType::kQ8_0R, DType::kQ4_0R,
+                      DType::kQ4_1R}) {
+    const std::size_t rb = dtype_row_bytes(dtype, cols);
+    std::vector<unsigned char> bytes(rb * rows);
+    for (std::int64_t r = 0; r < rows; ++r)
+      quant::quantize_row(dtype, w32.data() + r * cols, bytes.data() + rb * r, cols);
+    const WeightMatrix w{dtype, bytes.data(), rows, cols, rb};
     for (std::int64_t n : {std::int64_t{1}, kGemvMaxRows, kGemvMaxRows + 1, std::int64_t{70}}) {
       SCOPED_TRACE(testing::Message() << to_string(dtype) << " N=" << n);
       const auto x = random_floats(n * cols, 12);
@@ -196,8 +204,8 @@ TEST_P(WeightMatmulTest, ThreadCountDoesNotChangeResults) {
       one.threads = 1;
       two.threads = 2;
       std::vector<float> a(static_cast<std::size_t>(n * rows)), b(a.size());
-      weight_matmul(a.data(), rows, x.data(), n, sw.w, one);
-      weight_matmul(b.data(), rows, x.data(), n, sw.w, two);
+      weight_matmul(a.data(), rows, x.data(), n, w, one);
+      weight_matmul(b.data(), rows, x.data(), n, w, two);
       EXPECT_EQ(a, b);
     }
   }

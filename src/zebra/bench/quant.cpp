@@ -23,21 +23,9 @@ AlignedBuffer<std::uint8_t> make_weights(DType dtype, const QuantOptions& o, std
   AlignedBuffer<std::uint8_t> bytes(one * static_cast<std::size_t>(matrices));
   Rng rng(3);
   std::vector<float> row(static_cast<std::size_t>(o.cols));
-  // A repacked dtype: its ggml form quantized, then repacked (the same bytes per row).
-  const DType base = dtype == DType::kQ8_0R   ? DType::kQ8_0
-                     : dtype == DType::kQ4_0R ? DType::kQ4_0
-                     : dtype == DType::kQ4_1R ? DType::kQ4_1
-                                              : dtype;
-  std::vector<std::uint8_t> ggml(rb);
   for (std::int64_t r = 0; r < o.rows; ++r) {
     for (float& x : row) x = static_cast<float>(0.05 * rng.normal());
-    std::uint8_t* dst = bytes.data() + static_cast<std::size_t>(r) * rb;
-    if (base == dtype) {
-      quant::quantize_row(dtype, row.data(), dst, o.cols);
-    } else {
-      quant::quantize_row(base, row.data(), ggml.data(), o.cols);
-      quant::repack_row(base, ggml.data(), dst, o.cols);
-    }
+    quant::quantize_row(dtype, row.data(), bytes.data() + static_cast<std::size_t>(r) * rb, o.cols);
   }
   for (std::int64_t m = 1; m < matrices; ++m)
     std::memcpy(bytes.data() + one * static_cast<std::size_t>(m), bytes.data(), one);

@@ -45,50 +45,49 @@ void block_forward(const BlockContext<T>& ctx, const LayerWeightViews<T>& w, std
   const std::int64_t d = c.d_model, f = c.ffn_dim, qd = c.q_dim(), kvd = c.kv_dim(), qkv_dim = qd + 2 * kvd;
   const MatmulOptions& mo = ctx.matmul;
   StepTimes* t = ctx.times;
-  auto in = [t](double StepTimes::*field) { return t == nullptr ? nullptr : &(t->*field); };
 
   {
-    const TimedScope ts(in(&StepTimes::norms));
+    const TimedScope ts(time_slot(t, &StepTimes::norms));
     rmsnorm_forward(s.xn1, s.rstd1, x_in, w.attn_norm, n, d, c.norm_eps, mo);
   }
   {
-    const TimedScope ts(in(&StepTimes::projections));
+    const TimedScope ts(time_slot(t, &StepTimes::projections));
     project(s.qkv, s.xn1, n, w.wqkv, {&w.wq, &w.wk, &w.wv}, mo);  // [N, QKV]
   }
   if (c.pos_embedding == PosEmbedding::kRope) {
-    const TimedScope ts(in(&StepTimes::rope));
+    const TimedScope ts(time_slot(t, &StepTimes::rope));
     rope_forward(s.qkv, ctx.positions, *ctx.rope, n, c.n_heads, qkv_dim);
     rope_forward(s.qkv + qd, ctx.positions, *ctx.rope, n, c.n_kv_heads, qkv_dim);
   }
   {
-    const TimedScope ts(in(&StepTimes::attention));
+    const TimedScope ts(time_slot(t, &StepTimes::attention));
     attention(s.qkv, s.att);
   }
   {
-    const TimedScope ts(in(&StepTimes::projections));
+    const TimedScope ts(time_slot(t, &StepTimes::projections));
     weight_matmul(s.h, d, s.att, n, w.wo, mo);
   }
   {
-    const TimedScope ts(in(&StepTimes::elementwise));
+    const TimedScope ts(time_slot(t, &StepTimes::elementwise));
     add_inplace(s.h, x_in, n * d);
   }
   {
-    const TimedScope ts(in(&StepTimes::norms));
+    const TimedScope ts(time_slot(t, &StepTimes::norms));
     rmsnorm_forward(s.xn2, s.rstd2, s.h, w.ffn_norm, n, d, c.norm_eps, mo);
   }
   {
-    const TimedScope ts(in(&StepTimes::projections));
+    const TimedScope ts(time_slot(t, &StepTimes::projections));
     project(s.gu, s.xn2, n, w.w_gate_up, {&w.w_gate, &w.w_up}, mo);  // [N, 2F] gate | up
   }
   {
-    const TimedScope ts(in(&StepTimes::elementwise));
+    const TimedScope ts(time_slot(t, &StepTimes::elementwise));
     swiglu_forward(s.act, s.gu, n, f, mo);
   }
   {
-    const TimedScope ts(in(&StepTimes::projections));
+    const TimedScope ts(time_slot(t, &StepTimes::projections));
     weight_matmul(x_out, d, s.act, n, w.w_down, mo);  // x_in is not read after h was formed
   }
-  const TimedScope ts(in(&StepTimes::elementwise));
+  const TimedScope ts(time_slot(t, &StepTimes::elementwise));
   add_inplace(x_out, s.h, n * d);
 }
 

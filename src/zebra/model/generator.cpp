@@ -288,10 +288,9 @@ void InferenceSession<T>::forward_rows(const std::vector<Segment>& segments, T* 
 
   StepTimes* times = options_.times;
   if (times != nullptr) ++times->passes;
-  auto in = [times](double StepTimes::*field) { return times == nullptr ? nullptr : &(times->*field); };
   std::int64_t row = 0;
   {
-    const TimedScope ts(in(&StepTimes::embedding));
+    const TimedScope ts(time_slot(times, &StepTimes::embedding));
     for (const Segment& s : segments) {
       for (std::int64_t i = 0; i < s.n; ++i) positions_[sz(row + i)] = static_cast<std::int32_t>(s.p0 + i);
       embedding_forward(x_.data() + row * d, s.tokens, w.embed, s.n);
@@ -354,10 +353,10 @@ void InferenceSession<T>::forward_rows(const std::vector<Segment>& segments, T* 
     std::copy(x_.data() + (s.row0 + s.n - 1) * d, x_.data() + (s.row0 + s.n) * d, h_.data() + i * d);
   }
   {
-    const TimedScope ts(in(&StepTimes::norms));
+    const TimedScope ts(time_slot(times, &StepTimes::norms));
     rmsnorm_forward(xn_.data(), rstd_.data(), h_.data(), w.final_norm, n_seq, d, c.norm_eps, compute);
   }
-  const TimedScope ts(in(&StepTimes::lm_head));
+  const TimedScope ts(time_slot(times, &StepTimes::lm_head));
   if (n_seq == 1) {
     weight_matmul(states_.at(segments[0].seq).logits.data(), c.vocab_size, xn_.data(), 1, w.lm_head, compute);
     return;

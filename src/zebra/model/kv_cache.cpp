@@ -232,16 +232,7 @@ std::int64_t SequenceCache<T>::offset_of(std::int64_t l, std::int64_t p, std::in
 template <typename T>
 std::vector<T> SequenceCache<T>::widened(const AlignedBuffer<std::uint8_t>& buf, std::int64_t offset) const {
   std::vector<T> out(sz(head_dim_));
-  const std::uint8_t* src = buf.data() + sz(offset) * value_bytes_;
-  if (storage_ == kDenseDType<T>) {
-    std::memcpy(out.data(), src, out.size() * sizeof(T));
-  } else {
-    for (std::size_t e = 0; e < out.size(); ++e) {
-      std::uint16_t h;
-      std::memcpy(&h, src + 2 * e, 2);
-      out[e] = static_cast<T>(storage_ == DType::kF16 ? f16_to_float(h) : bf16_to_float(h));
-    }
-  }
+  convert_floating(storage_, buf.data() + sz(offset) * value_bytes_, out.data(), out.size());
   return out;
 }
 

@@ -21,6 +21,9 @@ struct StepTimes {
   double total() const { return embedding + norms + projections + rope + attention + elementwise + lm_head; }
 };
 
+// Where one kind of op's time goes in t, or null when t is (nothing is timed).
+inline double* time_slot(StepTimes* t, double StepTimes::*field) { return t == nullptr ? nullptr : &(t->*field); }
+
 // Adds the wall time of its scope to *sink (nothing when sink is null).
 class TimedScope {
  public:

@@ -65,6 +65,10 @@ const StoredTensor* WeightStore::find(const std::string& name) const {
   return nullptr;
 }
 
+StoredTensor* WeightStore::find(const std::string& name) {
+  return const_cast<StoredTensor*>(static_cast<const WeightStore&>(*this).find(name));
+}
+
 std::size_t WeightStore::bytes() const {
   std::size_t b = 0;
   for (const StoredTensor& t : tensors) b += t.data().size();
@@ -99,13 +103,6 @@ WeightStore store_from_params(const ParameterSet<float>& params, DType matrix_dt
 
 namespace {
 
-StoredTensor* find_mutable(WeightStore& s, const std::string& name) {
-  for (StoredTensor& t : s.tensors) {
-    if (t.name == name) return &t;
-  }
-  return nullptr;
-}
-
 // The rows of t in `to` (its own dtype, or the repacked layout of quant::repack_row) at dst.
 void copy_rows_as(const StoredTensor& t, DType to, std::uint8_t* dst) {
   const std::span<const std::uint8_t> d = t.data();
@@ -119,11 +116,11 @@ void copy_rows_as(const StoredTensor& t, DType to, std::uint8_t* dst) {
 }
 
 // Moves the named tensors (all 2-D, one dtype and column count, else nothing happens) into one new arena, in
-// this order, repacked when `repack`.
-void colocate(WeightStore& s, const std::vector<std::string>& names, bool repack) {
+// this order, repacked.
+void colocate(WeightStore& s, const std::vector<std::string>& names) {
   std::vector<StoredTensor*> ts;
   for (const std::string& n : names) {
-    StoredTensor* t = find_mutable(s, n);
+    StoredTensor* t = s.find(n);
     if (t == nullptr || t->shape.size() != 2) return;
     if (!ts.empty() && (t->dtype != ts[0]->dtype || t->shape[1] != ts[0]->shape[1])) return;
     ts.push_back(t);
@@ -134,7 +131,7 @@ void colocate(WeightStore& s, const std::vector<std::string>& names, bool repack
   std::size_t at = 0;
   for (StoredTensor* t : ts) {
     const std::size_t size = t->data().size();
-    const DType to = repack ? quant::repacked_dtype(t->dtype) : t->dtype;  // the same bytes per row
+    const DType to = quant::repacked_dtype(t->dtype);  // the same bytes per row
     copy_rows_as(*t, to, arena.data() + at);
     t->dtype = to;
     t->bytes = AlignedBuffer<std::uint8_t>();
@@ -169,14 +166,12 @@ const float* vector_f32(const WeightStore& s, const std::string& name, std::vect
 
 }  // namespace
 
-void prepare_for_inference(WeightStore& store, bool repack) {
+void prepare_for_inference(WeightStore& store) {
   for (std::int64_t l = 0; l < store.config.n_layers; ++l) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
-    colocate(store, {p + "self_attn.q_proj.weight", p + "self_attn.k_proj.weight", p + "self_attn.v_proj.weight"},
-             repack);
-    colocate(store, {p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"}, repack);
+    colocate(store, {p + "self_attn.q_proj.weight", p + "self_attn.k_proj.weight", p + "self_attn.v_proj.weight"});
+    colocate(store, {p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"});
   }
-  if (!repack) return;
   for (StoredTensor& t : store.tensors) {
     const DType to = quant::repacked_dtype(t.dtype);
     if (t.shape.size() != 2 || to == t.dtype) continue;

@@ -71,9 +71,10 @@ struct WeightStore {
   ModelConfig config;  // resolved
   std::vector<StoredTensor> tensors;
   std::shared_ptr<const void> keepalive;            // what borrowed tensors point into
-  std::vector<AlignedBuffer<std::uint8_t>> arenas;  // owned storage shared by several tensors (colocate_projections)
+  std::vector<AlignedBuffer<std::uint8_t>> arenas;  // owned storage shared by several tensors (prepare_for_inference)
 
   const StoredTensor* find(const std::string& name) const;
+  StoredTensor* find(const std::string& name);
   std::size_t bytes() const;
 };
 
@@ -83,10 +84,10 @@ WeightStore store_from_params(const ParameterSet<float>& params, DType matrix_dt
 
 // Readies a loaded store for the inference kernels: copies each layer's q, k, v (and gate, up) into one buffer
 // of adjacent rows when they share a dtype, so that weights_of fuses them (one product: one parallel region,
-// one quantization of the activations, instead of three or two); and with `repack`, moves every Q8_0 / Q4_0 /
-// Q4_1 matrix into its repacked layout (util/dtype.hpp: the same bytes, arranged for the SIMD kernels). Costs a
-// copy of those tensors at load time; the others keep borrowing the file.
-void prepare_for_inference(WeightStore& store, bool repack = true);
+// one quantization of the activations, instead of three or two); and moves every Q8_0 / Q4_0 / Q4_1 matrix into
+// its repacked layout (util/dtype.hpp: the same bytes, arranged for the SIMD kernels). Costs a copy of those
+// tensors at load time; the others keep borrowing the file.
+void prepare_for_inference(WeightStore& store);
 
 // Views of a store (q|k|v and gate|up fused when the store holds them as adjacent rows of one buffer, as
 // prepare_for_inference leaves them).

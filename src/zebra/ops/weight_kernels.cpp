@@ -42,8 +42,7 @@ void half_gemv(float* out, std::int64_t ldo, const void* act, std::int64_t n, co
 // dequantisation of simd/quant_kernels.hpp for the 32-value formats, the scalar reference of ops/quant/ for
 // the K-quants.
 void quant_rows_to_f32(float* dst, const WeightMatrix& w, std::int64_t r0, std::int64_t rows, SimdPath path) {
-  if (w.dtype == DType::kQ8_0 || w.dtype == DType::kQ4_0 || w.dtype == DType::kQ4_1 || w.dtype == DType::kQ8_0R ||
-      w.dtype == DType::kQ4_0R || w.dtype == DType::kQ4_1R) {
+  if (simd::has_quant_kernels(w.dtype)) {
     const simd::QuantKernels& k = simd::quant_kernels(w.dtype, path);
     for (std::int64_t r = 0; r < rows; ++r) k.to_f32(dst + r * w.cols, w.row(r0 + r), w.cols);
     return;

@@ -331,10 +331,18 @@ void quantize_row(DType dtype, const float* src, void* dst, std::int64_t n) {
     case DType::kQ8_0: return quant_blocks<BlockQ8_0>(src, dst, n);
     case DType::kQ4_0: return quant_blocks<BlockQ4_0>(src, dst, n);
     case DType::kQ4_1: return quant_blocks<BlockQ4_1>(src, dst, n);
+    case DType::kQ8_0R:
+    case DType::kQ4_0R:
+    case DType::kQ4_1R: {
+      // As the ggml type, then repacked.
+      const DType ggml = dtype == DType::kQ8_0R ? DType::kQ8_0 : dtype == DType::kQ4_0R ? DType::kQ4_0 : DType::kQ4_1;
+      std::vector<unsigned char> row(dtype_row_bytes(ggml, n));
+      quantize_row(ggml, src, row.data(), n);
+      return repack_row(ggml, row.data(), dst, n);
+    }
     default:
       fail("quantize_row: no reference quantizer for ", to_string(dtype),
-           " (supported: F32, F16, BF16, Q8_0, "
-           "Q4_0, Q4_1)");
+           " (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1 and the repacked Q8_0R, Q4_0R, Q4_1R)");
   }
 }
 

@@ -24,7 +24,8 @@ void dequantize_row(DType dtype, const void* src, float* dst, std::int64_t n);
 //   Q4_0  d = m / -8 with m the value of largest magnitude (sign kept), q = min(15, trunc(x / d + 8.5))
 //   Q4_1  d = (max - min) / 15, m = min, q = min(15, trunc((x - min) / d + 0.5))
 // (the divisions use the float d; the block stores d rounded to f16). Also F32, F16 and BF16 (round to
-// nearest even). Throws for the K-quants (no reference quantizer here), for a non-finite input, and for
+// nearest even), and the repacked Q8_0R, Q4_0R, Q4_1R (quantized as their ggml type, then repack_row).
+// Throws for the K-quants (no reference quantizer here), for a non-finite input, and for
 // a block whose scale overflows f16.
 void quantize_row(DType dtype, const float* src, void* dst, std::int64_t n);
 

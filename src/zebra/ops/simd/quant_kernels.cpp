@@ -222,6 +222,11 @@ namespace {
 }  // namespace qk_avx512
 ZEBRA_SIMD_END
 
+bool has_quant_kernels(DType dtype) {
+  return dtype == DType::kQ8_0 || dtype == DType::kQ4_0 || dtype == DType::kQ4_1 || dtype == DType::kQ8_0R ||
+         dtype == DType::kQ4_0R || dtype == DType::kQ4_1R;
+}
+
 const QuantKernels& quant_kernels(DType dtype, SimdPath path) {
   check_simd_path(path, "block-quantized weight kernels");
   switch (dtype) {

@@ -44,8 +44,9 @@ struct QuantKernels {
   void (*to_f32)(float* dst, const void* src, std::int64_t n);
 };
 
-// The kernels of dtype (kQ8_0, kQ4_0 or kQ4_1) on path; throws when the CPU cannot run the path or for another
-// dtype.
+// Whether quant_kernels has kernels for dtype: Q8_0, Q4_0, Q4_1 and their repacked forms Q8_0R, Q4_0R, Q4_1R.
+bool has_quant_kernels(DType dtype);
+// The kernels of dtype on path; throws when the CPU cannot run the path or for a dtype without kernels.
 const QuantKernels& quant_kernels(DType dtype, SimdPath path);
 
 // out[i * ldo + r] = inp[i, :] . w[r, :] (fp32 rows, w rows w_stride apart) for i < n <= 4, r < rows: the
