@@ -87,6 +87,48 @@ TEST_F(GenerateCli, BadInputGivesAClearErrorAndNonZeroExit) {
   EXPECT_NE(r.output.find("MODEL"), std::string::npos) << r.output;
 }
 
+// --kv-dtype: a 16-bit cache holds half the bytes of an fp32 one; anything else is refused naming the choices.
+TEST_F(GenerateCli, KvDtypeHalvesTheCacheAndRefusesOtherTypes) {
+  const std::string base = "generate --random-init " + test::source_dir() +
+                           "/recipes/configs/demo.json --random-prompt 20 -n 3 --ignore-eos -q --threads 1";
+  auto bytes_used = [](const std::string& out) {
+    const std::size_t at = out.find(" bytes used)");
+    const std::size_t open = out.rfind('(', at);
+    return at == std::string::npos || open == std::string::npos ? -1LL
+                                                                : std::stoll(out.substr(open + 1, at - open - 1));
+  };
+  const auto f32 = run_zebra(base);
+  const auto f16 = run_zebra(base + " --kv-dtype f16");
+  ASSERT_EQ(f32.exit_code, 0) << f32.output;
+  ASSERT_EQ(f16.exit_code, 0) << f16.output;
+  EXPECT_GT(bytes_used(f32.output), 0) << f32.output;
+  EXPECT_EQ(2 * bytes_used(f16.output), bytes_used(f32.output)) << f16.output;
+  const auto bad = run_zebra(base + " --kv-dtype q8_0");
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.output.find("--kv-dtype must be f32, f16 or bf16, got 'q8_0'"), std::string::npos) << bad.output;
+}
+
+// zebra quantize refuses what it cannot write before writing anything: an unknown type, a directory as OUT,
+// a model whose matrices do not fit the blocks (stories260K's FFN of 172 columns).
+TEST_F(GenerateCli, QuantizeRefusesBadInputWithoutWriting) {
+  const std::string out = path("q.gguf");
+  auto r = run_zebra("quantize " + path("missing.bin") + " " + out + " --type q8_0");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("does not exist"), std::string::npos) << r.output;
+  r = run_zebra("quantize " + path("missing.bin") + " " + out + " --type q5_0");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("--type must be q8_0, q4_0, q4_1"), std::string::npos) << r.output;
+  r = run_zebra("quantize " + path("missing.bin") + " " + test::source_dir() + " --type q8_0");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("is a directory"), std::string::npos) << r.output;
+  if (test::shared_available()) {
+    r = run_zebra("quantize " + stories_bin() + " " + out + " --type q4_0");
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_NE(r.output.find("not a multiple of Q4_0's block of 32 values"), std::string::npos) << r.output;
+  }
+  EXPECT_FALSE(fs::exists(out));
+}
+
 TEST_F(GenerateCli, RandomInitConfigMeasuresWithoutATokenizer) {
   const auto r =
       run_zebra("generate --random-init " + test::source_dir() +

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -63,6 +64,7 @@ void plot_heat_map(const std::string& path, const PasskeyOptions& o, const Passk
 }
 
 void run_passkey(const PasskeyArgs& a) {
+  const std::optional<DType> kv_dtype = parse_kv_dtype(a.m.kv_dtype);  // refused before any work
   PasskeyOptions o;
   o.lengths = parse_int_list("--lengths", a.lengths);
   o.depths = parse_double_list("--depths", a.depths);
@@ -78,7 +80,7 @@ void run_passkey(const PasskeyArgs& a) {
                static_cast<long long>(c.n_layers), c.pattern_string().c_str(), static_cast<long long>(c.window),
                model.tokenizer_path.c_str());
   SessionOptions so;
-  so.kv_dtype = parse_kv_dtype(a.m.kv_dtype);
+  so.kv_dtype = kv_dtype;
   so.max_context = *std::max_element(o.lengths.begin(), o.lengths.end()) + a.new_tokens;
   // Each prompt in one chunk: a first chunk runs the tiled attention kernel (model/generator.cpp).
   so.chunk_size = *std::max_element(o.lengths.begin(), o.lengths.end());

@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
@@ -81,6 +82,7 @@ void plot_accuracy(const std::string& path, const std::vector<std::string>& kind
 }
 
 void run_eval_tasks(const TasksEvalArgs& a) {
+  const std::optional<DType> kv_dtype = parse_kv_dtype(a.m.kv_dtype);  // refused before any work
   std::vector<LongTask> tasks = read_tasks(a.tasks_path);
   if (!a.kinds.empty()) {
     std::set<std::string> keep;
@@ -110,7 +112,7 @@ void run_eval_tasks(const TasksEvalArgs& a) {
                model.path.c_str(), static_cast<long long>(c.n_layers), c.pattern_string().c_str(),
                static_cast<long long>(c.window), t.name.c_str(), tasks.size(), static_cast<long long>(longest));
   SessionOptions so;
-  so.kv_dtype = parse_kv_dtype(a.m.kv_dtype);
+  so.kv_dtype = kv_dtype;
   so.max_context = longest + most_new;
   so.chunk_size = longest;  // each prompt in one chunk: the tiled attention kernel (model/generator.cpp)
   InferenceSession<float> session(model.weights(), so);
