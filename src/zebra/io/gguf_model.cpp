@@ -43,22 +43,17 @@ void set_rope_scaling(const GgufFile& f, const std::string& p, ModelConfig& c) {
     return;
   }
   if (*type == "none") return;
-  if (p == "zebra.") {
-    // zebra's own files carry every scaling zebra has (io/gguf_export.hpp).
+  // llama files name linear scaling only; zebra's own (io/gguf_export.hpp) every scaling zebra has.
+  const bool own = p == "zebra.";
+  RopeScaling kind = RopeScaling::kLinear;
+  if (own) {
     try {
-      c.rope_scaling = parse_rope_scaling(*type);
+      kind = parse_rope_scaling(*type);
     } catch (const Error&) {
       fail(where(f), ": metadata key '", p, "rope.scaling.type' = '", type->substr(0, 32),
            "' is not supported (supported: none, linear, ntk, dynamic, yarn)");
     }
-    if (factor == 0.0) factor = 1.0;
-    if (!(factor >= 1.0)) fail(where(f), ": metadata key '", p, "rope.scaling.factor' = ", factor, ", expected >= 1");
-    c.rope_scaling_factor = factor;
-    if (c.rope_scaling == RopeScaling::kNone) c.rope_scaling_factor = 1.0;
-    c.rope_original_max_positions = find_dimension(f, p + "rope.scaling.original_context_length").value_or(0);
-    return;
-  }
-  if (*type != "linear") {
+  } else if (*type != "linear") {
     fail(where(f), ": metadata key '", p, "rope.scaling.type' = '", type->substr(0, 32),
          "' is not supported (supported: none, linear)");
   }
@@ -66,8 +61,9 @@ void set_rope_scaling(const GgufFile& f, const std::string& p, ModelConfig& c) {
   if (!(factor >= 1.0)) {
     fail(where(f), ": metadata key '", p, "rope.scaling.factor' = ", factor, ", expected a number >= 1");
   }
-  c.rope_scaling = factor == 1.0 ? RopeScaling::kNone : RopeScaling::kLinear;
-  c.rope_scaling_factor = factor;
+  c.rope_scaling = own ? kind : factor == 1.0 ? RopeScaling::kNone : RopeScaling::kLinear;
+  c.rope_scaling_factor = c.rope_scaling == RopeScaling::kNone ? 1.0 : factor;
+  if (own) c.rope_original_max_positions = find_dimension(f, p + "rope.scaling.original_context_length").value_or(0);
 }
 
 void set_layer_pattern(const GgufFile& f, const std::string& p, ModelConfig& c) {
