@@ -32,6 +32,7 @@
 #include <cstring>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "zebra/ops/attention.hpp"
@@ -710,6 +711,187 @@ INSTANTIATE_TEST_SUITE_P(Variants, AttentionKernelTest,
                          ::testing::Values(AttentionKernel::kScalar, AttentionKernel::kAvx2, AttentionKernel::kAvx512,
                                            AttentionKernel::kAvx512OnAvx2),
                          kernel_name);
+
+// ---- queries over a shifted range of keys (AttentionShape::kv_len, q_pos) ---------------------------------------
+// A sequence split across processes attends from its slice's queries to a halo of earlier keys plus its own
+// (Tk = H + S, q_pos = H), or to another slice's keys only (Tk = S, q_pos >= Tk: every key lies before every
+// query). Each such call must equal the reference with the same offsets, and the reference with offsets must
+// equal the matching rows of one call over the whole sequence (the property context parallelism rests on).
+
+// A whole sequence of `total` tokens (q, k, v separate, [B, total, *]); a call over queries [q0, q0 + nq) and
+// keys [k0, k0 + nk) (k0 <= q0) takes the rows it names, q_pos = q0 - k0, doc_start shifted to key coordinates
+// and clamped at 0 (a document that began before the keys).
+struct Sliced {
+  AttentionShape shape;
+  std::vector<double> q, k, v, dout;
+  std::vector<std::int32_t> doc;
+};
+
+Sliced slice_of(const Inputs& whole, std::int64_t q0, std::int64_t nq, std::int64_t k0, std::int64_t nk) {
+  const Case& c = whole.c;
+  const std::int64_t qw = c.n_heads * c.head_dim, kvw = c.n_kv_heads * c.head_dim, total = c.seq_len;
+  Sliced s;
+  s.shape = AttentionShape{c.batch, nq, c.n_heads, c.n_kv_heads, c.head_dim, 0, 0, nk, q0 - k0};
+  for (std::int64_t b = 0; b < c.batch; ++b) {
+    for (std::int64_t t = 0; t < nq; ++t) {
+      const std::int64_t row = b * total + q0 + t;
+      for (std::int64_t e = 0; e < qw; ++e) {
+        s.q.push_back(whole.qkv[static_cast<std::size_t>(whole.q_off + row * whole.q_stride() + e)]);
+        s.dout.push_back(whole.dout[static_cast<std::size_t>(row * qw + e)]);
+      }
+      if (!whole.doc_start.empty()) {
+        s.doc.push_back(
+            static_cast<std::int32_t>(std::max<std::int64_t>(0, whole.doc_start[static_cast<std::size_t>(row)] - k0)));
+      }
+    }
+    for (std::int64_t t = 0; t < nk; ++t) {
+      const std::int64_t row = b * total + k0 + t;
+      for (std::int64_t e = 0; e < kvw; ++e) {
+        s.k.push_back(whole.qkv[static_cast<std::size_t>(whole.k_off + row * whole.kv_stride() + e)]);
+        s.v.push_back(whole.qkv[static_cast<std::size_t>(whole.v_off + row * whole.kv_stride() + e)]);
+      }
+    }
+  }
+  return s;
+}
+
+// Forward and backward of a sliced call; grad = dq | dk | dv back to back.
+template <typename T>
+Result<T> run_sliced(const Sliced& s, const AttentionMask& whole_mask, bool reference,
+                     const ComputeOptions& options = {}) {
+  const AttentionMask mask{whole_mask.window, s.doc.empty() ? nullptr : s.doc.data(), whole_mask.alibi_slopes};
+  std::vector<T> q(s.q.begin(), s.q.end()), k(s.k.begin(), s.k.end()), v(s.v.begin(), s.v.end());
+  std::vector<T> dout(s.dout.begin(), s.dout.end());
+  Result<T> r;
+  r.out.assign(s.q.size(), T(kSentinel));
+  r.lse.assign(static_cast<std::size_t>(s.shape.batch * s.shape.n_heads * s.shape.seq_len), T(kSentinel));
+  r.grad.assign(s.q.size() + 2 * s.k.size(), T(kSentinel));
+  T* dq = r.grad.data();
+  T* dk = dq + s.q.size();
+  T* dv = dk + s.k.size();
+  if constexpr (std::is_same_v<T, double>) {
+    if (reference) {
+      ref::attention_forward(r.out.data(), r.lse.data(), q.data(), k.data(), v.data(), s.shape, mask);
+      ref::attention_backward(dq, dk, dv, dout.data(), r.out.data(), r.lse.data(), q.data(), k.data(), v.data(),
+                              s.shape, mask);
+      return r;
+    }
+  }
+  attention_forward(r.out.data(), r.lse.data(), q.data(), k.data(), v.data(), s.shape, mask, options);
+  attention_backward(dq, dk, dv, dout.data(), r.out.data(), r.lse.data(), q.data(), k.data(), v.data(), s.shape, mask,
+                     options);
+  return r;
+}
+
+// Compares the sliced kernel result with the sliced reference: out and lse (rows that see no key: out 0, lse
+// -inf in both), dq, dk, dv.
+template <typename A>
+void expect_sliced_near(const Sliced& s, const Result<A>& got, const Result<double>& want, double atol, double rtol) {
+  const std::int64_t qn = static_cast<std::int64_t>(s.q.size()), kn = static_cast<std::int64_t>(s.k.size());
+  expect_block_near(got.out, want.out, Block{"out", 0, qn, 1, qn}, atol, rtol);
+  std::vector<double> want_lse = want.lse;
+  std::vector<A> got_lse = got.lse;
+  std::int64_t empty_rows = 0;
+  for (std::size_t i = 0; i < want_lse.size(); ++i) {
+    if (std::isinf(want_lse[i])) {
+      ++empty_rows;
+      EXPECT_TRUE(std::isinf(static_cast<double>(got_lse[i])) && got_lse[i] < 0) << "lse row " << i;
+      want_lse[i] = 0.0;
+      got_lse[i] = A(0);
+    }
+  }
+  const std::int64_t ln = static_cast<std::int64_t>(want_lse.size());
+  expect_block_near(got_lse, want_lse, Block{"lse", 0, ln, 1, ln}, atol, rtol);
+  expect_block_near(got.grad, want.grad, Block{"dq", 0, qn, 1, qn}, atol, rtol);
+  expect_block_near(got.grad, want.grad, Block{"dk", qn, kn, 1, kn}, atol, rtol);
+  expect_block_near(got.grad, want.grad, Block{"dv", qn + kn, kn, 1, kn}, atol, rtol);
+  ::testing::Test::RecordProperty("empty_rows", std::to_string(empty_rows));
+}
+
+// The (q0, nq, k0, nk) slices of a sequence of 200 split into slices of 70 (the last one 60): halos of every
+// size up to a whole previous slice and more, and the blocks of every earlier slice.
+struct SliceCall {
+  std::int64_t q0, nq, k0, nk;
+};
+std::vector<SliceCall> slice_calls(std::int64_t window) {
+  std::vector<SliceCall> calls;
+  const std::int64_t starts[] = {0, 70, 140}, total = 200;
+  for (std::int64_t q0 : starts) {
+    const std::int64_t nq = std::min<std::int64_t>(70, total - q0);
+    if (window != kGlobalWindow) {
+      const std::int64_t halo = std::min(window - 1, q0);
+      calls.push_back({q0, nq, q0 - halo, halo + nq});
+    } else {
+      for (std::int64_t k0 : starts) {
+        if (k0 <= q0) calls.push_back({q0, nq, k0, k0 == q0 ? nq : 70});
+      }
+    }
+  }
+  return calls;
+}
+
+TEST(AttentionOffsets, ReferenceSlicesEqualTheWholeSequence) {
+  // Halo calls with the whole window inside the keys give exactly the rows of the whole call: the keys a row
+  // may see are all present. (Block calls over a part of the keys are checked by merging in the context-parallel
+  // tests.)
+  for (std::int64_t w : {std::int64_t{1}, std::int64_t{30}, std::int64_t{70}, std::int64_t{71}, std::int64_t{150}}) {
+    Case c;
+    c.seq_len = 200;
+    c.n_heads = 4;
+    c.n_kv_heads = 2;
+    c.head_dim = 16;
+    c.window = w;
+    c.alibi = true;
+    c.doc = true;
+    SCOPED_TRACE(c.name());
+    const Inputs whole(c, 31);
+    const Result<double> full = run_ref(whole);
+    for (const SliceCall& call : slice_calls(w)) {
+      const Sliced s = slice_of(whole, call.q0, call.nq, call.k0, call.nk);
+      const Result<double> part = run_sliced<double>(s, whole.mask(), true);
+      const std::int64_t qw = c.n_heads * c.head_dim;
+      for (std::int64_t b = 0; b < c.batch; ++b) {
+        for (std::int64_t t = 0; t < call.nq; ++t) {
+          for (std::int64_t e = 0; e < qw; ++e) {
+            const double want = full.out[static_cast<std::size_t>((b * c.seq_len + call.q0 + t) * qw + e)];
+            ASSERT_NEAR(part.out[static_cast<std::size_t>((b * call.nq + t) * qw + e)], want, 1e-12);
+          }
+          for (std::int64_t h = 0; h < c.n_heads; ++h) {
+            ASSERT_NEAR(part.lse[static_cast<std::size_t>((b * c.n_heads + h) * call.nq + t)],
+                        full.lse[static_cast<std::size_t>((b * c.n_heads + h) * c.seq_len + call.q0 + t)], 1e-12);
+          }
+        }
+      }
+    }
+  }
+}
+
+// Every kernel variant, float and double, against the reference with the same offsets: halos smaller than,
+// equal to and larger than a slice, blocks wholly before the queries, GQA, ALiBi, documents (whose rows see no
+// key of an earlier block when the document begins after it).
+TEST_P(AttentionKernelTest, OffsetKeysMatchReference) {
+  for (std::int64_t w : {std::int64_t{1}, std::int64_t{30}, std::int64_t{71}, std::int64_t{150}, kGlobalWindow}) {
+    Case c;
+    c.seq_len = 200;
+    c.n_heads = 4;
+    c.n_kv_heads = 2;
+    c.head_dim = 24;
+    c.window = w;
+    c.alibi = w % 2 == 1;
+    c.doc = true;
+    const Inputs whole(c, 57);
+    for (const SliceCall& call : slice_calls(w)) {
+      SCOPED_TRACE(c.name() + " queries " + std::to_string(call.q0) + "+" + std::to_string(call.nq) + " keys " +
+                   std::to_string(call.k0) + "+" + std::to_string(call.nk));
+      const Sliced s = slice_of(whole, call.q0, call.nq, call.k0, call.nk);
+      const Result<double> want = run_sliced<double>(s, whole.mask(), true);
+      expect_sliced_near(s, run_sliced<float>(s, whole.mask(), false, options_), want, kFloatAtol, kFloatRtol);
+      if (GetParam() == AttentionKernel::kScalar) {
+        expect_sliced_near(s, run_sliced<double>(s, whole.mask(), false, options_), want, kDoubleAtol, kDoubleRtol);
+      }
+    }
+  }
+}
 
 // The workspace estimate covers what a call allocates: it grows with T and is positive.
 TEST(Attention, WorkspaceBytesGrowWithLength) {

@@ -66,6 +66,7 @@ constexpr double kParallelMinWork = 1 << 18;
 // Shape with defaults resolved and every argument checked.
 struct Dims {
   std::int64_t batch, seq_len, n_heads, n_kv_heads, head_dim, group;
+  std::int64_t kv_len, q_pos;                    // key rows per sequence; key position of query row 0
   std::int64_t q_stride, kv_stride, out_stride;  // row strides of q, k/v, out
   std::int64_t window;
   double scale;
@@ -75,6 +76,9 @@ Dims resolve(const AttentionShape& shape, const AttentionMask& mask) {
   ZEBRA_CHECK(shape.batch >= 0 && shape.seq_len >= 0, "attention: batch and seq_len must be >= 0, got ", shape.batch,
               " and ", shape.seq_len);
   ZEBRA_CHECK(shape.seq_len < (std::int64_t{1} << 30), "attention: seq_len must be < 2^30, got ", shape.seq_len);
+  ZEBRA_CHECK(shape.kv_len >= 0 && shape.kv_len < (std::int64_t{1} << 30) && shape.q_pos >= 0 &&
+                  shape.q_pos < (std::int64_t{1} << 30),
+              "attention: kv_len and q_pos must lie in [0, 2^30), got ", shape.kv_len, " and ", shape.q_pos);
   ZEBRA_CHECK(shape.head_dim > 0, "attention: head_dim must be > 0, got ", shape.head_dim);
   ZEBRA_CHECK(shape.n_heads > 0 && shape.n_kv_heads > 0 && shape.n_heads % shape.n_kv_heads == 0,
               "attention: n_heads must be a positive multiple of n_kv_heads, got n_heads=", shape.n_heads,
@@ -83,6 +87,8 @@ Dims resolve(const AttentionShape& shape, const AttentionMask& mask) {
   Dims d{};
   d.batch = shape.batch;
   d.seq_len = shape.seq_len;
+  d.kv_len = shape.kv_len == 0 ? shape.seq_len : shape.kv_len;
+  d.q_pos = shape.q_pos;
   d.n_heads = shape.n_heads;
   d.n_kv_heads = shape.n_kv_heads;
   d.head_dim = shape.head_dim;
@@ -96,12 +102,13 @@ Dims resolve(const AttentionShape& shape, const AttentionMask& mask) {
               " is less than n_kv_heads*head_dim ", shape.n_kv_heads * shape.head_dim);
   d.window = mask.window;
   d.scale = 1.0 / std::sqrt(static_cast<double>(shape.head_dim));
-  // Every query must see itself (so the softmax denominator is > 0): 0 <= doc_start[t] <= t.
+  // A document starts at or before its query: 0 <= doc_start[t] <= q_pos + t.
   if (mask.doc_start != nullptr) {
     for (std::int64_t b = 0; b < d.batch; ++b) {
       for (std::int64_t t = 0; t < d.seq_len; ++t) {
         std::int64_t s = mask.doc_start[b * d.seq_len + t];
-        ZEBRA_CHECK(s >= 0 && s <= t, "attention: doc_start[", b, ", ", t, "] must lie in [0, ", t, "], got ", s);
+        ZEBRA_CHECK(s >= 0 && s <= d.q_pos + t, "attention: doc_start[", b, ", ", t, "] must lie in [0, ", d.q_pos + t,
+                    "], got ", s);
       }
     }
   }
@@ -112,15 +119,18 @@ double work_of(const Dims& d) {
   return attention_visible_pairs(d.seq_len, d.window) * static_cast<double>(d.batch * d.n_heads * d.head_dim);
 }
 
-// First key a query tile visits: the smallest first visible key of its rows.
+// First key a query tile visits: the smallest first visible key of its rows (at most kv_len).
 std::int64_t tile_key_begin(const Dims& d, const std::int32_t* doc_row, std::int64_t i0) {
   const std::int64_t i1 = std::min(d.seq_len, i0 + kTile);
-  std::int64_t lowest = i0;
+  std::int64_t lowest = d.q_pos + i0;
   for (std::int64_t i = i0; i < i1; ++i) {
-    lowest = std::min(lowest, first_visible_key(i, d.window, doc_row == nullptr ? 0 : doc_row[i]));
+    lowest = std::min(lowest, first_visible_key(d.q_pos + i, d.window, doc_row == nullptr ? 0 : doc_row[i]));
   }
-  return lowest;
+  return std::min(lowest, d.kv_len);
 }
+
+// One past the last key a query tile [i0, i1) visits (causal, and inside the keys).
+std::int64_t tile_key_end(const Dims& d, std::int64_t i1) { return std::min(d.kv_len, d.q_pos + i1); }
 
 // One backward task: query tiles [tile_begin, tile_end) of every head reading kv head `kvh` of sequence b.
 // Chunks > 0 accumulate dK then dV for keys [key_begin, key_end) into partials + partial_offset (two
@@ -156,7 +166,8 @@ BackwardPlan plan_backward(const Dims& d, const AttentionMask& mask) {
     for (std::int64_t t = 0; t < n_tiles; ++t) {
       const std::int64_t i0 = t * kTile, i1 = std::min(d.seq_len, i0 + kTile);
       key_begin[static_cast<std::size_t>(t)] = plan.chunks > 1 ? tile_key_begin(d, doc_row, i0) : 0;
-      const double tiles = static_cast<double>((i1 - key_begin[static_cast<std::size_t>(t)] + kTile - 1) / kTile);
+      const std::int64_t keys = std::max<std::int64_t>(0, tile_key_end(d, i1) - key_begin[static_cast<std::size_t>(t)]);
+      const double tiles = static_cast<double>((keys + kTile - 1) / kTile);
       cum[static_cast<std::size_t>(t) + 1] = cum[static_cast<std::size_t>(t)] + tiles;
     }
     std::vector<std::int64_t> bounds{0};
@@ -175,11 +186,11 @@ BackwardPlan plan_backward(const Dims& d, const AttentionMask& mask) {
         task.chunk = c;
         task.tile_begin = bounds[static_cast<std::size_t>(c)];
         task.tile_end = bounds[static_cast<std::size_t>(c) + 1];
-        task.key_begin = d.seq_len;
+        task.key_end = tile_key_end(d, std::min(d.seq_len, task.tile_end * kTile));
+        task.key_begin = task.key_end;
         for (std::int64_t t = task.tile_begin; t < task.tile_end; ++t) {
           task.key_begin = std::min(task.key_begin, key_begin[static_cast<std::size_t>(t)]);
         }
-        task.key_end = std::min(d.seq_len, task.tile_end * kTile);
         task.work = (cum[static_cast<std::size_t>(task.tile_end)] - cum[static_cast<std::size_t>(task.tile_begin)]) *
                     static_cast<double>(d.group);
         if (c > 0) {
@@ -199,7 +210,7 @@ BackwardPlan plan_backward(const Dims& d, const AttentionMask& mask) {
 }
 
 // The inputs in the layouts the tile kernels read, built once per call by pack_inputs:
-//   k, v  [B * n_kv_heads, T, hd]            each key tile one contiguous block (instead of 64 rows a page or
+//   k, v  [B * n_kv_heads, Tk, hd]           each key tile one contiguous block (instead of 64 rows a page or
 //                                            more apart in a fused QKV buffer)
 //   qt    [B * n_heads, n_tiles, hd, kTile]  (Q * scale)^T per query tile, zero past T: the B operand of S^T
 //   dot   [B * n_heads, n_tiles, hd, kTile]  dO^T per query tile (backward)
@@ -223,7 +234,7 @@ struct PackSizes {
 };
 PackSizes pack_sizes(const Dims& d) {
   const std::int64_t n_tiles = (d.seq_len + kTile - 1) / kTile;
-  return PackSizes{round16(d.batch * d.n_kv_heads * d.seq_len * d.head_dim),
+  return PackSizes{round16(d.batch * d.n_kv_heads * d.kv_len * d.head_dim),
                    round16(d.batch * d.n_heads * n_tiles * d.head_dim * kTile),
                    round16(d.batch * d.n_heads * d.seq_len)};
 }
@@ -250,10 +261,10 @@ std::int64_t forward_workspace_elements(const Dims& d) {
   return 2 * s.kv + s.qt;
 }
 
-// Packed inputs, then dK and dV of chunk 0 ([B * n_kv_heads, T, hd] each), then the partials.
+// Packed inputs, then dK and dV of chunk 0 ([B * n_kv_heads, Tk, hd] each), then the partials.
 std::int64_t backward_workspace_elements(const Dims& d, std::int64_t partial_elements) {
   const PackSizes s = pack_sizes(d);
-  return 2 * s.kv + 2 * s.qt + s.dsum + 2 * d.batch * d.n_kv_heads * d.seq_len * d.head_dim + partial_elements;
+  return 2 * s.kv + 2 * s.qt + s.dsum + 2 * d.batch * d.n_kv_heads * d.kv_len * d.head_dim + partial_elements;
 }
 
 // Fills the packed inputs (dout and out null: forward only). Called inside a parallel region (or by one thread):
@@ -283,13 +294,15 @@ void transpose_rows(T* __restrict dst, const T* __restrict src, std::int64_t str
 template <typename T>
 void pack_inputs(const PackedInputs<T>& p, const Dims& d, const T* q, const T* k, const T* v, const T* dout,
                  const T* out) {
-  const std::int64_t n = d.seq_len, hd = d.head_dim;
+  const std::int64_t n = d.seq_len, nk = d.kv_len, hd = d.head_dim;
   const T scale = static_cast<T>(d.scale);
+  // Tiles of 64 rows of the queries and of the keys (which may be more or fewer than the queries).
+  const std::int64_t pack_tiles = std::max(p.n_tiles, (nk + kTile - 1) / kTile);
 #pragma omp for collapse(2) schedule(static)
   for (std::int64_t b = 0; b < d.batch; ++b) {
-    for (std::int64_t t = 0; t < p.n_tiles; ++t) {
-      const std::int64_t i0 = t * kTile, nq = std::min(kTile, n - i0);
-      for (std::int64_t h = 0; h < d.n_heads; ++h) {
+    for (std::int64_t t = 0; t < pack_tiles; ++t) {
+      const std::int64_t i0 = t * kTile, nq = std::clamp<std::int64_t>(n - i0, 0, kTile);
+      for (std::int64_t h = 0; h < d.n_heads && nq > 0; ++h) {
         const std::int64_t tile = ((b * d.n_heads + h) * p.n_tiles + t) * hd * kTile;
         transpose_rows(p.qt + tile, q + (b * n + i0) * d.q_stride + h * hd, d.q_stride, nq, hd, scale);
         if (dout == nullptr) continue;
@@ -304,12 +317,13 @@ void pack_inputs(const PackedInputs<T>& p, const Dims& d, const T* q, const T* k
           p.dsum[(b * d.n_heads + h) * n + i0 + r] = static_cast<T>(dsum);
         }
       }
-      for (std::int64_t g = 0; g < d.n_kv_heads; ++g) {
-        T* kd = p.k + ((b * d.n_kv_heads + g) * n + i0) * hd;
-        T* vd = p.v + ((b * d.n_kv_heads + g) * n + i0) * hd;
-        const T* ks = k + (b * n + i0) * d.kv_stride + g * hd;
-        const T* vs = v + (b * n + i0) * d.kv_stride + g * hd;
-        for (std::int64_t r = 0; r < nq; ++r) {
+      const std::int64_t nkr = std::clamp<std::int64_t>(nk - i0, 0, kTile);
+      for (std::int64_t g = 0; g < d.n_kv_heads && nkr > 0; ++g) {
+        T* kd = p.k + ((b * d.n_kv_heads + g) * nk + i0) * hd;
+        T* vd = p.v + ((b * d.n_kv_heads + g) * nk + i0) * hd;
+        const T* ks = k + (b * nk + i0) * d.kv_stride + g * hd;
+        const T* vs = v + (b * nk + i0) * d.kv_stride + g * hd;
+        for (std::int64_t r = 0; r < nkr; ++r) {
           for (std::int64_t c = 0; c < hd; ++c) {
             kd[r * hd + c] = ks[r * d.kv_stride + c];
             vd[r * hd + c] = vs[r * d.kv_stride + c];

@@ -5,12 +5,20 @@
 //
 // Layouts (row = token; strides in elements between consecutive tokens, so q/k/v may be column
 // blocks of one fused QKV buffer):
-//   q    [B, T, n_heads,    head_dim]  row stride q_stride
-//   k, v [B, T, n_kv_heads, head_dim]  row stride kv_stride
-//   out  [B, T, n_heads,    head_dim]  contiguous (row stride n_heads * head_dim)
-//   lse  [B, n_heads, T]               natural-log sum of exp of the scaled, biased scores
+//   q    [B, T,  n_heads,    head_dim]  row stride q_stride
+//   k, v [B, Tk, n_kv_heads, head_dim]  row stride kv_stride (Tk = kv_len, by default T)
+//   out  [B, T,  n_heads,    head_dim]  contiguous (row stride n_heads * head_dim)
+//   lse  [B, n_heads, T]                natural-log sum of exp of the scaled, biased scores
 // Query head h reads KV head h / (n_heads / n_kv_heads). Scores are (q . k) / sqrt(head_dim) plus,
 // with ALiBi, -slope[h] * (i - j).
+//
+// Positions. Query row i sits at key position q_pos + i (by default 0 + i: queries and keys are the same
+// tokens). A sequence split across processes (train/context_parallel.hpp) calls the kernels with the keys of
+// a halo or of another process's slice: keys [0, Tk) then hold earlier tokens, and q_pos says where this
+// slice's queries fall among them. The mask (ops/mask.hpp) and ALiBi read i as q_pos + i. A query row that sees
+// no key of the call (possible only with q_pos > 0, e.g. a document that begins after the keys) gets out = 0
+// and lse = -inf, so that merging partial results by their log-sum-exp weighs it zero; backward treats such a
+// row (lse = -inf) as seeing nothing.
 #pragma once
 
 #include <cstddef>
@@ -29,11 +37,13 @@ struct AttentionShape {
   std::int64_t head_dim = 0;
   std::int64_t q_stride = 0;   // 0 means n_heads * head_dim
   std::int64_t kv_stride = 0;  // 0 means n_kv_heads * head_dim
+  std::int64_t kv_len = 0;     // key rows per sequence; 0 means seq_len
+  std::int64_t q_pos = 0;      // key position of query row 0
 };
 
 struct AttentionMask {
   std::int64_t window;                      // kGlobalWindow (ops/mask.hpp) for a global layer
-  const std::int32_t* doc_start = nullptr;  // [B, T] first position of each token's document, or null
+  const std::int32_t* doc_start = nullptr;  // [B, T] first key position of each query's document, or null
   const double* alibi_slopes = nullptr;     // [n_heads], or null for no bias
 };
 
@@ -42,7 +52,8 @@ template <typename T>
 void attention_forward(T* out, T* lse, const T* q, const T* k, const T* v, const AttentionShape& shape,
                        const AttentionMask& mask, const ComputeOptions& options = {});
 
-// Backward. Overwrites dq, dk, dv (same layouts and strides as q, k, v); reads out and lse from forward.
+// Backward. Overwrites dq, dk, dv (same layouts and strides as q, k, v); reads out and lse from forward (or, for
+// a call over part of the keys, the out and lse of the whole attention: its share of dq, dk, dv).
 template <typename T>
 void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* out, const T* lse, const T* q, const T* k,
                         const T* v, const AttentionShape& shape, const AttentionMask& mask,

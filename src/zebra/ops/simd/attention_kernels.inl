@@ -194,7 +194,9 @@ void untranspose_tile(T* __restrict dst, const T* __restrict src, std::int64_t n
 // What a query tile needs about its rows: first visible keys, positions, and the key range it visits.
 struct QueryTile {
   std::int64_t i0, nq, nq_pad;  // rows [i0, i0 + nq); nq_pad = nq rounded up to W
-  std::int64_t key_begin;       // smallest first visible key of the rows (the key range is [key_begin, i0 + nq))
+  std::int64_t p0;              // key position of row i0 (q_pos + i0)
+  std::int64_t key_begin;       // smallest first visible key of the rows
+  std::int64_t key_end;         // one past the last key a row may see: min(kv_len, p0 + nq)
   std::int64_t max_fvk;         // largest first visible key of the rows
   bool fvk_monotone;            // first visible keys do not decrease along the rows
 };
@@ -205,13 +207,15 @@ QueryTile query_tile(TileScratch<typename S::T>& w, const Dims& d, const std::in
   q.i0 = i0;
   q.nq = std::min(kTile, d.seq_len - i0);
   q.nq_pad = (q.nq + S::W - 1) / S::W * S::W;
-  q.key_begin = i0;
+  q.p0 = d.q_pos + i0;
+  q.key_end = std::min(d.kv_len, q.p0 + q.nq);
+  q.key_begin = q.p0;
   q.max_fvk = 0;
   q.fvk_monotone = true;
   for (std::int64_t r = 0; r < kTile; ++r) {
     if (r < q.nq) {
-      const std::int64_t i = i0 + r;
-      const std::int64_t f = first_visible_key(i, d.window, doc_row == nullptr ? 0 : doc_row[i]);
+      const std::int64_t i = q.p0 + r;
+      const std::int64_t f = first_visible_key(i, d.window, doc_row == nullptr ? 0 : doc_row[i0 + r]);
       w.fvk[r] = static_cast<std::int32_t>(f);
       w.ipos[r] = static_cast<std::int32_t>(i);
       q.key_begin = std::min(q.key_begin, f);
@@ -222,6 +226,7 @@ QueryTile query_tile(TileScratch<typename S::T>& w, const Dims& d, const std::in
       w.ipos[r] = -1;
     }
   }
+  q.key_begin = std::min(q.key_begin, q.key_end);
   return q;
 }
 
@@ -238,12 +243,12 @@ bool score_tile(TileScratch<typename S::T>& w, const QueryTile& q, const typenam
   using VI = typename S::VI;
   constexpr int W = S::W;
   const std::int64_t NQ = q.nq_pad, hd = d.head_dim;
-  const bool full = j0 + nk - 1 <= q.i0 && j0 >= q.max_fvk && q.nq == NQ;
+  const bool full = j0 + nk - 1 <= q.p0 && j0 >= q.max_fvk && q.nq == NQ;
   if (!full) {
     // Visible key columns of each query row: [max(fvk, j0), i] within the tile.
     for (std::int64_t r = 0; r < q.nq; ++r) {
       const std::int64_t lo = std::max<std::int64_t>(w.fvk[r], j0) - j0;
-      const std::int64_t hi = std::min<std::int64_t>(q.i0 + r + 1, j0 + nk) - j0;
+      const std::int64_t hi = std::min<std::int64_t>(q.p0 + r + 1, j0 + nk) - j0;
       w.r_lo[r] = static_cast<std::int32_t>(lo < hi ? lo : 0);
       w.r_hi[r] = static_cast<std::int32_t>(lo < hi ? hi : 0);
     }
@@ -253,7 +258,7 @@ bool score_tile(TileScratch<typename S::T>& w, const QueryTile& q, const typenam
     std::int64_t hi = 0;
     for (std::int64_t j = 0; j < nk; ++j) {
       const std::int64_t ja = j0 + j;
-      const std::int64_t lo = std::clamp<std::int64_t>(ja - q.i0, 0, q.nq);
+      const std::int64_t lo = std::clamp<std::int64_t>(ja - q.p0, 0, q.nq);
       if (q.fvk_monotone) {
         while (hi < q.nq && w.fvk[hi] <= ja) ++hi;
       } else {
@@ -325,20 +330,20 @@ void forward_tile(typename S::T* out, typename S::T* lse, const PackedInputs<typ
   const bool alibi = mask.alibi_slopes != nullptr;
   const T slope = alibi ? static_cast<T>(mask.alibi_slopes[h]) : T(0);
   const std::int32_t* doc_row = mask.doc_start == nullptr ? nullptr : mask.doc_start + b * n;
-  const T* kbase = p.k + (b * d.n_kv_heads + kvh) * n * hd;
-  const T* vbase = p.v + (b * d.n_kv_heads + kvh) * n * hd;
+  const T* kbase = p.k + (b * d.n_kv_heads + kvh) * d.kv_len * hd;
+  const T* vbase = p.v + (b * d.n_kv_heads + kvh) * d.kv_len * hd;
   const T* qt = p.qt + ((b * d.n_heads + h) * p.n_tiles + t) * hd * kTile;
 
   const QueryTile qtile = query_tile<S>(w, d, doc_row, i0);
-  const std::int64_t nq = qtile.nq, NQ = qtile.nq_pad, i1 = i0 + nq;
+  const std::int64_t nq = qtile.nq, NQ = qtile.nq_pad, key_end = qtile.key_end;
   for (std::int64_t r = 0; r < NQ; ++r) {
     w.m[r] = kMasked;  // "no maximum yet": see the comment at kMasked
     w.l[r] = 0.0;
   }
   std::fill(w.acc.begin(), w.acc.begin() + nq * hd, T(0));
 
-  for (std::int64_t j0 = qtile.key_begin; j0 < i1; j0 += kTile) {
-    const std::int64_t nk = std::min(kTile, i1 - j0);
+  for (std::int64_t j0 = qtile.key_begin; j0 < key_end; j0 += kTile) {
+    const std::int64_t nk = std::min(kTile, key_end - j0);
     ++stats.key_tiles;
     stats.score_entries += nq * nk;
     const bool full = score_tile<S>(w, qtile, qt, kbase, d, j0, nk, alibi, slope);
@@ -373,10 +378,16 @@ void forward_tile(typename S::T* out, typename S::T* lse, const PackedInputs<typ
 
   for (std::int64_t r = 0; r < nq; ++r) {
     const std::int64_t i = i0 + r;
-    // l >= 1: the row's maximum contributes exp(0) = 1 (every query sees at least itself).
+    T* dst = out + (b * n + i) * d.out_stride + h * hd;
+    if (w.m[r] == kMasked) {
+      // The row saw no key of this call (its maximum never left "none yet"): nothing to weigh (attention.hpp).
+      for (std::int64_t c = 0; c < hd; ++c) dst[c] = T(0);
+      lse[(b * d.n_heads + h) * n + i] = -std::numeric_limits<T>::infinity();
+      continue;
+    }
+    // l >= 1: the row's maximum contributes exp(0) = 1.
     const T inv = static_cast<T>(1.0 / w.l[r]);
     const T* orow = w.acc.data() + r * hd;
-    T* dst = out + (b * n + i) * d.out_stride + h * hd;
     for (std::int64_t c = 0; c < hd; ++c) dst[c] = orow[c] * inv;
     lse[(b * d.n_heads + h) * n + i] = static_cast<T>(static_cast<double>(w.m[r]) + std::log(w.l[r]));
   }
@@ -399,25 +410,27 @@ void backward_tile(typename S::T* dq, typename S::T* dk_dst, typename S::T* dv_d
   const bool alibi = mask.alibi_slopes != nullptr;
   const T slope = alibi ? static_cast<T>(mask.alibi_slopes[h]) : T(0);
   const std::int32_t* doc_row = mask.doc_start == nullptr ? nullptr : mask.doc_start + b * n;
-  const T* kbase = p.k + (b * d.n_kv_heads + kvh) * n * hd;
-  const T* vbase = p.v + (b * d.n_kv_heads + kvh) * n * hd;
+  const T* kbase = p.k + (b * d.n_kv_heads + kvh) * d.kv_len * hd;
+  const T* vbase = p.v + (b * d.n_kv_heads + kvh) * d.kv_len * hd;
   const std::int64_t tile_off = ((b * d.n_heads + h) * p.n_tiles + t) * hd * kTile;
   const T* qt = p.qt + tile_off;
   const T* dot = p.dot + tile_off;
 
   const QueryTile qtile = query_tile<S>(w, d, doc_row, i0);
-  const std::int64_t nq = qtile.nq, NQ = qtile.nq_pad, i1 = i0 + nq;
+  const std::int64_t nq = qtile.nq, NQ = qtile.nq_pad, key_end = qtile.key_end;
   untranspose_tile(w.qs.data(), qt, nq, hd);
   untranspose_tile(w.dor.data(), dot, nq, hd);
   for (std::int64_t r = 0; r < NQ; ++r) {
     const bool real = r < nq;
     w.rowv[r] = real ? p.dsum[(b * d.n_heads + h) * n + i0 + r] : T(0);
-    w.m[r] = real ? lse[(b * d.n_heads + h) * n + i0 + r] : T(0);
+    // A row that saw no key (lse = -inf) takes lse = +inf: exp(S - inf) = 0, so it adds nothing.
+    const T row_lse = real ? lse[(b * d.n_heads + h) * n + i0 + r] : T(0);
+    w.m[r] = row_lse == -std::numeric_limits<T>::infinity() ? std::numeric_limits<T>::infinity() : row_lse;
   }
   std::fill(w.acc.begin(), w.acc.begin() + nq * hd, T(0));
 
-  for (std::int64_t j0 = qtile.key_begin; j0 < i1; j0 += kTile) {
-    const std::int64_t nk = std::min(kTile, i1 - j0);
+  for (std::int64_t j0 = qtile.key_begin; j0 < key_end; j0 += kTile) {
+    const std::int64_t nk = std::min(kTile, key_end - j0);
     ++stats.key_tiles;
     stats.score_entries += nq * nk;
     const bool full = score_tile<S>(w, qtile, qt, kbase, d, j0, nk, alibi, slope);
@@ -488,7 +501,7 @@ AttentionStats forward_all(typename S::T* out, typename S::T* lse, const typenam
 }
 
 // The backward pass over the tasks of `plan` (see BackwardPlan), after packing the inputs. Chunk 0 of each
-// (batch, kv head) accumulates dK, dV into dkv0 ([B * n_kv_heads, T, hd] for dK, then the same for dV), later
+// (batch, kv head) accumulates dK, dV into dkv0 ([B * n_kv_heads, Tk, hd] for dK, then the same for dV), later
 // chunks into their own partial buffers; each task zeroes its buffers first. A last loop writes dK = chunk 0 +
 // chunk 1 + ... in that order into the strided outputs. Every element is thus the same sum in the same order for
 // any thread count, and no two threads write one element. ws: backward_workspace_elements().
@@ -498,9 +511,9 @@ AttentionStats backward_all(typename S::T* dq, typename S::T* dk, typename S::T*
                             const typename S::T* k, const typename S::T* v, const Dims& d, const AttentionMask& mask,
                             const BackwardPlan& plan, typename S::T* ws, bool parallel) {
   using T = typename S::T;
-  const std::int64_t n = d.seq_len, hd = d.head_dim;
+  const std::int64_t nk = d.kv_len, hd = d.head_dim;
   const PackedInputs<T> p = packed_layout(ws, d, true);
-  const std::int64_t head_block = n * hd, all = d.batch * d.n_kv_heads * head_block;
+  const std::int64_t head_block = nk * hd, all = d.batch * d.n_kv_heads * head_block;
   T* dkv0 = p.end;
   T* partials = dkv0 + 2 * all;
   const std::int64_t n_tasks = static_cast<std::int64_t>(plan.tasks.size());
@@ -520,7 +533,7 @@ AttentionStats backward_all(typename S::T* dq, typename S::T* dk, typename S::T*
         dk_dst = dkv0 + (task.b * d.n_kv_heads + task.kvh) * head_block;
         dv_dst = dk_dst + all;
         origin = 0;
-        rows = n;
+        rows = nk;
       } else {
         dk_dst = partials + task.partial_offset;
         rows = task.key_end - task.key_begin;
@@ -537,17 +550,17 @@ AttentionStats backward_all(typename S::T* dq, typename S::T* dk, typename S::T*
     }
     // dK, dV rows of (b, kv head) = chunk 0 + the partials of chunks 1, 2, ... in that order. Only the kv head's
     // columns are written: k and v may be column blocks of a fused buffer whose other columns are someone else's.
-    const std::int64_t row_blocks = (n + kTile - 1) / kTile;
+    const std::int64_t row_blocks = (nk + kTile - 1) / kTile;
 #pragma omp for collapse(3) schedule(static)
     for (std::int64_t b = 0; b < d.batch; ++b) {
       for (std::int64_t g = 0; g < d.n_kv_heads; ++g) {
         for (std::int64_t rb = 0; rb < row_blocks; ++rb) {
-          const std::int64_t r0 = rb * kTile, r1 = std::min(n, r0 + kTile);
+          const std::int64_t r0 = rb * kTile, r1 = std::min(nk, r0 + kTile);
           const T* k0 = dkv0 + (b * d.n_kv_heads + g) * head_block;
           const T* v0 = k0 + all;
           for (std::int64_t t = r0; t < r1; ++t) {
-            T* dkr = dk + (b * n + t) * d.kv_stride + g * hd;
-            T* dvr = dv + (b * n + t) * d.kv_stride + g * hd;
+            T* dkr = dk + (b * nk + t) * d.kv_stride + g * hd;
+            T* dvr = dv + (b * nk + t) * d.kv_stride + g * hd;
             for (std::int64_t e = 0; e < hd; ++e) {
               dkr[e] = k0[t * hd + e];
               dvr[e] = v0[t * hd + e];
@@ -560,8 +573,8 @@ AttentionStats backward_all(typename S::T* dq, typename S::T* dk, typename S::T*
             const T* pk = partials + task.partial_offset;
             const T* pv = pk + span * hd;
             for (std::int64_t t = lo; t < hi; ++t) {
-              T* dkr = dk + (b * n + t) * d.kv_stride + g * hd;
-              T* dvr = dv + (b * n + t) * d.kv_stride + g * hd;
+              T* dkr = dk + (b * nk + t) * d.kv_stride + g * hd;
+              T* dvr = dv + (b * nk + t) * d.kv_stride + g * hd;
               const T* pkr = pk + (t - task.key_begin) * hd;
               const T* pvr = pv + (t - task.key_begin) * hd;
               for (std::int64_t e = 0; e < hd; ++e) {
