@@ -96,8 +96,14 @@ void Transformer<T>::prepare(const BatchView& batch, bool for_backward) {
   ZEBRA_CHECK(batch.batch >= 1 && batch.seq_len >= 1, "batch needs batch >= 1 and seq_len >= 1, got ", batch.batch,
               " x ", batch.seq_len);
   ZEBRA_CHECK(batch.tokens != nullptr, "batch has no tokens");
+  ZEBRA_CHECK(batch.position_offset >= 0 && batch.position_offset + batch.seq_len <= batch.sequence_length(),
+              "batch columns [", batch.position_offset, ", ", batch.position_offset + batch.seq_len,
+              ") lie outside sequences of ", batch.sequence_length(), " tokens");
+  ZEBRA_CHECK(batch.position_offset == 0 || sharded_ != nullptr,
+              "a batch that is a slice of longer sequences (position_offset ", batch.position_offset,
+              ") needs sharded attention");
   if (c.pos_embedding == PosEmbedding::kLearned) {
-    ZEBRA_CHECK(batch.seq_len <= c.max_seq_len, "seq_len ", batch.seq_len,
+    ZEBRA_CHECK(batch.sequence_length() <= c.max_seq_len, "seq_len ", batch.sequence_length(),
                 " exceeds the learned position table (max_seq_len ", c.max_seq_len, ")");
   }
   // Without backward (or with recomputation) one set of layer intermediates serves every layer.
@@ -105,8 +111,9 @@ void Transformer<T>::prepare(const BatchView& batch, bool for_backward) {
   if (for_backward) scratch_.allocate(c, batch.batch, batch.seq_len);
   for (std::int64_t b = 0; b < batch.batch; ++b)
     for (std::int64_t t = 0; t < batch.seq_len; ++t)
-      acts_.positions[sz(b * batch.seq_len + t)] = static_cast<std::int32_t>(t);
-  if (c.pos_embedding == PosEmbedding::kRope) rope_table(batch.seq_len);
+      acts_.positions[sz(b * batch.seq_len + t)] = static_cast<std::int32_t>(batch.position_offset + t);
+  // The table of the whole sequence (dynamic NTK scales by its length, whichever slice this is).
+  if (c.pos_embedding == PosEmbedding::kRope) rope_table(batch.sequence_length());
 }
 
 template <typename T>
@@ -123,7 +130,11 @@ void Transformer<T>::layer_forward(std::int64_t l, const BatchView& batch, const
   const AttentionMask mask{c.layer_window(l), batch.doc_start, alibi_.empty() ? nullptr : alibi_.data()};
   T* lse = a.lse.data();
   const AttentionStep<T> attention = [&](const T* qkv, T* att) {
-    attention_forward(att, lse, qkv, qkv + qd, qkv + qd + kvd, shape, mask, options_.compute);
+    if (sharded_ != nullptr) {
+      sharded_->forward(l, att, lse, qkv, qkv + qd, qkv + qd + kvd, shape, mask, options_.compute);
+    } else {
+      attention_forward(att, lse, qkv, qkv + qd, qkv + qd + kvd, shape, mask, options_.compute);
+    }
   };
   block_forward(block_context(), weights_.layers[sz(l)], batch.batch * batch.seq_len, x_in, x_out, a.state(),
                 attention);
@@ -138,8 +149,13 @@ void Transformer<T>::layer_backward(std::int64_t l, const BatchView& batch, cons
   const AttentionMask mask{c.layer_window(l), batch.doc_start, alibi_.empty() ? nullptr : alibi_.data()};
   const T* lse = a.lse.data();
   const AttentionBackwardStep<T> attention = [&](const T* datt, const T* qkv, const T* att, T* dqkv) {
-    attention_backward(dqkv, dqkv + qd, dqkv + qd + kvd, datt, att, lse, qkv, qkv + qd, qkv + qd + kvd, shape, mask,
-                       options_.compute);
+    if (sharded_ != nullptr) {
+      sharded_->backward(l, dqkv, dqkv + qd, dqkv + qd + kvd, datt, att, lse, qkv, qkv + qd, qkv + qd + kvd, shape,
+                         mask, options_.compute);
+    } else {
+      attention_backward(dqkv, dqkv + qd, dqkv + qd + kvd, datt, att, lse, qkv, qkv + qd, qkv + qd + kvd, shape, mask,
+                         options_.compute);
+    }
   };
   block_backward(block_context(), weights_.layers[sz(l)], grad_views_.layers[sz(l)], batch.batch * batch.seq_len, x_in,
                  a.state(), scratch_.views(), attention);

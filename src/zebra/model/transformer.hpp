@@ -17,6 +17,7 @@
 #include "zebra/model/block.hpp"
 #include "zebra/model/config.hpp"
 #include "zebra/model/params.hpp"
+#include "zebra/model/sharded_attention.hpp"
 #include "zebra/model/weights.hpp"
 #include "zebra/ops/compute.hpp"
 #include "zebra/ops/matmul.hpp"
@@ -68,6 +69,9 @@ class Transformer {
   const ParamViews<T>& grad_views();
   void zero_grads() { grads().zero(); }
   RunOptions& options() { return options_; }
+  // Attention through `a` (a sequence split across processes; not owned, must outlive its use), or through the
+  // tiled kernel when null. Batches are then slices (BatchView::position_offset).
+  void set_sharded_attention(ShardedAttention<T>* a) { sharded_ = a; }
 
   // Loss of a batch with targets, no gradients.
   LossResult forward_loss(const BatchView& batch);
@@ -114,6 +118,7 @@ class Transformer {
   AlignedBuffer<T> logits_chunk_;  // [chunk, V]
   RopeTable<T> rope_;
   std::vector<double> alibi_;
+  ShardedAttention<T>* sharded_ = nullptr;
 };
 
 }  // namespace zebra

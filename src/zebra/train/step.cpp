@@ -17,14 +17,14 @@ std::int64_t count_scored_targets(std::span<const BatchView> micro_batches) {
 }
 
 LossResult step_gradients(Transformer<float>& model, std::span<const BatchView> micro_batches,
-                          std::span<LossResult> per_micro_batch) {
+                          std::span<LossResult> per_micro_batch, std::int64_t mean_over) {
   ZEBRA_CHECK(!micro_batches.empty(), "a training step needs at least one micro-batch");
   ZEBRA_CHECK(per_micro_batch.empty() || per_micro_batch.size() == micro_batches.size(),
               "step_gradients: ", per_micro_batch.size(), " per-micro-batch results for ", micro_batches.size(),
               " micro-batches");
   // With no scored target at all every term of the gradient is zero; 1 keeps mean_over from meaning "this
   // micro-batch's own count".
-  const std::int64_t mean_over = std::max<std::int64_t>(count_scored_targets(micro_batches), 1);
+  if (mean_over <= 0) mean_over = std::max<std::int64_t>(count_scored_targets(micro_batches), 1);
   model.zero_grads();
   LossResult total;
   for (std::size_t i = 0; i < micro_batches.size(); ++i) {

@@ -25,8 +25,10 @@ std::int64_t count_scored_targets(std::span<const BatchView> micro_batches);
 // no scored target has zero gradients and n_valid 0. Stops before the update, so that the caller can refuse a
 // non-finite loss first.
 // `per_micro_batch`, when not empty (one entry per micro-batch), receives each micro-batch's own loss sum and count.
+// `mean_over` > 0 replaces the count of scored targets as the denominator: a rank of a distributed step passes the
+// count of the whole step, of which its micro-batches are a part (train/trainer.cpp).
 LossResult step_gradients(Transformer<float>& model, std::span<const BatchView> micro_batches,
-                          std::span<LossResult> per_micro_batch = {});
+                          std::span<LossResult> per_micro_batch = {}, std::int64_t mean_over = 0);
 
 struct StepResult {
   LossResult loss;         // summed over the micro-batches; loss.mean() is the token-weighted mean
