@@ -5,9 +5,9 @@
 // log-sum-exp merge of a global layer's blocks against one online softmax, the per-rank sums of the parameter
 // gradients (over S rows, then over ranks) against one sum over T rows. Each reordering perturbs a sum by at most
 // ~ n u of its terms' magnitude, n <= T = 72 terms, and the chain of 4 layers, norms and the loss multiplies that
-// by a modest constant: ~1e-13 of a tensor's scale (measured: ~4e-15). atol = 1e-12 of the scale leaves an order of margin and
-// sits nine orders below the error of a real mistake (a missing halo row, a block merged with the wrong weight,
-// a gradient left with the wrong rank moves gradients by 1e-3 of the scale or more). In float (u = 6e-8) the
+// by a modest constant: ~1e-13 of a tensor's scale (measured: ~4e-15). atol = 1e-12 of the scale leaves an order of
+// margin and sits nine orders below the error of a real mistake (a missing halo row, a block merged with the wrong
+// weight, a gradient left with the wrong rank moves gradients by 1e-3 of the scale or more). In float (u = 6e-8) the
 // same argument gives ~1e-5 of the scale (measured: ~1.5e-6); atol = 2e-5 with rtol = 1e-4.
 #include <gtest/gtest.h>
 
@@ -91,7 +91,7 @@ template <typename T>
 StepResult<T> split_step(const ParameterSet<T>& params, const Batch& batch, bool docs, const ModelConfig& config) {
   Communicator& comm = test::world();
   Transformer<T> model{ParameterSet<T>(params)};
-  ContextParallelAttention<T> attention(comm, batch.seq_len, config.n_layers);
+  ContextParallelAttention<T> attention(comm, config.n_layers);
   model.set_sharded_attention(&attention);
   Batch slice;
   const BatchView view = slice_columns(batch, comm.rank(), comm.size(), docs, slice);
@@ -111,9 +111,8 @@ StepResult<T> split_step(const ParameterSet<T>& params, const Batch& batch, bool
   out.grads.assign(g.begin(), g.end());
   // The bytes of every layer, forward and backward, are those of the formula.
   for (std::int64_t l = 0; l < config.n_layers; ++l) {
-    const LayerTraffic want = context_parallel_traffic(config.layer_window(l), comm.rank(), comm.size(),
-                                                       attention.slice_len(), batch.batch_size, config.kv_dim(),
-                                                       sizeof(T));
+    const LayerTraffic want = context_parallel_traffic(config.layer_window(l), comm.rank(), comm.size(), view.seq_len,
+                                                       batch.batch_size, config.kv_dim(), sizeof(T));
     EXPECT_EQ(attention.traffic()[static_cast<std::size_t>(l)].forward_bytes, want.forward_bytes) << "layer " << l;
     EXPECT_EQ(attention.traffic()[static_cast<std::size_t>(l)].backward_bytes, want.backward_bytes) << "layer " << l;
   }
@@ -131,8 +130,8 @@ void check_case(const CpCase& c, double atol, double rtol) {
   const StepResult<T> got = split_step(params, batch, c.docs, config);
   EXPECT_EQ(got.n_valid, want.n_valid);
   EXPECT_NEAR(got.loss_sum, want.loss_sum, (atol + rtol) * std::fabs(want.loss_sum));
-  const double worst = test::expect_tensors_near(params.layout, got.grads.data(), want.grads.data(), atol, rtol,
-                                                 c.name);
+  const double worst =
+      test::expect_tensors_near(params.layout, got.grads.data(), want.grads.data(), atol, rtol, c.name);
   if (test::world().rank() == 0) std::printf("%s: worst error / tolerance %.3g\n", c.name.c_str(), worst);
 }
 

@@ -43,7 +43,8 @@ std::vector<Batch> micro_batches(std::int64_t step, std::int64_t count) {
 
 std::vector<BatchView> views_of(const std::vector<Batch>& batches, std::int64_t first, std::int64_t count) {
   std::vector<BatchView> v;
-  for (std::int64_t i = first; i < first + count; ++i) v.push_back(test::view_of(batches[static_cast<std::size_t>(i)], false));
+  for (std::int64_t i = first; i < first + count; ++i)
+    v.push_back(test::view_of(batches[static_cast<std::size_t>(i)], false));
   return v;
 }
 
@@ -54,9 +55,9 @@ Transformer<float> fresh_model() {
 }
 
 struct TrainingRun {
-  std::vector<double> losses;          // the step's mean loss, per step
-  std::vector<float> first_grads;      // the summed gradients of step 1
-  std::vector<float> params;           // after the last step
+  std::vector<double> losses;      // the step's mean loss, per step
+  std::vector<float> first_grads;  // the summed gradients of step 1
+  std::vector<float> params;       // after the last step
 };
 
 // kSteps steps over the world's ranks (sharded: ZeRO-1 moments).

@@ -26,8 +26,7 @@ inline Communicator& world() {
 
 // A batch of `batch` random sequences of `seq_len` tokens below `vocab`: every target scored except a few; with
 // documents every row holds three, so that document starts fall inside and across the ranks' slices.
-inline Batch random_batch(std::int64_t batch, std::int64_t seq_len, std::int64_t vocab, std::uint64_t seed,
-                          bool docs) {
+inline Batch random_batch(std::int64_t batch, std::int64_t seq_len, std::int64_t vocab, std::uint64_t seed, bool docs) {
   Batch b;
   b.batch_size = batch;
   b.seq_len = seq_len;
@@ -57,7 +56,8 @@ double expect_tensors_near(const ParamLayout& layout, const A* got, const B* wan
   double worst = 0.0;
   for (const TensorInfo& t : layout.tensors) {
     double scale = 0.0;
-    for (std::size_t i = 0; i < t.numel; ++i) scale = std::max(scale, std::fabs(static_cast<double>(want[t.offset + i])));
+    for (std::size_t i = 0; i < t.numel; ++i)
+      scale = std::max(scale, std::fabs(static_cast<double>(want[t.offset + i])));
     std::size_t bad = 0, at = 0;
     double tensor_worst = 0.0;
     for (std::size_t i = 0; i < t.numel; ++i) {
@@ -71,9 +71,10 @@ double expect_tensors_near(const ParamLayout& layout, const A* got, const B* wan
       }
     }
     if (bad > 0) {
-      ADD_FAILURE() << what << " " << t.name << ": " << bad << " of " << t.numel << " elements out of tolerance; worst ["
-                    << at << "] got " << static_cast<double>(got[t.offset + at]) << " want "
-                    << static_cast<double>(want[t.offset + at]) << " (scale " << scale << ")";
+      ADD_FAILURE() << what << " " << t.name << ": " << bad << " of " << t.numel
+                    << " elements out of tolerance; worst [" << at << "] got "
+                    << static_cast<double>(got[t.offset + at]) << " want " << static_cast<double>(want[t.offset + at])
+                    << " (scale " << scale << ")";
     }
     worst = std::max(worst, tensor_worst);
   }

@@ -12,9 +12,11 @@
 #include "zebra/data/tokenizer.hpp"
 #include "zebra/io/checkpoint_dir.hpp"
 #include "zebra/io/model_loader.hpp"
+#include "zebra/train/communicator.hpp"
 #include "zebra/train/sample_text.hpp"
 #include "zebra/train/trainer.hpp"
 #include "zebra/util/error.hpp"
+#include "zebra/util/log.hpp"
 #include "zebra/util/threads.hpp"
 
 namespace zebra {
@@ -32,6 +34,7 @@ struct TrainArgs {
   std::int64_t samples = 0, sample_tokens = 60;
   std::string sample_prompt;
   bool no_plot = false;
+  std::string parallel = "data";
 };
 
 void run_train(TrainArgs& a) {
@@ -71,8 +74,13 @@ void run_train(TrainArgs& a) {
   }
   // The model's own tokenizer (a GGUF holds it in its metadata) is what the checkpoints keep when the data
   // came with none.
+  // Under mpirun: the job's ranks (docs/distributed.md). Only rank 0 writes files and talks.
+  Communicator comm = Communicator::world();
+  o.comm = &comm;
+  o.parallel = a.parallel == "context" ? ParallelMode::kContext : ParallelMode::kData;
+  if (comm.rank() > 0) log_level() = LogLevel::kWarn;
   if (!o.init_from.empty() && o.tokenizer_file.empty()) {
-    o.tokenizer_file = export_model_tokenizer(o.init_from, o.out_dir);
+    o.tokenizer_file = comm.rank() == 0 ? export_model_tokenizer(o.init_from, o.out_dir) : std::string();
   }
   o.batch_mode = a.batch_mode == "sequential" ? BatchMode::kSequential
                  : a.batch_mode == "document" ? BatchMode::kDocument
@@ -82,6 +90,7 @@ void run_train(TrainArgs& a) {
   o.plot = !a.no_plot;
   install_stop_signal_handler();
   TrainResult r = run_training(o);
+  if (comm.rank() > 0) return;
   std::printf("trained %lld steps (%lld tokens) at %.0f tokens/s; final train loss %.4f\n",
               static_cast<long long>(r.steps), static_cast<long long>(r.tokens), r.tokens_per_s, r.last_train_loss);
   if (!std::isnan(r.first_eval_loss)) {
@@ -183,6 +192,12 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--sample-tokens", a->sample_tokens, "tokens per sampled line")->check(CLI::PositiveNumber);
   cmd->add_option("--sample-prompt", a->sample_prompt, "prompt for the samples");
   cmd->add_flag("--no-plot", a->no_plot, "do not render loss.png");
+  cmd->add_option("--parallel", a->parallel,
+                  "under mpirun: data (each rank its own micro-batches) or context (each rank a slice of every "
+                  "sequence)")
+      ->check(CLI::IsMember({"data", "context"}));
+  cmd->add_flag("--shard-optimizer", o.shard_optimizer,
+                "under mpirun: each rank keeps the AdamW moments of its shard of the parameters only (ZeRO-1)");
   cmd->callback([a] { run_train(*a); });
 }
 

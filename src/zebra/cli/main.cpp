@@ -7,6 +7,7 @@
 #include <exception>
 
 #include "zebra/cli/commands.hpp"
+#include "zebra/train/communicator.hpp"
 #include "zebra/util/error.hpp"
 
 namespace {
@@ -30,6 +31,9 @@ void select_blas_kernels(char** argv) {
 
 int main(int argc, char** argv) {
   select_blas_kernels(argv);
+  // Under mpirun this process is one rank of a job; alone, no MPI call is made.
+  const zebra::MpiSession mpi(&argc, &argv);
+  const zebra::Communicator world = zebra::Communicator::world();
   CLI::App app{"zebra: train and run long-context models with grouped local-global attention"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "zebra 0.1.0");
@@ -48,10 +52,11 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
-  } catch (const zebra::Error& e) {
-    std::fprintf(stderr, "zebra: error: %s\n", e.what());
-    return 1;
   } catch (const std::exception& e) {
+    // One rank's failure ends the job: the other ranks would wait for it forever.
+    if (world.distributed()) {
+      world.abort_job(zebra::str_cat("zebra: error on rank ", world.rank(), " of ", world.size(), ": ", e.what()), 1);
+    }
     std::fprintf(stderr, "zebra: error: %s\n", e.what());
     return 1;
   }

@@ -24,8 +24,8 @@ class ShardedAttention {
   // process of the group calls each layer in the same order.
   virtual void forward(std::int64_t layer, T* out, T* lse, const T* q, const T* k, const T* v,
                        const AttentionShape& shape, const AttentionMask& mask, const ComputeOptions& options) = 0;
-  virtual void backward(std::int64_t layer, T* dq, T* dk, T* dv, const T* dout, const T* out, const T* lse,
-                        const T* q, const T* k, const T* v, const AttentionShape& shape, const AttentionMask& mask,
+  virtual void backward(std::int64_t layer, T* dq, T* dk, T* dv, const T* dout, const T* out, const T* lse, const T* q,
+                        const T* k, const T* v, const AttentionShape& shape, const AttentionMask& mask,
                         const ComputeOptions& options) = 0;
 };
 

@@ -3,6 +3,7 @@
 #include <mpi.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -13,6 +14,19 @@
 namespace zebra {
 
 namespace {
+
+// Adds the wall time of its scope to a counter.
+class Blocked {
+ public:
+  explicit Blocked(double& total) : total_(total), start_(std::chrono::steady_clock::now()) {}
+  ~Blocked() { total_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count(); }
+  Blocked(const Blocked&) = delete;
+  Blocked& operator=(const Blocked&) = delete;
+
+ private:
+  double& total_;
+  std::chrono::steady_clock::time_point start_;
+};
 
 // Largest piece of one message: MPI counts are int.
 constexpr std::size_t kMaxPiece = std::size_t{1} << 30;
@@ -66,6 +80,11 @@ Communicator Communicator::world() {
   c.mpi_ = true;
   check(MPI_Comm_rank(MPI_COMM_WORLD, &c.rank_), "MPI_Comm_rank");
   check(MPI_Comm_size(MPI_COMM_WORLD, &c.size_), "MPI_Comm_size");
+  MPI_Comm node = MPI_COMM_NULL;
+  check(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, c.rank_, MPI_INFO_NULL, &node),
+        "MPI_Comm_split_type");
+  check(MPI_Comm_size(node, &c.local_size_), "MPI_Comm_size");
+  MPI_Comm_free(&node);
   return c;
 }
 
@@ -104,6 +123,7 @@ Communicator::Ticket Communicator::irecv(void* data, std::size_t bytes, int from
 }
 
 void Communicator::wait(const Ticket& t) {
+  const Blocked blocked(wait_seconds_);
   std::vector<MPI_Request>& r = pending_->requests;
   ZEBRA_CHECK(t.first <= t.last && t.last <= r.size(), "Communicator::wait: no such request");
   if (t.first == t.last) return;
@@ -114,6 +134,7 @@ void Communicator::wait(const Ticket& t) {
 }
 
 void Communicator::wait_all() {
+  const Blocked blocked(wait_seconds_);
   std::vector<MPI_Request>& r = pending_->requests;
   if (r.empty()) return;
   const int rc = MPI_Waitall(static_cast<int>(r.size()), r.data(), MPI_STATUSES_IGNORE);
@@ -122,11 +143,13 @@ void Communicator::wait_all() {
 }
 
 void Communicator::barrier() {
+  const Blocked blocked(wait_seconds_);
   if (mpi_) check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier");
 }
 
 void Communicator::sum(double* values, std::size_t n) {
   if (size_ == 1 || n == 0) return;
+  const Blocked blocked(wait_seconds_);
   std::vector<double> all(n * static_cast<std::size_t>(size_));
   check(MPI_Allgather(values, static_cast<int>(n), MPI_DOUBLE, all.data(), static_cast<int>(n), MPI_DOUBLE,
                       MPI_COMM_WORLD),
@@ -140,6 +163,7 @@ void Communicator::sum(double* values, std::size_t n) {
 
 void Communicator::sum(std::int64_t* values, std::size_t n) {
   if (size_ == 1 || n == 0) return;
+  const Blocked blocked(wait_seconds_);
   std::vector<std::int64_t> all(n * static_cast<std::size_t>(size_));
   check(MPI_Allgather(values, static_cast<int>(n), MPI_INT64_T, all.data(), static_cast<int>(n), MPI_INT64_T,
                       MPI_COMM_WORLD),
@@ -153,6 +177,7 @@ void Communicator::sum(std::int64_t* values, std::size_t n) {
 
 void Communicator::broadcast(void* data, std::size_t bytes) {
   if (size_ == 1) return;
+  const Blocked blocked(wait_seconds_);
   char* p = static_cast<char*>(data);
   for (std::size_t off = 0; off < bytes; off += kMaxPiece) {
     const int n = static_cast<int>(std::min(kMaxPiece, bytes - off));

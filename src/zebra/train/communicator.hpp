@@ -44,6 +44,8 @@ class Communicator {
 
   int rank() const { return rank_; }
   int size() const { return size_; }
+  // Ranks on this machine (sharing its memory), this one included.
+  int local_size() const { return local_size_; }
   bool distributed() const { return size_ > 1; }
 
   // Non-blocking point to point, completed by wait() or wait_all(); buffers must stay valid until then. Messages
@@ -68,6 +70,9 @@ class Communicator {
 
   // Bytes this process has handed to isend since construction (for the traffic counts of context parallelism).
   std::int64_t bytes_sent() const { return bytes_sent_; }
+  // Seconds this process has spent blocked in MPI (waits and collectives) since construction: the communication
+  // time that computing did not hide.
+  double wait_seconds() const { return wait_seconds_; }
 
   // Ends every rank of the job with exit status `code` after printing `message` (MPI_Abort); a single process
   // just exits.
@@ -76,8 +81,10 @@ class Communicator {
  private:
   int rank_ = 0;
   int size_ = 1;
+  int local_size_ = 1;
   bool mpi_ = false;
   std::int64_t bytes_sent_ = 0;
+  double wait_seconds_ = 0.0;
   struct Pending;  // the MPI requests not yet waited for (defined with mpi.h in the source)
   std::unique_ptr<Pending> pending_;
 };

@@ -24,9 +24,8 @@ struct Geometry {
   std::int64_t B, S, H, Hkv, hd, kvw, qs, kvs, qw;
 };
 
-Geometry geometry_of(const AttentionShape& s, std::int64_t slice) {
-  ZEBRA_CHECK(s.seq_len == slice, "context parallel: a rank's batch has ", s.seq_len, " positions, expected its slice of ",
-              slice);
+Geometry geometry_of(const AttentionShape& s) {
+  ZEBRA_CHECK(s.seq_len >= 1, "context parallel: a rank's slice needs at least one position");
   ZEBRA_CHECK(s.kv_len == 0 && s.q_pos == 0, "context parallel: the model passes its own rows only");
   Geometry g{};
   g.B = s.batch;
@@ -83,11 +82,18 @@ std::pair<std::int64_t, std::int64_t> halo_overlap(std::int64_t window, std::int
 }  // namespace
 
 template <typename T>
-ContextParallelAttention<T>::ContextParallelAttention(Communicator& comm, std::int64_t full_len, std::int64_t n_layers)
-    : comm_(&comm), full_len_(full_len), traffic_(sz(n_layers)) {
-  ZEBRA_CHECK(full_len >= comm.size() && full_len % comm.size() == 0, "context parallel: seq_len ", full_len,
-              " must be a multiple of the number of ranks (", comm.size(), ")");
-  slice_ = full_len / comm.size();
+ContextParallelAttention<T>::ContextParallelAttention(Communicator& comm, std::int64_t n_layers)
+    : comm_(&comm), traffic_(sz(n_layers)) {}
+
+template <typename T>
+std::size_t ContextParallelAttention<T>::scratch_bytes(const ModelConfig& c, std::int64_t batch, std::int64_t slice) {
+  const std::int64_t rows = batch * slice, kvw = c.kv_dim(), qs = c.q_dim() + 2 * kvw;
+  // A global layer's backward holds two messages of 4 blocks (keys, values, dK, dV), a contribution and the
+  // finished gradients of 2 blocks each, one block's dq and lse: rows (12 kv_dim + qkv width) + lse. A local
+  // layer's [halo | own] keys, values and their gradients take 4 (halo + S) kv_dim per sequence, within the
+  // same total while window - 1 <= 2 S.
+  const std::int64_t elements = rows * (12 * kvw + qs) + batch * c.n_heads * slice;
+  return static_cast<std::size_t>(elements) * sizeof(T);
 }
 
 template <typename T>
@@ -127,7 +133,7 @@ void ContextParallelAttention<T>::backward(std::int64_t layer, T* dq, T* dk, T* 
 template <typename T>
 std::int64_t ContextParallelAttention<T>::exchange_halo(const T* k, const T* v, const AttentionShape& shape,
                                                         std::int64_t window) {
-  const Geometry g = geometry_of(shape, slice_);
+  const Geometry g = geometry_of(shape);
   const int R = comm_->size(), me = comm_->rank();
   const std::int64_t S = g.S, halo = halo_rows(window, me, S), start = me * S - halo;
   // Sends: to every later rank whose halo reaches into this slice.
@@ -179,9 +185,9 @@ template <typename T>
 void ContextParallelAttention<T>::local_forward(T* out, T* lse, const T* q, const T* k, const T* v,
                                                 const AttentionShape& shape, const AttentionMask& mask,
                                                 const ComputeOptions& options) {
-  const Geometry g = geometry_of(shape, slice_);
+  const Geometry g = geometry_of(shape);
   const std::int64_t halo = exchange_halo(k, v, shape, mask.window);
-  const std::int64_t start = offset() - halo;
+  const std::int64_t start = offset(shape) - halo;
   if (mask.doc_start != nullptr) shift_doc(doc_, mask.doc_start, g.B * g.S, start);
   const AttentionShape s{g.B, g.S, g.H, g.Hkv, g.hd, g.qs, g.kvw, halo + g.S, halo};
   const AttentionMask m{mask.window, mask.doc_start != nullptr ? doc_.data() : nullptr, mask.alibi_slopes};
@@ -192,9 +198,9 @@ template <typename T>
 void ContextParallelAttention<T>::local_backward(T* dq, T* dk, T* dv, const T* dout, const T* out, const T* lse,
                                                  const T* q, const T* k, const T* v, const AttentionShape& shape,
                                                  const AttentionMask& mask, const ComputeOptions& options) {
-  const Geometry g = geometry_of(shape, slice_);
+  const Geometry g = geometry_of(shape);
   const int R = comm_->size(), me = comm_->rank();
-  const std::int64_t S = g.S, halo = exchange_halo(k, v, shape, mask.window), start = offset() - halo;
+  const std::int64_t S = g.S, halo = exchange_halo(k, v, shape, mask.window), start = offset(shape) - halo;
   const std::int64_t rows = halo + S;
   if (mask.doc_start != nullptr) shift_doc(doc_, mask.doc_start, g.B * S, start);
   const AttentionShape s{g.B, S, g.H, g.Hkv, g.hd, g.qs, g.kvw, rows, halo};
@@ -245,8 +251,8 @@ void ContextParallelAttention<T>::local_backward(T* dq, T* dk, T* dv, const T* d
       for (std::int64_t t = 0; t < n; ++t) {
         const T* kr = recvs[i].data() + (b * n + t) * g.kvw;
         const T* vr = recvs[i].data() + ((g.B + b) * n + t) * g.kvw;
-        T* kd = dk + (b * S + lo - offset() + t) * g.kvs;
-        T* vd = dv + (b * S + lo - offset() + t) * g.kvs;
+        T* kd = dk + (b * S + lo - offset(shape) + t) * g.kvs;
+        T* vd = dv + (b * S + lo - offset(shape) + t) * g.kvs;
         for (std::int64_t e = 0; e < g.kvw; ++e) {
           kd[e] += kr[e];
           vd[e] += vr[e];
@@ -262,10 +268,10 @@ template <typename T>
 void ContextParallelAttention<T>::global_forward(T* out, T* lse, const T* q, const T* k, const T* v,
                                                  const AttentionShape& shape, const AttentionMask& mask,
                                                  const ComputeOptions& options) {
-  const Geometry g = geometry_of(shape, slice_);
+  const Geometry g = geometry_of(shape);
   const int R = comm_->size(), me = comm_->rank();
   const std::int64_t S = g.S, block = g.B * S * g.kvw;  // elements of one block's keys (as many values follow)
-  pack_rows(block_a_, k, v, g, offset(), offset(), offset() + S);
+  pack_rows(block_a_, k, v, g, offset(shape), offset(shape), offset(shape) + S);
   block_b_.resize(block_a_.size());
   part_out_.resize(sz(g.B * S * g.qw));
   part_lse_.resize(sz(g.B * g.H * S));
@@ -312,15 +318,15 @@ template <typename T>
 void ContextParallelAttention<T>::global_backward(T* dq, T* dk, T* dv, const T* dout, const T* out, const T* lse,
                                                   const T* q, const T* k, const T* v, const AttentionShape& shape,
                                                   const AttentionMask& mask, const ComputeOptions& options) {
-  const Geometry g = geometry_of(shape, slice_);
+  const Geometry g = geometry_of(shape);
   const int R = comm_->size(), me = comm_->rank();
   const std::int64_t S = g.S, block = g.B * S * g.kvw;
   // A message: keys | values | dK accumulator | dV accumulator, [B, S, kvw] each.
-  pack_rows(block_a_, k, v, g, offset(), offset(), offset() + S);
+  pack_rows(block_a_, k, v, g, offset(shape), offset(shape), offset(shape) + S);
   block_a_.resize(sz(4 * block));
   block_b_.resize(block_a_.size());
-  grad_a_.resize(sz(2 * block));   // this rank's contribution to the current block's dK | dV
-  grad_b_.resize(sz(2 * block));   // the finished dK | dV of this rank's own block
+  grad_a_.resize(sz(2 * block));         // this rank's contribution to the current block's dK | dV
+  grad_b_.resize(sz(2 * block));         // the finished dK | dV of this rank's own block
   part_out_.resize(sz(g.B * S * g.qs));  // dq of one block, [B, S, *] with q's row stride (the kernel's layout)
   Communicator::Ticket final_grads;
   if (me + 1 < R) final_grads = comm_->irecv(grad_b_.data(), grad_b_.size() * sizeof(T), R - 1, kTagFinal);
@@ -337,8 +343,8 @@ void ContextParallelAttention<T>::global_backward(T* dq, T* dk, T* dv, const T* 
     const AttentionShape s{g.B, S, g.H, g.Hkv, g.hd, g.qs, g.kvw, S, step * S};
     T* kb = cur->data();
     T* acc = kb + 2 * block;  // dK | dV so far (ranks owner .. me - 1)
-    attention_backward(step == 0 ? dq : part_out_.data(), grad_a_.data(), grad_a_.data() + block, dout, out, lse, q,
-                       kb, kb + block, s, m, options);
+    attention_backward(step == 0 ? dq : part_out_.data(), grad_a_.data(), grad_a_.data() + block, dout, out, lse, q, kb,
+                       kb + block, s, m, options);
     if (step == 0) {
       std::copy(grad_a_.begin(), grad_a_.end(), acc);
     } else {
@@ -376,8 +382,8 @@ void ContextParallelAttention<T>::global_backward(T* dq, T* dk, T* dv, const T* 
 template class ContextParallelAttention<float>;
 template class ContextParallelAttention<double>;
 
-LayerTraffic context_parallel_traffic(std::int64_t window, int rank, int ranks, std::int64_t slice,
-                                      std::int64_t batch, std::int64_t kv_dim, std::int64_t elem_bytes) {
+LayerTraffic context_parallel_traffic(std::int64_t window, int rank, int ranks, std::int64_t slice, std::int64_t batch,
+                                      std::int64_t kv_dim, std::int64_t elem_bytes) {
   const std::int64_t row = 2 * batch * kv_dim * elem_bytes;  // a key and a value row of every sequence
   LayerTraffic t;
   if (window == kGlobalWindow) {

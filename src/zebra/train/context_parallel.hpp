@@ -17,6 +17,7 @@
 // (traffic()) and the formulas below state what they must be.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -37,11 +38,12 @@ struct LayerTraffic {
 template <typename T>
 class ContextParallelAttention final : public ShardedAttention<T> {
  public:
-  // Sequences of full_len tokens, full_len a multiple of comm.size(); comm must outlive this object.
-  ContextParallelAttention(Communicator& comm, std::int64_t full_len, std::int64_t n_layers);
+  // comm must outlive this object. A call's rows are rank r's slice [r S, (r + 1) S) of sequences of R S tokens,
+  // S = shape.seq_len (a run that mixes long and short sequences splits each).
+  ContextParallelAttention(Communicator& comm, std::int64_t n_layers);
 
-  std::int64_t slice_len() const { return slice_; }
-  std::int64_t offset() const { return slice_ * comm_->rank(); }
+  // The bytes of buffers the largest call over B sequences of S rows per rank holds (for the memory plan).
+  static std::size_t scratch_bytes(const ModelConfig& config, std::int64_t batch, std::int64_t slice);
 
   void forward(std::int64_t layer, T* out, T* lse, const T* q, const T* k, const T* v, const AttentionShape& shape,
                const AttentionMask& mask, const ComputeOptions& options) override;
@@ -57,7 +59,8 @@ class ContextParallelAttention final : public ShardedAttention<T> {
   void local_forward(T* out, T* lse, const T* q, const T* k, const T* v, const AttentionShape& shape,
                      const AttentionMask& mask, const ComputeOptions& options);
   void local_backward(T* dq, T* dk, T* dv, const T* dout, const T* out, const T* lse, const T* q, const T* k,
-                      const T* v, const AttentionShape& shape, const AttentionMask& mask, const ComputeOptions& options);
+                      const T* v, const AttentionShape& shape, const AttentionMask& mask,
+                      const ComputeOptions& options);
   void global_forward(T* out, T* lse, const T* q, const T* k, const T* v, const AttentionShape& shape,
                       const AttentionMask& mask, const ComputeOptions& options);
   void global_backward(T* dq, T* dk, T* dv, const T* dout, const T* out, const T* lse, const T* q, const T* k,
@@ -65,9 +68,9 @@ class ContextParallelAttention final : public ShardedAttention<T> {
                        const ComputeOptions& options);
   // Fills halo_ ([B, H + S, kv_dim] keys, then values) with the halo rows of earlier ranks and this rank's own.
   std::int64_t exchange_halo(const T* k, const T* v, const AttentionShape& shape, std::int64_t window);
+  std::int64_t offset(const AttentionShape& shape) const { return shape.seq_len * comm_->rank(); }
 
   Communicator* comm_;
-  std::int64_t full_len_, slice_;
   std::vector<LayerTraffic> traffic_;
   std::vector<T> halo_k_, halo_v_, block_a_, block_b_, part_out_, part_lse_, grad_a_, grad_b_;
   std::vector<std::int32_t> doc_;
@@ -76,8 +79,8 @@ class ContextParallelAttention final : public ShardedAttention<T> {
 // The bytes rank `rank` of `ranks` sends for one layer of window `window` (kGlobalWindow: a global layer) over
 // `batch` sequences of ranks * slice tokens, kv_dim key (and as many value) elements per token of sizeof(T) =
 // elem_bytes: the formula context_parallel.cpp realises, for the tests and the docs.
-LayerTraffic context_parallel_traffic(std::int64_t window, int rank, int ranks, std::int64_t slice,
-                                      std::int64_t batch, std::int64_t kv_dim, std::int64_t elem_bytes);
+LayerTraffic context_parallel_traffic(std::int64_t window, int rank, int ranks, std::int64_t slice, std::int64_t batch,
+                                      std::int64_t kv_dim, std::int64_t elem_bytes);
 
 // The columns [rank S, (rank + 1) S) of a batch of whole sequences (S = seq_len / ranks): tokens, targets and
 // document starts (absolute positions) copied into `slice`, and its view with position_offset and full_len set.

@@ -88,7 +88,8 @@ double sharded_grad_norm(Communicator& comm, const float* grads, std::size_t n) 
   const ParamRange mine = shard_of(n, me, R);
   std::vector<double> mine_blocks = grad_square_blocks(grads, mine.begin, mine.end);
   std::vector<double> blocks((n + kGradNormBlock - 1) / kGradNormBlock, 0.0);
-  std::copy(mine_blocks.begin(), mine_blocks.end(), blocks.begin() + static_cast<std::ptrdiff_t>(mine.begin / kGradNormBlock));
+  std::copy(mine_blocks.begin(), mine_blocks.end(),
+            blocks.begin() + static_cast<std::ptrdiff_t>(mine.begin / kGradNormBlock));
   for (int r = 0; r < R; ++r) {
     if (r == me) continue;
     const ParamRange theirs = shard_of(n, r, R);
@@ -101,6 +102,24 @@ double sharded_grad_norm(Communicator& comm, const float* grads, std::size_t n) 
   double total = 0.0;
   for (double b : blocks) total += b;
   return std::sqrt(total);
+}
+
+double distributed_update(Communicator& comm, Transformer<float>& model, Optimizer& optimizer, double lr) {
+  float* g = model.grads().data();
+  const std::size_t n = model.grads().size();
+  const bool sharded = optimizer.range().size() != n;
+  if (!sharded) {
+    sum_gradients(comm, g, n);
+    return optimizer.step(model.params(), model.grads(), lr);
+  }
+  const ParamRange mine = shard_of(n, comm.rank(), comm.size());
+  ZEBRA_CHECK(optimizer.range().begin == mine.begin && optimizer.range().end == mine.end,
+              "distributed_update: the optimizer's moments are not this rank's shard");
+  reduce_scatter_sum(comm, g, n);
+  const double norm = sharded_grad_norm(comm, g, n);
+  optimizer.update(model.params(), model.grads(), lr, clip_factor(norm, optimizer.options().grad_clip, 1.0));
+  all_gather(comm, model.params().data.data(), n);
+  return norm;
 }
 
 void gather_to_root(Communicator& comm, const float* shard, float* whole, std::size_t n) {

@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "zebra/model/transformer.hpp"
 #include "zebra/train/communicator.hpp"
 #include "zebra/train/optimizer.hpp"
 #include "zebra/util/aligned_buffer.hpp"
@@ -32,6 +33,12 @@ void sum_gradients(Communicator& comm, float* data, std::size_t n);
 // The global gradient norm from each rank's shard of a reduced gradient buffer: the same value, bit for bit, as
 // global_grad_norm over the whole summed buffer (the block sums are gathered and added in order).
 double sharded_grad_norm(Communicator& comm, const float* grads, std::size_t n);
+
+// The optimizer update of a step whose gradients are split over the ranks (each holds its micro-batches' or its
+// slice's part): sums them (sum_gradients, or with a sharded optimizer reduce_scatter_sum, the shard's update and
+// all_gather of the parameters), clips by the global norm and applies AdamW at `lr`. Every rank ends with the same
+// parameters; returns the gradient norm before clipping. One rank: apply_step_update's arithmetic exactly.
+double distributed_update(Communicator& comm, Transformer<float>& model, Optimizer& optimizer, double lr);
 
 // Rank 0's buffer receives every rank's shard (shard_of) of a buffer of n elements; other ranks send theirs.
 // `shard` holds the caller's shard; `whole` (rank 0 only) receives n elements.

@@ -14,6 +14,8 @@
 #include "zebra/io/model_loader.hpp"
 #include "zebra/model/flops.hpp"
 #include "zebra/train/checkpoint.hpp"
+#include "zebra/train/context_parallel.hpp"
+#include "zebra/train/data_parallel.hpp"
 #include "zebra/train/metrics.hpp"
 #include "zebra/train/step.hpp"
 #include "zebra/util/error.hpp"
@@ -47,7 +49,7 @@ std::string format_duration(double s) {
   return buf;
 }
 
-nlohmann::json run_record(const TrainOptions& o, const ModelConfig& c) {
+nlohmann::json run_record(const TrainOptions& o, const ModelConfig& c, int ranks) {
   return nlohmann::json{{"train_data", o.train_data},
                         {"valid_data", o.valid_data},
                         {"steps", o.steps},
@@ -67,6 +69,9 @@ nlohmann::json run_record(const TrainOptions& o, const ModelConfig& c) {
                         {"short_seq_len", o.mixture.short_seq_len},
                         {"pattern", c.pattern_string()},
                         {"window", c.window},
+                        {"ranks", ranks},
+                        {"parallel", o.parallel == ParallelMode::kContext ? "context" : "data"},
+                        {"shard_optimizer", o.shard_optimizer},
                         {"batch_mode", o.batch_mode == BatchMode::kRandom     ? "random"
                                        : o.batch_mode == BatchMode::kDocument ? "document"
                                                                               : "sequential"}};
@@ -80,19 +85,25 @@ void install_stop_signal_handler() {
 }
 
 LossResult evaluate_loss(Transformer<float>& model, const TokenDataset& data, std::int64_t batch_size,
-                         std::int64_t seq_len, std::int64_t n_batches, bool doc_mask) {
+                         std::int64_t seq_len, std::int64_t n_batches, bool doc_mask, Communicator* comm,
+                         ParallelMode parallel) {
+  const int ranks = comm != nullptr ? comm->size() : 1, rank = comm != nullptr ? comm->rank() : 0;
+  const bool context = ranks > 1 && parallel == ParallelMode::kContext;
   Batcher batcher(data, batch_size, seq_len, BatchMode::kSequential);
   const std::int64_t whole = (batcher.n_windows() + batch_size - 1) / batch_size;
   const std::int64_t count = n_batches > 0 ? std::min(n_batches, whole) : whole;
-  LossResult total;
-  Batch b;
+  double sums[2] = {0.0, 0.0};  // loss sum, scored targets
+  Batch b, slice;
   for (std::int64_t i = 0; i < count; ++i) {
     batcher.next(b);
-    LossResult r = model.forward_loss(view_of(b, doc_mask));
-    total.loss_sum += r.loss_sum;
-    total.n_valid += r.n_valid;
+    if (!context && i % ranks != rank) continue;
+    const LossResult r =
+        model.forward_loss(context ? slice_columns(b, rank, ranks, doc_mask, slice) : view_of(b, doc_mask));
+    sums[0] += r.loss_sum;
+    sums[1] += static_cast<double>(r.n_valid);
   }
-  return total;
+  if (comm != nullptr) comm->sum(sums, 2);
+  return LossResult{sums[0], static_cast<std::int64_t>(sums[1])};
 }
 
 namespace {
@@ -100,24 +111,36 @@ namespace {
 // The memory plan: parameters, gradients and two AdamW moments (4 float buffers), activations and backward
 // scratch for one micro-batch. Printed, and refused up front (before the optimizer allocates its moments) when
 // it cannot fit, with what --recompute would need.
-void check_memory_plan(const ModelConfig& config, std::int64_t n_params, const TrainOptions& o, const RunOptions& run) {
+//
+// Distributed: the plan of one rank. With a sharded optimizer a rank keeps the moments of 1 / ranks of the
+// parameters (plus the reduce-scatter's receive pieces); context parallelism holds the activations of seq_len /
+// ranks positions and the exchange buffers of context_parallel.hpp.
+void check_memory_plan(const ModelConfig& config, std::int64_t n_params, const TrainOptions& o, const RunOptions& run,
+                       int ranks, int ranks_here, bool context) {
   const double mib = 1 << 20;
-  const auto state_bytes = static_cast<std::int64_t>(16 * n_params);
-  const auto act_bytes =
-      static_cast<std::int64_t>(Transformer<float>::activation_bytes(config, o.batch_size, o.seq_len, run));
+  const std::int64_t moments = o.shard_optimizer ? 8 * ((n_params + ranks - 1) / ranks) : 8 * n_params;
+  const std::int64_t reduce_scratch = ranks > 1 ? 4 * std::min<std::int64_t>(n_params, 1 << 20) * ranks : 0;
+  const auto state_bytes = 8 * n_params + moments + reduce_scratch;
+  const std::int64_t rows = context ? o.seq_len / ranks : o.seq_len;
+  auto act_bytes = static_cast<std::int64_t>(Transformer<float>::activation_bytes(config, o.batch_size, rows, run));
+  if (context) {
+    act_bytes += static_cast<std::int64_t>(ContextParallelAttention<float>::scratch_bytes(config, o.batch_size, rows));
+  }
   const std::int64_t need = state_bytes + act_bytes;
-  const std::int64_t available = available_memory_bytes();
-  log_info("memory plan: parameters, gradients and AdamW moments ", static_cast<double>(state_bytes) / mib,
+  // The ranks on this machine share its memory.
+  const std::int64_t available = available_memory_bytes() / ranks_here;
+  log_info("memory plan", ranks > 1 ? " per rank" : "", ": parameters, gradients and AdamW moments",
+           o.shard_optimizer ? " (moments sharded)" : "", " ", static_cast<double>(state_bytes) / mib,
            " MiB; activations ", static_cast<double>(act_bytes) / mib, " MiB", o.recompute ? " (recompute)" : "",
-           "; total ", static_cast<double>(need) / mib, " MiB of ", static_cast<double>(available) / mib,
-           " MiB available");
+           context ? " (a slice of each sequence)" : "", "; total ", static_cast<double>(need) / mib, " MiB of ",
+           static_cast<double>(available) / mib, " MiB available");
   if (available <= 0 || need <= available) return;
   std::string hint;
   if (!o.recompute) {
     RunOptions with_recompute = run;
     with_recompute.recompute = true;
-    const auto bytes = static_cast<std::int64_t>(
-        Transformer<float>::activation_bytes(config, o.batch_size, o.seq_len, with_recompute));
+    const auto bytes =
+        static_cast<std::int64_t>(Transformer<float>::activation_bytes(config, o.batch_size, rows, with_recompute));
     hint = str_cat(" --recompute would need ", static_cast<double>(state_bytes + bytes) / mib, " MiB;");
   }
   fail("train: a step needs ", static_cast<double>(need) / mib, " MiB but only ", static_cast<double>(available) / mib,
@@ -132,7 +155,21 @@ TrainResult run_training(const TrainOptions& o) {
   ZEBRA_CHECK(o.steps >= 1, "train: steps must be >= 1, got ", o.steps);
   ZEBRA_CHECK(o.batch_size >= 1 && o.seq_len >= 1 && o.grad_accum >= 1,
               "train: batch_size, seq_len and grad_accum must be >= 1");
-  fs::create_directories(o.out_dir);
+  Communicator alone;
+  Communicator& comm = o.comm != nullptr ? *o.comm : alone;
+  const int ranks = comm.size();
+  const bool root = comm.rank() == 0;
+  const bool context = ranks > 1 && o.parallel == ParallelMode::kContext;
+  // Micro-batches per step across all ranks: data parallelism gives each rank grad_accum of its own.
+  const std::int64_t step_micro = o.grad_accum * (context ? 1 : ranks);
+  if (context) {
+    ZEBRA_CHECK(o.seq_len % ranks == 0, "train: context parallelism needs --seq-len (", o.seq_len,
+                ") to be a multiple of the number of ranks (", ranks, ")");
+    ZEBRA_CHECK(o.mixture.short_fraction <= 0 || o.mixture.short_seq_len % ranks == 0,
+                "train: context parallelism needs --short-seq-len (", o.mixture.short_seq_len,
+                ") to be a multiple of the number of ranks (", ranks, ")");
+  }
+  if (root) fs::create_directories(o.out_dir);
 
   TokenDataset train = TokenDataset::open(o.train_data);
   std::optional<TokenDataset> valid;
@@ -183,17 +220,23 @@ TrainResult run_training(const TrainOptions& o) {
               " is smaller than the dataset's ", train.vocab_size());
 
   const RunOptions run_options{o.recompute, 256, o.bf16_matmul};
-  check_memory_plan(config, static_cast<std::int64_t>(params.layout.total), o, run_options);
+  check_memory_plan(config, static_cast<std::int64_t>(params.layout.total), o, run_options, ranks, comm.local_size(),
+                    context);
   Transformer<float> model(std::move(params), run_options);
-  Optimizer optimizer(model.params().layout, o.optimizer);
+  ContextParallelAttention<float> sharded_attention(comm, config.n_layers);
+  if (context) model.set_sharded_attention(&sharded_attention);
+  const std::size_t n_params = model.params().layout.total;
+  const ParamRange shard = o.shard_optimizer ? shard_of(n_params, comm.rank(), ranks) : ParamRange{0, n_params};
+  Optimizer optimizer(model.params().layout, o.optimizer, shard);
   MixtureBatcher batcher(train, o.batch_size, o.seq_len, o.batch_mode, o.mixture, o.seed);
   batcher.set_one_document_per_row(o.one_document_per_row);
   TrainerState state;
-  state.run = run_record(o, config);
+  state.run = run_record(o, config, ranks);
   if (ck) {
     ZEBRA_CHECK(ck->m.size() == model.params().layout.total, "checkpoint moments do not match the model");
-    optimizer.m() = ck->m;
-    optimizer.v() = ck->v;
+    // The checkpoint holds every moment (whatever the ranks that wrote it); this rank keeps its shard.
+    std::copy(ck->m.data() + shard.begin, ck->m.data() + shard.end, optimizer.m().data());
+    std::copy(ck->v.data() + shard.begin, ck->v.data() + shard.end, optimizer.v().data());
     optimizer.set_steps_taken(ck->state.step);
     batcher.set_state(ck->state.batcher);
     state.step = ck->state.step;
@@ -202,19 +245,28 @@ TrainResult run_training(const TrainOptions& o) {
   LrSchedule schedule = o.lr;
   if (schedule.total_steps <= 0) schedule.total_steps = o.steps;
 
-  const std::int64_t tokens_per_step = o.batch_size * o.seq_len * o.grad_accum;
+  const std::int64_t tokens_per_step = o.batch_size * o.seq_len * step_micro;
   const FlopCount flops = forward_flops(config, o.seq_len);
   log_info("model: ", parameter_count(config), " parameters, pattern ", config.pattern_string(), " (window ",
            config.window, "), ", to_string(config.pos_embedding), " positions; ", num_threads(), " threads");
   log_info("training: ", o.steps, " steps of ", tokens_per_step, " tokens (", o.batch_size, " x ", o.seq_len, " x ",
-           o.grad_accum, "), ", flops.training() * static_cast<double>(tokens_per_step) / 1e9, " GFLOP per step");
-  MetricsWriter metrics((fs::path(o.out_dir) / "metrics.jsonl").string(), ck ? state.step : 0);
+           step_micro, "), ", flops.training() * static_cast<double>(tokens_per_step) / 1e9, " GFLOP per step");
+  if (ranks > 1) {
+    log_info("distributed: ", ranks, " ranks (", comm.local_size(), " on this machine), ",
+             context ? "context parallel: each rank holds " + std::to_string(o.seq_len / ranks) +
+                           " positions of every sequence"
+                     : "data parallel: each rank " + std::to_string(o.grad_accum) + " micro-batches per step",
+             o.shard_optimizer ? "; AdamW moments sharded" : "");
+  }
+  // Rank 0 writes the metrics; the others keep theirs in memory only (MetricsWriter needs a file: /dev/null).
+  MetricsWriter metrics(root ? (fs::path(o.out_dir) / "metrics.jsonl").string() : std::string("/dev/null"),
+                        ck ? state.step : 0);
   TrainResult result;
   result.first_eval_loss = std::numeric_limits<double>::quiet_NaN();
   result.last_eval_loss = result.first_eval_loss;
   auto run_eval = [&]() {
     if (!valid) return;
-    LossResult r = evaluate_loss(model, *valid, o.batch_size, o.seq_len, o.eval_batches, o.doc_mask);
+    LossResult r = evaluate_loss(model, *valid, o.batch_size, o.seq_len, o.eval_batches, o.doc_mask, &comm, o.parallel);
     const double loss = r.mean();
     if (std::isnan(result.first_eval_loss)) result.first_eval_loss = loss;
     result.last_eval_loss = loss;
@@ -227,21 +279,36 @@ TrainResult run_training(const TrainOptions& o) {
     TrainerState s = state;
     s.batcher = batcher.state();
     const std::string dir = (fs::path(o.out_dir) / checkpoint_name(state.step)).string();
-    save_checkpoint(dir, model.params(), optimizer.m(), optimizer.v(), s, o.tokenizer_file);
-    prune_checkpoints(o.out_dir, o.keep_checkpoints);
     last_checkpoint = dir;
+    if (o.shard_optimizer && ranks > 1) {
+      // The moments come together on rank 0 for the one checkpoint format.
+      AlignedBuffer<float> m(root ? n_params : 0), v(root ? n_params : 0);
+      gather_to_root(comm, optimizer.m().data(), m.data(), n_params);
+      gather_to_root(comm, optimizer.v().data(), v.data(), n_params);
+      if (root) save_checkpoint(dir, model.params(), m, v, s, o.tokenizer_file);
+    } else if (root) {
+      save_checkpoint(dir, model.params(), optimizer.m(), optimizer.v(), s, o.tokenizer_file);
+    }
+    if (root) prune_checkpoints(o.out_dir, o.keep_checkpoints);
   };
 
   if (!ck) run_eval();
   training_stop_requested().store(false);
-  const bool tty = isatty(STDERR_FILENO) != 0;
+  const bool tty = root && isatty(STDERR_FILENO) != 0;
   Timer timer;
   const std::int64_t start_step = state.step;
   // All micro-batches of a step are drawn first: the step's mean runs over all their scored targets.
-  std::vector<Batch> micro(static_cast<std::size_t>(o.grad_accum));
+  // Every rank draws all of them; rank r computes on micro-batches [r grad_accum, (r + 1) grad_accum) (data
+  // parallel) or on its slice of each (context parallel).
+  std::vector<Batch> micro(static_cast<std::size_t>(step_micro));
   std::vector<BatchView> micro_views(micro.size());
   std::vector<SequenceKind> kinds(micro.size());
-  std::vector<LossResult> micro_losses(micro.size());
+  const std::size_t own_first = context ? 0 : static_cast<std::size_t>(comm.rank() * o.grad_accum);
+  const auto own_count = static_cast<std::size_t>(o.grad_accum);
+  std::vector<Batch> slices(context ? own_count : 0);
+  std::vector<BatchView> own_views(own_count);
+  std::vector<LossResult> micro_losses(own_count);
+  const double comm_start = comm.wait_seconds();
   double window_loss = 0;
   std::int64_t window_count = 0;
   LossResult window_kind[2], run_kind[2];  // indexed by SequenceKind: this log window's, the whole run's
@@ -251,16 +318,32 @@ TrainResult run_training(const TrainOptions& o) {
       kinds[i] = batcher.next(micro[i]);
       micro_views[i] = view_of(micro[i], o.doc_mask);
     }
-    const double loss = step_gradients(model, micro_views, micro_losses).mean();
-    LossResult step_kind[2];
-    for (std::size_t i = 0; i < micro.size(); ++i) {
-      const auto k = static_cast<std::size_t>(kinds[i]);
-      for (LossResult* r : {&step_kind[k], &window_kind[k], &run_kind[k]}) {
-        r->loss_sum += micro_losses[i].loss_sum;
-        r->n_valid += micro_losses[i].n_valid;
-      }
-      ++run_kind_batches[k];
+    for (std::size_t i = 0; i < own_count; ++i) {
+      own_views[i] =
+          context ? slice_columns(micro[i], comm.rank(), ranks, o.doc_mask, slices[i]) : micro_views[own_first + i];
     }
+    // The mean runs over the scored targets of the whole step, every rank's part included.
+    const std::int64_t mean_over = std::max<std::int64_t>(count_scored_targets(micro_views), 1);
+    step_gradients(model, own_views, micro_losses, mean_over);
+    // Loss sums and counts per sequence kind, added over the ranks: {long sum, long count, short sum, short count}.
+    double kind_sums[4] = {0, 0, 0, 0};
+    for (std::size_t i = 0; i < own_count; ++i) {
+      const auto k = static_cast<std::size_t>(kinds[own_first + i]);
+      kind_sums[2 * k] += micro_losses[i].loss_sum;
+      kind_sums[2 * k + 1] += static_cast<double>(micro_losses[i].n_valid);
+    }
+    comm.sum(kind_sums, 4);
+    LossResult step_kind[2];
+    for (std::size_t k = 0; k < 2; ++k) {
+      step_kind[k] = LossResult{kind_sums[2 * k], static_cast<std::int64_t>(kind_sums[2 * k + 1])};
+      for (LossResult* r : {&window_kind[k], &run_kind[k]}) {
+        r->loss_sum += step_kind[k].loss_sum;
+        r->n_valid += step_kind[k].n_valid;
+      }
+    }
+    for (SequenceKind k : kinds) ++run_kind_batches[static_cast<std::size_t>(k)];
+    const double loss =
+        LossResult{step_kind[0].loss_sum + step_kind[1].loss_sum, step_kind[0].n_valid + step_kind[1].n_valid}.mean();
     if (!std::isfinite(loss)) {
       if (tty) std::fputc('\n', stderr);
       fail("training stopped: the loss became ", loss, " at step ", state.step + 1,
@@ -269,7 +352,8 @@ TrainResult run_training(const TrainOptions& o) {
            "; lower the learning rate or check the data");
     }
     const double lr = schedule.at(state.step + 1);
-    const double grad_norm = apply_step_update(model, optimizer, lr);
+    const double grad_norm =
+        ranks > 1 ? distributed_update(comm, model, optimizer, lr) : apply_step_update(model, optimizer, lr);
     ++state.step;
     state.tokens_seen += tokens_per_step;
     result.last_train_loss = loss;
@@ -284,7 +368,8 @@ TrainResult run_training(const TrainOptions& o) {
                    {"lr", lr},
                    {"grad_norm", grad_norm},
                    {"tokens_per_s", tok_s},
-                   {"elapsed_s", elapsed}});
+                   {"elapsed_s", elapsed},
+                   {"comm_s", comm.wait_seconds() - comm_start}});
     if (batcher.mixed()) {
       // Per-kind losses of the step, on a line of their own so that loss curves read the lines above unchanged.
       nlohmann::json kinds_line{{"step", state.step}};
@@ -295,7 +380,7 @@ TrainResult run_training(const TrainOptions& o) {
       metrics.write(kinds_line);
     }
     const bool log_now = o.log_every > 0 && (state.step % o.log_every == 0 || state.step == o.steps);
-    if (tty || log_now) {
+    if (root && (tty || log_now)) {
       const double eta =
           elapsed / static_cast<double>(state.step - start_step) * static_cast<double>(o.steps - state.step);
       char line[256];
@@ -329,7 +414,8 @@ TrainResult run_training(const TrainOptions& o) {
         window_kind[0] = window_kind[1] = LossResult{};
       }
     }
-    const bool stop = training_stop_requested().load() || (o.time_limit_s > 0 && elapsed >= o.time_limit_s);
+    // Any rank's reason to stop stops them all at the same step.
+    const bool stop = comm.any(training_stop_requested().load() || (o.time_limit_s > 0 && elapsed >= o.time_limit_s));
     if (o.eval_every > 0 && state.step % o.eval_every == 0 && state.step < o.steps && !stop) {
       if (tty) std::fputc('\n', stderr);
       run_eval();
@@ -337,7 +423,7 @@ TrainResult run_training(const TrainOptions& o) {
     if (o.save_every > 0 && state.step % o.save_every == 0 && state.step < o.steps && !stop) save();
     if (stop) {
       if (tty) std::fputc('\n', stderr);
-      result.interrupted = training_stop_requested().load();
+      result.interrupted = !(o.time_limit_s > 0 && elapsed >= o.time_limit_s);
       log_info(result.interrupted ? "interrupted" : "time limit reached", " at step ", state.step,
                ": saving a checkpoint");
       break;
@@ -354,9 +440,19 @@ TrainResult run_training(const TrainOptions& o) {
   result.tokens_per_s = static_cast<double>((state.step - start_step) * tokens_per_step) / std::max(elapsed, 1e-9);
   run_eval();
   save();
-  log_info("peak resident memory ", static_cast<double>(peak_rss_bytes()) / (1 << 20), " MiB");
+  std::vector<double> peak(static_cast<std::size_t>(ranks), 0.0);
+  peak[static_cast<std::size_t>(comm.rank())] = static_cast<double>(peak_rss_bytes()) / (1 << 20);
+  comm.sum(peak.data(), peak.size());
+  if (ranks == 1) {
+    log_info("peak resident memory ", peak[0], " MiB");
+  } else {
+    std::string per_rank;
+    for (double p : peak) per_rank += (per_rank.empty() ? "" : ", ") + std::to_string(static_cast<long long>(p));
+    log_info("peak resident memory per rank: ", per_rank, " MiB; blocked in communication ",
+             comm.wait_seconds() - comm_start, " s");
+  }
   result.final_checkpoint = last_checkpoint;
-  if (o.plot && gnuplot_available()) {
+  if (root && o.plot && gnuplot_available()) {
     const std::string png = (fs::path(o.out_dir) / "loss.png").string();
     try {
       plot_loss_curves({metrics.path()}, {"zebra"}, png, "loss: " + o.out_dir);

@@ -9,10 +9,17 @@
 #include "zebra/data/mixture_batcher.hpp"
 #include "zebra/model/config.hpp"
 #include "zebra/model/transformer.hpp"
+#include "zebra/train/communicator.hpp"
 #include "zebra/train/lr_schedule.hpp"
 #include "zebra/train/optimizer.hpp"
 
 namespace zebra {
+
+// How the ranks of a distributed run share a step (docs/distributed.md).
+enum class ParallelMode {
+  kData,     // each rank its own micro-batches: a step is ranks x grad_accum micro-batches
+  kContext,  // each rank a slice of every sequence (seq_len a multiple of the ranks; train/context_parallel.hpp)
+};
 
 struct TrainOptions {
   // Data: token datasets written by `zebra prepare`; the tokenizer file is copied into checkpoints.
@@ -42,6 +49,12 @@ struct TrainOptions {
   OptimizerOptions optimizer;
   bool recompute = false;
   bool bf16_matmul = false;  // RunOptions::bf16_matmul: bf16-rounded matrix products, fp32 accumulation
+
+  // Distributed training: the ranks of *comm (null or one rank: this process alone). Every rank draws the same
+  // micro-batches; rank 0 alone writes metrics and checkpoints. A checkpoint resumes with any number of ranks.
+  Communicator* comm = nullptr;
+  ParallelMode parallel = ParallelMode::kData;
+  bool shard_optimizer = false;  // ZeRO stage 1: each rank keeps the AdamW moments of its shard only
 
   std::int64_t eval_every = 100;  // 0 = only at start and end
   std::int64_t eval_batches = 8;
@@ -74,8 +87,11 @@ void install_stop_signal_handler();
 TrainResult run_training(const TrainOptions& options);
 
 // Mean loss per token over `n_batches` sequential batches from the start of `data` (n_batches <= 0:
-// the whole dataset).
+// the whole dataset). With a communicator of several ranks the batches are shared out (data parallel: every
+// ranks-th batch; context: a slice of each, for a model with sharded attention) and the sums added up, so that
+// every rank returns the whole result.
 LossResult evaluate_loss(Transformer<float>& model, const TokenDataset& data, std::int64_t batch_size,
-                         std::int64_t seq_len, std::int64_t n_batches, bool doc_mask);
+                         std::int64_t seq_len, std::int64_t n_batches, bool doc_mask, Communicator* comm = nullptr,
+                         ParallelMode parallel = ParallelMode::kData);
 
 }  // namespace zebra
