@@ -148,6 +148,25 @@ void check_memory_plan(const ModelConfig& config, std::int64_t n_params, const T
        ") and raise --grad-accum to keep the tokens per step");
 }
 
+// What each rank sent in the first step of a context-parallel run, by layer type: the measured bytes behind
+// docs/distributed.md, logged by rank 0.
+void log_step_traffic(Communicator& comm, const ContextParallelAttention<float>& attention, const ModelConfig& c) {
+  std::vector<double> bytes(2 * static_cast<std::size_t>(comm.size()), 0.0);  // per rank: local, global layers
+  for (std::int64_t l = 0; l < c.n_layers; ++l) {
+    const LayerTraffic& t = attention.traffic()[static_cast<std::size_t>(l)];
+    bytes[2 * static_cast<std::size_t>(comm.rank()) + (c.is_global(l) ? 1 : 0)] +=
+        static_cast<double>(t.forward_bytes + t.backward_bytes);
+  }
+  comm.sum(bytes.data(), bytes.size());
+  std::string line;
+  for (int r = 0; r < comm.size(); ++r) {
+    const auto i = 2 * static_cast<std::size_t>(r);
+    line += str_cat(r > 0 ? "; " : "", "rank ", r, " ", (bytes[i] + bytes[i + 1]) / (1 << 20), " MiB (local layers ",
+                    bytes[i] / (1 << 20), ", global ", bytes[i + 1] / (1 << 20), ")");
+  }
+  log_info("context parallel, bytes sent in step 1: ", line);
+}
+
 }  // namespace
 
 TrainResult run_training(const TrainOptions& o) {
@@ -294,6 +313,7 @@ TrainResult run_training(const TrainOptions& o) {
 
   if (!ck) run_eval();
   training_stop_requested().store(false);
+  sharded_attention.reset_traffic();
   const bool tty = root && isatty(STDERR_FILENO) != 0;
   Timer timer;
   const std::int64_t start_step = state.step;
@@ -355,6 +375,7 @@ TrainResult run_training(const TrainOptions& o) {
     const double grad_norm =
         ranks > 1 ? distributed_update(comm, model, optimizer, lr) : apply_step_update(model, optimizer, lr);
     ++state.step;
+    if (context && state.step == start_step + 1) log_step_traffic(comm, sharded_attention, config);
     state.tokens_seen += tokens_per_step;
     result.last_train_loss = loss;
     window_loss += loss;
