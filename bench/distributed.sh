@@ -13,7 +13,7 @@ mkdir -p "$work"
 cd "$work"
 if [ ! -f data/train.bin ]; then
   for i in $(seq 4000); do echo "In the beginning was the word, and the word was $((i % 97)) times spoken, $i."; done > corpus.txt
-  "$zebra" prepare corpus.txt -o data --vocab-size 512 --valid-fraction 0.02 --quiet
+  "$zebra" prepare corpus.txt -o data --vocab-size 512 --valid-fraction 0.1 --quiet
 fi
 # 4 layers (global, local, global, local), width 256, GQA 4/2 heads of 64, window 256.
 cat > config.json <<'JSON'
@@ -25,10 +25,10 @@ common=(train --data data --config config.json --eval-every 0 --eval-batches 1 -
 report() {  # name, log: tokens/s, blocked time, peak memory, context traffic
   local name="$1" log="$2"
   local rate blocked peak traffic
-  rate="$(grep -o 'at [0-9.]* tokens/s' "$log" | awk '{print $2}')"
-  blocked="$(grep -o 'blocked in communication [0-9.e-]* s' "$log" | awk '{print $4}')"
-  peak="$(grep -o 'peak resident memory[^M]*MiB' "$log" | sed 's/peak resident memory //')"
-  traffic="$(grep -o 'bytes sent in step 1: .*' "$log" | sed 's/bytes sent in step 1: //')"
+  rate="$(grep -o 'at [0-9.]* tokens/s' "$log" | awk '{print $2}' || true)"
+  blocked="$(grep -o 'blocked in communication [0-9.e-]* s' "$log" | awk '{print $4}' || true)"
+  peak="$(grep -o 'peak resident memory[^M]*MiB' "$log" | sed 's/peak resident memory //' || true)"
+  traffic="$(grep -o 'bytes sent in step 1: .*' "$log" | sed 's/bytes sent in step 1: //' || true)"
   printf '%-34s %10s tok/s  blocked %-10s  peak %s\n' "$name" "$rate" "${blocked:--}" "$peak"
   [ -n "$traffic" ] && printf '%-34s %s\n' "" "$traffic"
   return 0
