@@ -3,6 +3,8 @@
 #include <cmath>
 #include <vector>
 
+#include "zebra/util/error.hpp"
+
 namespace zebra {
 
 double global_grad_norm(const float* grads, std::size_t n) {
@@ -27,6 +29,10 @@ Optimizer::Optimizer(const ParamLayout& layout, OptimizerOptions options)
 
 double Optimizer::step(ParameterSet<float>& params, const AlignedBuffer<float>& grads, double lr, double grad_scale) {
   const double norm = grad_scale * global_grad_norm(grads.data(), grads.size());
+  // A NaN or infinite gradient would poison every parameter and both moments for good: refuse it with all of
+  // them as they were, so that the last state (and checkpoint) stays usable.
+  ZEBRA_CHECK(std::isfinite(norm), "training stopped: the gradient norm is ", norm, " at optimizer step ", step_ + 1,
+              " (parameters and optimizer moments left unchanged); lower the learning rate or check the data");
   double scale = grad_scale;
   if (options_.grad_clip > 0.0 && norm > options_.grad_clip) scale *= options_.grad_clip / norm;
   ++step_;
