@@ -1,0 +1,121 @@
+// Faults during `zebra prepare`: a full disk (RLIMIT_FSIZE), a read-only output folder, SIGINT at random moments.
+// A dataset appears under its real name complete or not at all. Label cli_fault.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cli/spawn.hpp"
+#include "zebra/data/token_dataset.hpp"
+#include "zebra/util/atomic_file.hpp"
+#include "zebra/util/rng.hpp"
+
+namespace zebra {
+namespace {
+
+namespace fs = std::filesystem;
+using test::run_zebra_with;
+using test::SpawnOptions;
+
+class PrepareFault : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("zebra_prepare_fault_" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    fs::permissions(dir_, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                              fs::perms::others_read | fs::perms::others_exec);
+    std::ofstream corpus(dir_ / "corpus.txt");
+    Rng rng(5);
+    const char* words[] = {"zebra", "stripes", "local", "global", "window", "attention", "the", "of", "layer"};
+    for (int line = 0; line < 40000; ++line) {
+      for (int w = 0; w < 8; ++w) corpus << words[rng.below(9)] << (w == 7 ? '\n' : ' ');
+    }
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+  std::vector<std::string> prepare_args(const fs::path& out) const {
+    return {"prepare",
+            (dir_ / "corpus.txt").string(),
+            "-o",
+            out.string(),
+            "--vocab-size",
+            "300",
+            "--valid-fraction",
+            "0.05",
+            "--quiet"};
+  }
+  static bool has_dataset_under_real_name(const fs::path& out) {
+    return fs::exists(out / "train.bin") || fs::exists(out / "valid.bin");
+  }
+  static std::string log_of(const fs::path& p) { return fs::exists(p) ? read_file(p.string()) : std::string(); }
+  fs::path dir_;
+};
+
+TEST_F(PrepareFault, FullDiskIsAClearErrorAndLeavesNoDataset) {
+  SpawnOptions o;
+  o.log = (dir_ / "full.log").string();
+  o.max_file_bytes = 64 * 1024;  // the tokenizer fits; train.bin (about 600 KB) does not
+  EXPECT_NE(run_zebra_with(prepare_args(dir_ / "out"), o), 0);
+  const std::string log = log_of(dir_ / "full.log");
+  EXPECT_NE(log.find("File too large"), std::string::npos) << log;
+  EXPECT_NE(log.find("train.bin"), std::string::npos) << log;
+  EXPECT_FALSE(has_dataset_under_real_name(dir_ / "out"));
+  for (const auto& e : fs::directory_iterator(dir_ / "out")) {
+    EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path() << " left behind";
+  }
+}
+
+TEST_F(PrepareFault, ReadOnlyOutputFolderIsAClearError) {
+  const fs::path out = dir_ / "ro";
+  fs::create_directories(out);
+  fs::permissions(out, fs::perms::owner_read | fs::perms::owner_exec | fs::perms::others_read | fs::perms::others_exec);
+  SpawnOptions o;
+  o.log = (dir_ / "ro.log").string();
+  o.unprivileged = true;
+  const int rc = run_zebra_with(prepare_args(out), o);
+  fs::permissions(out, fs::perms::owner_all);
+  ASSERT_NE(rc, 126) << "cannot drop privileges to test permissions";
+  EXPECT_NE(rc, 0);
+  const std::string log = log_of(dir_ / "ro.log");
+  EXPECT_NE(log.find("Permission denied"), std::string::npos) << log;
+  EXPECT_NE(log.find(out.string()), std::string::npos) << log;
+  EXPECT_TRUE(fs::is_empty(out));
+}
+
+// SIGINT at uniformly random moments of a whole prepare (tokenizer training, then tokenizing).
+TEST_F(PrepareFault, InterruptAnywhereLeavesNoPartialDataset) {
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_EQ(run_zebra_with(prepare_args(dir_ / "ref")), 0);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  Rng rng(11);
+  const int trials = 12;
+  int interrupted = 0;
+  for (int t = 0; t < trials; ++t) {
+    SCOPED_TRACE("trial " + std::to_string(t));
+    const fs::path out = dir_ / ("int" + std::to_string(t));
+    const pid_t pid = test::spawn_zebra(prepare_args(out));
+    std::this_thread::sleep_for(std::chrono::duration<double>(rng.uniform() * seconds));
+    ::kill(pid, SIGINT);
+    const int rc = test::wait_child(pid);
+    if (rc == 0) {
+      EXPECT_NO_THROW(TokenDataset::open((out / "train.bin").string()));
+    } else {
+      ++interrupted;
+      EXPECT_FALSE(has_dataset_under_real_name(out)) << "exit " << rc;
+    }
+    fs::remove_all(out);
+  }
+  std::printf("[fault] SIGINT during prepare: %d trials, %d interrupted, none left a dataset under its name\n", trials,
+              interrupted);
+  EXPECT_GT(interrupted, 0);
+}
+
+}  // namespace
+}  // namespace zebra

@@ -1,0 +1,62 @@
+// Starting the zebra binary as a child process that a fault test can kill, starve of disk or of write permission.
+#pragma once
+
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fcntl.h>
+
+#include <string>
+#include <vector>
+
+#include "test_paths.hpp"
+
+namespace zebra::test {
+
+struct SpawnOptions {
+  std::string log;                // stdout and stderr go here ("" = /dev/null)
+  long long max_file_bytes = -1;  // RLIMIT_FSIZE: a write past it fails with EFBIG (SIGXFSZ is ignored)
+  bool unprivileged = false;      // run as nobody when the tests run as root (so that permissions apply)
+};
+
+// Forks and execs ZEBRA_BINARY with `args`; returns the child's pid.
+inline pid_t spawn_zebra(const std::vector<std::string>& args, const SpawnOptions& o = {}) {
+  std::vector<std::string> argv_s = {ZEBRA_BINARY};
+  argv_s.insert(argv_s.end(), args.begin(), args.end());
+  const pid_t pid = ::fork();
+  if (pid != 0) return pid;
+  // Child: only async-signal-safe calls until exec.
+  const int fd = ::open(o.log.empty() ? "/dev/null" : o.log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd >= 0) {
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+  }
+  if (o.max_file_bytes >= 0) {
+    ::signal(SIGXFSZ, SIG_IGN);  // kept across exec: the write fails with EFBIG instead of killing
+    const rlimit lim{static_cast<rlim_t>(o.max_file_bytes), static_cast<rlim_t>(o.max_file_bytes)};
+    ::setrlimit(RLIMIT_FSIZE, &lim);
+  }
+  if (o.unprivileged && ::geteuid() == 0) {
+    if (::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(126);
+  }
+  std::vector<char*> argv;
+  for (std::string& s : argv_s) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  ::execv(argv[0], argv.data());
+  ::_exit(127);
+}
+
+// Waits for the child; its exit code, or 128 + the signal that ended it.
+inline int wait_child(pid_t pid) {
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+inline int run_zebra_with(const std::vector<std::string>& args, const SpawnOptions& o = {}) {
+  return wait_child(spawn_zebra(args, o));
+}
+
+}  // namespace zebra::test
