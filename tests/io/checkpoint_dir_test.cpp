@@ -211,6 +211,12 @@ TEST(ModelDir, LoadsShardedCheckpoint) {
   wrong["weight_map"]["model.norm.weight"] = "model-00003-of-00002.safetensors";
   write_file_atomic(dir + "/model.safetensors.index.json", wrong.dump());
   expect_error([&] { (void)load_model_dir(dir); }, {"model-00003-of-00002.safetensors", "missing"});
+  // A shard name longer than a file name can be (found by the shard_index fuzzer: std::filesystem threw its own
+  // exception, which escaped as std::terminate).
+  wrong = index;
+  wrong["weight_map"]["model.norm.weight"] = std::string(300, 'm') + ".safetensors";
+  write_file_atomic(dir + "/model.safetensors.index.json", wrong.dump());
+  expect_error([&] { (void)load_model_dir(dir); }, {"model.safetensors.index.json", "longer than 255 bytes", "... ("});
   // Bad index JSON.
   write_file_atomic(dir + "/model.safetensors.index.json", std::string("{\"weight_map\": 3}"));
   expect_error([&] { (void)load_model_dir(dir); }, {"weight_map"});

@@ -115,11 +115,16 @@ struct WeightSource {
   }
 };
 
-// A shard name from an index file must be a plain file name inside the directory.
+// A shard name from an index file must be a plain file name inside the directory, no longer than a file name
+// can be (NAME_MAX; longer, std::filesystem would throw its own error on the first look at it).
 void check_shard_name(const std::string& index_path, const std::string& name) {
+  constexpr std::size_t kMaxFileName = 255;
   if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos ||
       name.find('\\') != std::string::npos || name.find('\0') != std::string::npos) {
-    fail("'", index_path, "': shard file name '", name, "' is not a plain file name in the model directory");
+    fail("'", index_path, "': shard file name '", bounded(name), "' is not a plain file name in the model directory");
+  }
+  if (name.size() > kMaxFileName) {
+    fail("'", index_path, "': shard file name '", bounded(name), "' is longer than ", kMaxFileName, " bytes");
   }
 }
 
@@ -150,7 +155,8 @@ WeightSource open_weights(const std::string& dir) {
   std::set<std::string> shard_names;
   for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
     if (!it.value().is_string()) {
-      fail("'", ipath, "': weight_map['", it.key(), "']: expected a file name, found ", shown_json(it.value()));
+      fail("'", ipath, "': weight_map['", bounded(it.key()), "']: expected a file name, found ",
+           shown_json(it.value()));
     }
     std::string shard = it.value().get<std::string>();
     check_shard_name(ipath, shard);
@@ -161,7 +167,11 @@ WeightSource open_weights(const std::string& dir) {
   std::map<std::string, std::size_t> shard_index;
   for (const std::string& shard : shard_names) {
     fs::path p = fs::path(dir) / shard;
-    if (!fs::exists(p)) fail("'", ipath, "' lists shard '", shard, "', which is missing from '", dir, "'");
+    std::error_code ec;
+    if (!fs::exists(p, ec)) {
+      fail("'", ipath, "' lists shard '", bounded(shard), "', which is missing from '", dir, "'",
+           ec ? " (" + ec.message() + ")" : std::string());
+    }
     shard_index[shard] = src.files.size();
     src.files.push_back(SafetensorsFile::open(p.string()));
   }
@@ -176,7 +186,8 @@ WeightSource open_weights(const std::string& dir) {
   }
   for (const auto& [name, shard] : weight_map) {
     if (!src.files[shard_index[shard]].contains(name)) {
-      fail("'", ipath, "': weight_map puts tensor '", name, "' in '", shard, "', which does not hold it");
+      fail("'", ipath, "': weight_map puts tensor '", bounded(name), "' in '", bounded(shard),
+           "', which does not hold it");
     }
   }
   return src;
