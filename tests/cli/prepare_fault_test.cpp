@@ -24,11 +24,7 @@ using test::SpawnOptions;
 class PrepareFault : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("zebra_prepare_fault_" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    fs::permissions(dir_, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
-                              fs::perms::others_read | fs::perms::others_exec);
+    dir_ = test::fault_temp_dir("prepare_fault");
     std::ofstream corpus(dir_ / "corpus.txt");
     Rng rng(5);
     const char* words[] = {"zebra", "stripes", "local", "global", "window", "attention", "the", "of", "layer"};
@@ -54,7 +50,6 @@ class PrepareFault : public ::testing::Test {
   static bool has_dataset_under_real_name(const fs::path& out) {
     return fs::exists(out / "train.bin") || fs::exists(out / "valid.bin");
   }
-  static std::string log_of(const fs::path& p) { return fs::exists(p) ? read_file(p.string()) : std::string(); }
   fs::path dir_;
 };
 
@@ -63,7 +58,7 @@ TEST_F(PrepareFault, FullDiskIsAClearErrorAndLeavesNoDataset) {
   o.log = (dir_ / "full.log").string();
   o.max_file_bytes = 64 * 1024;  // the tokenizer fits; train.bin (about 600 KB) does not
   EXPECT_NE(run_zebra_with(prepare_args(dir_ / "out"), o), 0);
-  const std::string log = log_of(dir_ / "full.log");
+  const std::string log = test::log_text(dir_ / "full.log");
   EXPECT_NE(log.find("File too large"), std::string::npos) << log;
   EXPECT_NE(log.find("train.bin"), std::string::npos) << log;
   EXPECT_FALSE(has_dataset_under_real_name(dir_ / "out"));
@@ -83,7 +78,7 @@ TEST_F(PrepareFault, ReadOnlyOutputFolderIsAClearError) {
   fs::permissions(out, fs::perms::owner_all);
   ASSERT_NE(rc, 126) << "cannot drop privileges to test permissions";
   EXPECT_NE(rc, 0);
-  const std::string log = log_of(dir_ / "ro.log");
+  const std::string log = test::log_text(dir_ / "ro.log");
   EXPECT_NE(log.find("Permission denied"), std::string::npos) << log;
   EXPECT_NE(log.find(out.string()), std::string::npos) << log;
   EXPECT_TRUE(fs::is_empty(out));
@@ -96,7 +91,7 @@ TEST_F(PrepareFault, InterruptAnywhereLeavesNoPartialDataset) {
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   Rng rng(11);
   const int trials = 12;
-  int interrupted = 0;
+  int interrupted = 0, temporaries = 0;
   for (int t = 0; t < trials; ++t) {
     SCOPED_TRACE("trial " + std::to_string(t));
     const fs::path out = dir_ / ("int" + std::to_string(t));
@@ -109,11 +104,18 @@ TEST_F(PrepareFault, InterruptAnywhereLeavesNoPartialDataset) {
     } else {
       ++interrupted;
       EXPECT_FALSE(has_dataset_under_real_name(out)) << "exit " << rc;
+      if (fs::exists(out)) {
+        for (const auto& e : fs::directory_iterator(out)) {
+          temporaries += e.path().filename().string().find(".tmp") != std::string::npos ? 1 : 0;
+        }
+      }
     }
     fs::remove_all(out);
   }
-  std::printf("[fault] SIGINT during prepare: %d trials, %d interrupted, none left a dataset under its name\n", trials,
-              interrupted);
+  std::printf(
+      "[fault] SIGINT during prepare: %d trials, %d interrupted, none left a dataset under its name (%d temporaries "
+      "*.tmp.<pid> left behind)\n",
+      trials, interrupted, temporaries);
   EXPECT_GT(interrupted, 0);
 }
 

@@ -8,6 +8,9 @@
 
 #include <fcntl.h>
 
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -33,6 +36,8 @@ inline pid_t spawn_zebra(const std::vector<std::string>& args, const SpawnOption
     ::dup2(fd, 1);
     ::dup2(fd, 2);
   }
+  // A shell's background job ignores SIGINT, and children inherit that: the tests send it on purpose.
+  ::signal(SIGINT, SIG_DFL);
   if (o.max_file_bytes >= 0) {
     ::signal(SIGXFSZ, SIG_IGN);  // kept across exec: the write fails with EFBIG instead of killing
     const rlimit lim{static_cast<rlim_t>(o.max_file_bytes), static_cast<rlim_t>(o.max_file_bytes)};
@@ -53,6 +58,24 @@ inline int wait_child(pid_t pid) {
   int status = 0;
   ::waitpid(pid, &status, 0);
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+// A fresh folder zebra_<name>_<pid> under the system's temporary folder, readable by everyone (an unprivileged
+// child reads its inputs there).
+inline std::filesystem::path fault_temp_dir(const std::string& name) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("zebra_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  fs::permissions(dir, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec | fs::perms::others_read |
+                           fs::perms::others_exec);
+  return dir;
+}
+
+// The text of a child's log ("" when it wrote none).
+inline std::string log_text(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
 inline int run_zebra_with(const std::vector<std::string>& args, const SpawnOptions& o = {}) {

@@ -33,11 +33,7 @@ constexpr int kSteps = 12;
 class TrainFault : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    root_ = fs::temp_directory_path() / ("zebra_train_fault_" + std::to_string(::getpid()));
-    fs::remove_all(root_);
-    fs::create_directories(root_);
-    fs::permissions(root_, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
-                               fs::perms::others_read | fs::perms::others_exec);
+    root_ = test::fault_temp_dir("train_fault");
     {
       std::ofstream corpus(root_ / "corpus.txt");
       for (int i = 0; i < 400; ++i) corpus << "The zebra's stripes number " << (i % 11) << " on the left side.\n";
@@ -68,7 +64,6 @@ class TrainFault : public ::testing::Test {
                        "--eval-every", "1000", "--log-every", "1", "--no-plot", "--threads", "1", "--seed", "3"});
     return a;
   }
-  static std::string log_of(const fs::path& p) { return fs::exists(p) ? read_file(p.string()) : std::string(); }
   // The bytes that must agree between runs: weights and optimizer moments.
   static std::string state_bytes(const std::string& checkpoint) {
     return read_file((fs::path(checkpoint) / "model.safetensors").string()) +
@@ -90,7 +85,7 @@ TEST_F(TrainFault, KillNineAnywhereThenResumeIsBitIdentical) {
   const fs::path ref = root_ / "ref";
   const auto t0 = std::chrono::steady_clock::now();
   ASSERT_EQ(run_zebra_with(train_args(ref, kSteps, false), {(root_ / "ref.log").string()}), 0)
-      << log_of(root_ / "ref.log");
+      << test::log_text(root_ / "ref.log");
   const double run_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const std::string expected = state_bytes(list_checkpoints(ref.string()).back());
 
@@ -112,7 +107,7 @@ TEST_F(TrainFault, KillNineAnywhereThenResumeIsBitIdentical) {
       ASSERT_NO_THROW(load_checkpoint(cks.back())) << cks.back();
     }
     const fs::path log = root_ / ("resume" + std::to_string(t) + ".log");
-    ASSERT_EQ(run_zebra_with(train_args(dir, kSteps, !cks.empty()), {log.string()}), 0) << log_of(log);
+    ASSERT_EQ(run_zebra_with(train_args(dir, kSteps, !cks.empty()), {log.string()}), 0) << test::log_text(log);
     const std::vector<std::string> after = list_checkpoints(dir.string());
     ASSERT_FALSE(after.empty());
     ASSERT_NE(after.back().find(checkpoint_name(kSteps)), std::string::npos);
@@ -141,7 +136,7 @@ TEST_F(TrainFault, FullDiskDuringACheckpointKeepsThePreviousOne) {
   o.log = (root_ / "full.log").string();
   o.max_file_bytes = weights_size / 2;
   EXPECT_NE(run_zebra_with(train_args(dir, 4, true), o), 0);
-  const std::string log = log_of(root_ / "full.log");
+  const std::string log = test::log_text(root_ / "full.log");
   EXPECT_NE(log.find("File too large"), std::string::npos) << log;
   EXPECT_NE(log.find("checkpoint-00000003"), std::string::npos) << log;
   EXPECT_EQ(list_checkpoints(dir.string()).back(), previous);
@@ -166,7 +161,7 @@ TEST_F(TrainFault, ReadOnlyOutputFolderIsAClearError) {
   fs::permissions(dir, fs::perms::owner_all);
   ASSERT_NE(rc, 126) << "cannot drop privileges to test permissions";
   EXPECT_NE(rc, 0);
-  const std::string log = log_of(root_ / "readonly.log");
+  const std::string log = test::log_text(root_ / "readonly.log");
   EXPECT_NE(log.find("Permission denied"), std::string::npos) << log;
   EXPECT_NE(log.find(dir.string()), std::string::npos) << log;
   EXPECT_EQ(list_checkpoints(dir.string()).back(), previous);
@@ -197,7 +192,7 @@ TEST_F(TrainFault, NanInTheWeightsStopsTrainingCleanly) {
   SpawnOptions o;
   o.log = (root_ / "nan.log").string();
   EXPECT_EQ(run_zebra_with(train_args(dir, 4, true), o), 1);
-  const std::string log = log_of(root_ / "nan.log");
+  const std::string log = test::log_text(root_ / "nan.log");
   EXPECT_NE(log.find("training stopped: the "), std::string::npos) << log;
   EXPECT_EQ(list_checkpoints(dir.string()).back(), ck);
   EXPECT_EQ(state_bytes(ck), poisoned);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -51,12 +52,17 @@ namespace fs = std::filesystem;
 
 inline std::string_view as_text(Bytes b) { return {reinterpret_cast<const char*>(b.data()), b.size()}; }
 
-// A scratch folder of this process (on tmpfs when there is one: the harnesses write a file per input).
+// A scratch folder of this process (on tmpfs when there is one: the harnesses write a file per input), removed
+// at exit.
 inline const fs::path& scratch() {
   static const fs::path dir = [] {
     const fs::path base = fs::is_directory("/dev/shm") ? fs::path("/dev/shm") : fs::temp_directory_path();
     fs::path d = base / ("zebra_fuzz_" + std::to_string(::getpid()));
     fs::create_directories(d);
+    std::atexit([] {
+      std::error_code ec;
+      fs::remove_all(scratch(), ec);
+    });
     return d;
   }();
   return dir;
