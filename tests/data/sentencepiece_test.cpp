@@ -260,6 +260,17 @@ TEST(SentencePiece, Errors) {
     }
   }
   EXPECT_THROW(SentencePieceTokenizer::load(dir / "missing.model"), Error);
+  // A model that parses but that the library cannot index (it throws instead of returning a status; found by
+  // the sentencepiece fuzzer).
+  write_bytes(dir / "empty_piece.model", std::string("\x0a\x0e\x0a\x05\x23\x75\x6e\x6b\x3e\x15\x00\x00\x00\x00\x18\x02"
+                                                     "\x0a\x0c\x0a\x03\x00\x1e\x1e\x15\x00\x3c\x00\x00\x18\x30",
+                                                     30));
+  try {
+    SentencePieceTokenizer::load(dir / "empty_piece.model");
+    ADD_FAILURE() << "empty_piece.model loaded";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("not a usable SentencePiece model"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <sentencepiece_trainer.h>
 
 #include <algorithm>
+#include <exception>
 #include <unordered_map>
 
 #include "zebra/data/corpus.hpp"
@@ -50,7 +51,15 @@ std::size_t chunk_length(std::string_view s, std::size_t limit) {
 
 SentencePieceTokenizer::SentencePieceTokenizer(std::string serialized, const std::string& name)
     : sp_(std::make_unique<sentencepiece::SentencePieceProcessor>()), serialized_(std::move(serialized)), name_(name) {
-  auto status = sp_->LoadFromSerializedProto(serialized_);
+  sentencepiece::util::Status status;
+  try {
+    status = sp_->LoadFromSerializedProto(serialized_);
+  } catch (const std::exception&) {
+    // The library throws (rather than returning a status) when a model that parses cannot be indexed, e.g. a
+    // zero-length piece (found by the sentencepiece fuzzer; tests/fuzz/regressions/sentencepiece/).
+    fail("'", name, "': not a usable SentencePiece model (the library could not index its pieces: an empty or ",
+         "invalid piece)");
+  }
   if (!status.ok()) {
     // The library reports a failed internal check as "./src/file.cc(232) [expression]": a source line, not a
     // reason. A model that does not even parse is the common case (a wrong or corrupt file).
