@@ -70,17 +70,11 @@ TEST_F(PrepareFault, FullDiskIsAClearErrorAndLeavesNoDataset) {
 TEST_F(PrepareFault, ReadOnlyOutputFolderIsAClearError) {
   const fs::path out = dir_ / "ro";
   fs::create_directories(out);
-  fs::permissions(out, fs::perms::owner_read | fs::perms::owner_exec | fs::perms::others_read | fs::perms::others_exec);
-  SpawnOptions o;
-  o.log = (dir_ / "ro.log").string();
-  o.unprivileged = true;
-  const int rc = run_zebra_with(prepare_args(out), o);
-  fs::permissions(out, fs::perms::owner_all);
-  ASSERT_NE(rc, 126) << "cannot drop privileges to test permissions";
-  EXPECT_NE(rc, 0);
-  const std::string log = test::log_text(dir_ / "ro.log");
-  EXPECT_NE(log.find("Permission denied"), std::string::npos) << log;
-  EXPECT_NE(log.find(out.string()), std::string::npos) << log;
+  const test::ChildResult r = test::run_with_read_only(out, prepare_args(out), dir_ / "ro.log");
+  ASSERT_NE(r.exit_code, 126) << "cannot drop privileges to test permissions";
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.log.find("Permission denied"), std::string::npos) << r.log;
+  EXPECT_NE(r.log.find(out.string()), std::string::npos) << r.log;
   EXPECT_TRUE(fs::is_empty(out));
 }
 
@@ -117,6 +111,7 @@ TEST_F(PrepareFault, InterruptAnywhereLeavesNoPartialDataset) {
       "*.tmp.<pid> left behind)\n",
       trials, interrupted, temporaries);
   EXPECT_GT(interrupted, 0);
+  EXPECT_EQ(temporaries, 0);
 }
 
 }  // namespace

@@ -82,4 +82,25 @@ inline int run_zebra_with(const std::vector<std::string>& args, const SpawnOptio
   return wait_child(spawn_zebra(args, o));
 }
 
+struct ChildResult {
+  int exit_code = -1;  // 126: the child could not drop privileges
+  std::string log;
+};
+
+// Runs zebra with `folder` read-only (as nobody when the tests run as root, so that the mode applies), then
+// makes the folder writable again.
+inline ChildResult run_with_read_only(const std::filesystem::path& folder, const std::vector<std::string>& args,
+                                      const std::filesystem::path& log) {
+  namespace fs = std::filesystem;
+  const fs::perms readable =
+      fs::perms::group_read | fs::perms::group_exec | fs::perms::others_read | fs::perms::others_exec;
+  fs::permissions(folder, fs::perms::owner_read | fs::perms::owner_exec | readable);
+  SpawnOptions o;
+  o.log = log.string();
+  o.unprivileged = true;
+  const int rc = run_zebra_with(args, o);
+  fs::permissions(folder, fs::perms::owner_all | readable);
+  return {rc, log_text(log)};
+}
+
 }  // namespace zebra::test

@@ -152,26 +152,17 @@ TEST_F(TrainFault, ReadOnlyOutputFolderIsAClearError) {
   ASSERT_EQ(run_zebra_with(train_args(dir, 2, false)), 0);
   const std::string previous = list_checkpoints(dir.string()).back();
   const std::string before = state_bytes(previous);
-  fs::permissions(dir, fs::perms::owner_read | fs::perms::owner_exec | fs::perms::group_read | fs::perms::group_exec |
-                           fs::perms::others_read | fs::perms::others_exec);
-  SpawnOptions o;
-  o.log = (root_ / "readonly.log").string();
-  o.unprivileged = true;
-  const int rc = run_zebra_with(train_args(dir, 4, true), o);
-  fs::permissions(dir, fs::perms::owner_all);
-  ASSERT_NE(rc, 126) << "cannot drop privileges to test permissions";
-  EXPECT_NE(rc, 0);
-  const std::string log = test::log_text(root_ / "readonly.log");
-  EXPECT_NE(log.find("Permission denied"), std::string::npos) << log;
-  EXPECT_NE(log.find(dir.string()), std::string::npos) << log;
+  const test::ChildResult r = test::run_with_read_only(dir, train_args(dir, 4, true), root_ / "readonly.log");
+  ASSERT_NE(r.exit_code, 126) << "cannot drop privileges to test permissions";
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.log.find("Permission denied"), std::string::npos) << r.log;
+  EXPECT_NE(r.log.find(dir.string()), std::string::npos) << r.log;
   EXPECT_EQ(list_checkpoints(dir.string()).back(), previous);
   EXPECT_EQ(state_bytes(previous), before);
   // And a new run into a read-only folder: refused before any training.
   const fs::path ro = root_ / "ro_parent";
   fs::create_directories(ro);
-  fs::permissions(ro, fs::perms::owner_read | fs::perms::owner_exec | fs::perms::others_read | fs::perms::others_exec);
-  EXPECT_NE(run_zebra_with(train_args(ro / "run", 2, false), o), 0);
-  fs::permissions(ro, fs::perms::owner_all);
+  EXPECT_NE(test::run_with_read_only(ro, train_args(ro / "run", 2, false), root_ / "ro_parent.log").exit_code, 0);
   EXPECT_FALSE(fs::exists(ro / "run" / checkpoint_name(1)));
 }
 
