@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,10 @@
 #include "zebra/util/atomic_file.hpp"
 
 namespace zebra {
+namespace fuzz {
+// gtest prints a parameter by its name.
+inline void PrintTo(const Entry& e, std::ostream* os) { *os << e.name; }
+}  // namespace fuzz
 namespace {
 
 namespace fs = std::filesystem;
