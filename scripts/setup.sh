@@ -10,6 +10,7 @@ packages=(
   nlohmann-json3-dev libcli11-dev libzstd-dev zstd
   libgtest-dev googletest libbenchmark-dev
   clang-format
+  clang-14 libclang-rt-14-dev libomp-14-dev
   libopenmpi-dev openmpi-bin
   gnuplot-nox
   python3-venv

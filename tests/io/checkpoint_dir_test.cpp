@@ -211,6 +211,12 @@ TEST(ModelDir, LoadsShardedCheckpoint) {
   wrong["weight_map"]["model.norm.weight"] = "model-00003-of-00002.safetensors";
   write_file_atomic(dir + "/model.safetensors.index.json", wrong.dump());
   expect_error([&] { (void)load_model_dir(dir); }, {"model-00003-of-00002.safetensors", "missing"});
+  // A shard name longer than a file name can be (found by the shard_index fuzzer: std::filesystem threw its own
+  // exception, which escaped as std::terminate).
+  wrong = index;
+  wrong["weight_map"]["model.norm.weight"] = std::string(300, 'm') + ".safetensors";
+  write_file_atomic(dir + "/model.safetensors.index.json", wrong.dump());
+  expect_error([&] { (void)load_model_dir(dir); }, {"model.safetensors.index.json", "longer than 255 bytes", "... ("});
   // Bad index JSON.
   write_file_atomic(dir + "/model.safetensors.index.json", std::string("{\"weight_map\": 3}"));
   expect_error([&] { (void)load_model_dir(dir); }, {"weight_map"});
@@ -244,6 +250,32 @@ TEST(ModelDir, WrongShapeIsNamedWithBothShapes) {
   expect_error(
       [&] { (void)load_model_dir(tmp.file("m")); },
       {"model.safetensors", "'model.layers.1.self_attn.q_proj.weight'", "expected shape [16, 16], found [8, 32]"});
+}
+
+// A config.json whose vocab_size (inside the allowed range) does not match the embedding is refused by the
+// shapes before anything is allocated: it used to allocate the 2^24-row model and die of std::bad_alloc.
+TEST(ModelDir, HugeVocabSizeIsRefusedByTheShapesBeforeAllocation) {
+  TempDir tmp;
+  auto params = random_params(small_config(true), 6);
+  save_model_dir(tmp.file("m"), params);
+  const std::string cpath = tmp.file("m/config.json");
+  nlohmann::json j = nlohmann::json::parse(read_file(cpath));
+  j["vocab_size"] = std::int64_t{1} << 24;
+  j["hidden_size"] = 4096;
+  j["head_dim"] = 1024;
+  write_file_atomic(cpath, j.dump());
+  for (const bool as_store : {false, true}) {
+    expect_error(
+        [&] {
+          if (as_store) {
+            (void)load_model_dir_weights(tmp.file("m"), {}, std::nullopt);
+          } else {
+            (void)load_model_dir(tmp.file("m"));
+          }
+        },
+        {"model.safetensors", "'model.embed_tokens.weight'", "expected shape [16777216, 4096], found [37, 16]",
+         "vocab_size 16777216"});
+  }
 }
 
 TEST(ModelDir, UnexpectedTensorsAreErrorsExceptHarmlessOnes) {

@@ -361,5 +361,39 @@ TEST(SafetensorsHostile, CorruptedHeaderBytesNeverCrash) {
   EXPECT_GT(refused, 0);  // the corruption reaches the header checks (else the loop tests nothing)
 }
 
+// Nesting ~10^5 deep parses, but nlohmann::json copies and dumps recursively: the header is refused by its
+// depth before that (it used to overflow the stack in json_non_negative's dump).
+TEST(SafetensorsHostile, DeeplyNestedShapeIsRefusedByDepth) {
+  for (const std::string field : {"shape", "data_offsets"}) {
+    const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+    std::string header = R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
+    const std::string key = "\"" + field + "\":";
+    const std::size_t at = header.find(key) + key.size();
+    const std::size_t end = header.find(']', at) + 1;
+    header = header.substr(0, at) + "[" + deep + "]" + header.substr(end);
+    expect_open_error(make_file(header, 8), {"nested more than 64 levels", "field 'a'"});
+  }
+}
+
+// An error echoes a hostile value cut short: a 100,000-element shape is not a 400 KB message.
+TEST(SafetensorsHostile, ErrorsEchoLongValuesBounded) {
+  std::string shape = "[";
+  for (int i = 0; i < 100000; ++i) shape += (i ? ",65536" : "65536");
+  shape += "]";
+  const std::string header = R"({"a":{"dtype":"F32","shape":)" + shape + R"(,"data_offsets":[0,8]}})";
+  TempDir dir;
+  test::write_bytes(dir.file("bad.safetensors"), make_file(header, 8));
+  try {
+    (void)SafetensorsFile::open(dir.file("bad.safetensors"));
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("overflows 64 bits"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("bytes)"), std::string::npos) << msg;  // the full size of the value is stated
+    EXPECT_LT(msg.size(), 400u) << msg.substr(0, 400);
+  }
+  EXPECT_EQ(shape_string(std::vector<std::int64_t>(100000, 7)), "[7, 7, 7, 7, 7, 7, 7, 7, ... (100000 dimensions)]");
+}
+
 }  // namespace
 }  // namespace zebra

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "zebra/model/config.hpp"
+#include "zebra/model/params.hpp"
 #include "zebra/ops/mask.hpp"
 #include "zebra/util/atomic_file.hpp"
 #include "zebra/util/error.hpp"
@@ -154,6 +155,46 @@ TEST(Config, SaveAndLoadFile) {
   }
   EXPECT_THROW(load_config((dir / "missing.json").string()), Error);
   std::filesystem::remove_all(dir);
+}
+
+// Nesting ~10^5 deep in any field parses, but copying or printing the value overflows the stack: load_config
+// refuses the text by its depth first, naming the file and the field.
+TEST(Config, DeeplyNestedFieldIsRefusedByDepth) {
+  const auto dir = std::filesystem::temp_directory_path() / "zebra_config_deep_test";
+  std::filesystem::create_directories(dir);
+  const std::string path = (dir / "config.json").string();
+  for (const char* field : {"vocab_size", "rope_scaling", "layer_types", "unknown_field"}) {
+    const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+    write_file_atomic(path, std::string(R"({"hidden_size": 32, ")") + field + "\": " + deep + "}");
+    try {
+      load_config(path);
+      ADD_FAILURE() << field;
+    } catch (const Error& e) {
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find("config.json"), std::string::npos) << msg;
+      EXPECT_NE(msg.find(std::string("field '") + field + "'"), std::string::npos) << msg;
+      EXPECT_NE(msg.find("more than 64 levels"), std::string::npos) << msg;
+    }
+  }
+  std::filesystem::remove_all(dir);
+}
+
+// A vocab_size inside the allowed range can still ask for more memory than the machine has: the parameters are
+// refused before they are allocated, naming the size and the fields (it used to end in std::bad_alloc).
+TEST(Config, ParametersBeyondMemoryAreRefusedBeforeAllocation) {
+  ModelConfig c = config_from_json(with(json{{"vocab_size", std::int64_t{1} << 24},
+                                             {"hidden_size", std::int64_t{1} << 14},
+                                             {"num_attention_heads", 128},
+                                             {"num_key_value_heads", 128}}));
+  try {
+    ParameterSet<float> p(c);
+    ADD_FAILURE() << "allocated " << p.layout.total << " parameters";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("GB of memory available"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("model.embed_tokens.weight' [16777216 x 16384]"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("vocab_size 16777216"), std::string::npos) << msg;
+  }
 }
 
 TEST(Config, RejectsInvalidValuesNamingTheField) {

@@ -95,8 +95,8 @@ class TrainMpi : public test::CliTest {
   }
   // Training arguments: T = 48 (a multiple of 2 and 3), batches of 2, a step every log line.
   std::string args(const std::string& out, int steps) const {
-    return " train --data " + path("data") + " --config " + path("config.json") + " -o " + path(out) +
-           " --steps " + std::to_string(steps) +
+    return " train --data " + path("data") + " --config " + path("config.json") + " -o " + path(out) + " --steps " +
+           std::to_string(steps) +
            " -T 48 -b 2 --lr 3e-3 --warmup 2 --eval-every 0 --eval-batches 2 --log-every 1 --no-plot --threads 1";
   }
   std::string resume(const std::string& from, const std::string& out, int steps) const {

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "train/tiny_train_config.hpp"
@@ -172,6 +173,30 @@ TEST(TrainStep, TrainStepUpdatesWithTheStepsGradient) {
   std::size_t moved = 0;
   for (std::size_t i = 0; i < before.size(); ++i) moved += m.params().data.data()[i] != before[i] ? 1 : 0;
   EXPECT_GT(moved, before.size() / 2);  // AdamW's first step moves every entry with a nonzero gradient by ~lr
+}
+
+// A NaN (or infinity) injected into the gradients stops training cleanly: the update is refused before it
+// touches anything, so parameters, moments and the step count stay those of the last good step.
+TEST(TrainStep, NonFiniteGradientIsRefusedLeavingTheStateUnchanged) {
+  const UnevenStep s;
+  for (const float bad : {std::nanf(""), INFINITY}) {
+    Transformer<float> m = step_model();
+    Optimizer opt(m.params().layout, OptimizerOptions{});
+    (void)train_step(m, opt, s.micro, 1e-3);  // one good step, so the moments are not all zero
+    const std::vector<float> params(m.params().data.data(), m.params().data.data() + m.params().data.size());
+    const std::vector<float> moment(opt.m().data(), opt.m().data() + opt.m().size());
+    (void)step_gradients(m, s.micro);
+    m.grads().data()[m.grads().size() / 2] = bad;
+    try {
+      (void)apply_step_update(m, opt, 1e-3);
+      ADD_FAILURE() << "a gradient holding " << bad << " was applied";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("training stopped: the gradient norm is"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(opt.steps_taken(), 1);
+    EXPECT_TRUE(std::equal(params.begin(), params.end(), m.params().data.data()));
+    EXPECT_TRUE(std::equal(moment.begin(), moment.end(), opt.m().data()));
+  }
 }
 
 TEST(TrainStep, NoMicroBatchIsRefused) {

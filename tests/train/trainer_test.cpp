@@ -4,6 +4,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -173,12 +174,48 @@ TEST(Trainer, NanLossStopsWithAMessageAndKeepsTheLastCheckpoint) {
     run_training(o);
     FAIL() << "training with lr 1e30 did not stop";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("loss became"), std::string::npos) << e.what();
+    // Either the loss became non-finite, or the gradient did first (then the update was refused).
+    EXPECT_NE(std::string(e.what()).find("training stopped: the "), std::string::npos) << e.what();
   }
   // At least the checkpoint of step 1, or the loop below would check nothing.
   const auto checkpoints = list_checkpoints(o.out_dir);
   ASSERT_GT(checkpoints.size(), 0u);
   for (const auto& ck : checkpoints) EXPECT_NO_THROW(load_checkpoint(ck)) << ck;
+  fs::remove_all(dir);
+}
+
+// trainer_state.json is untrusted: counters the trainer would overflow (it adds to both every step) and values
+// nested deep enough to overflow the stack of the JSON library's copy are refused, naming the file and field.
+TEST(Trainer, HostileTrainerStateIsRefusedNamingTheField) {
+  fs::path dir = temp_dir("hostile_state");
+  TrainOptions o = base_options(dir);
+  o.steps = 1;
+  TrainResult r = run_training(o);
+  const std::string path = (fs::path(r.final_checkpoint) / "trainer_state.json").string();
+  const std::string original = read_file(path);
+  const nlohmann::json good = nlohmann::json::parse(original);
+  auto expect_refused = [&](const std::string& text, const std::vector<std::string>& parts) {
+    write_file_atomic(path, text);
+    try {
+      load_checkpoint(r.final_checkpoint);
+      ADD_FAILURE() << "accepted " << text.substr(0, 200);
+    } catch (const Error& e) {
+      for (const std::string& p : parts) EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what();
+    }
+  };
+  for (const char* key : {"tokens_seen", "step"}) {
+    for (const std::int64_t bad : {std::numeric_limits<std::int64_t>::max(), std::int64_t{-1}}) {
+      nlohmann::json j = good;
+      j[key] = bad;
+      expect_refused(j.dump(), {"trainer_state.json", std::string("field '") + key + "'", std::to_string(bad), "2^53"});
+    }
+  }
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  std::string text = good.dump();
+  text.insert(text.size() - 1, ",\"run\":" + deep);
+  expect_refused(text, {"trainer_state.json", "field 'run'", "more than 64 levels"});
+  write_file_atomic(path, original);
+  EXPECT_NO_THROW(load_checkpoint(r.final_checkpoint));
   fs::remove_all(dir);
 }
 

@@ -27,6 +27,7 @@
 #include "zebra/util/atomic_file.hpp"
 #include "zebra/util/error.hpp"
 #include "zebra/util/gnuplot.hpp"
+#include "zebra/util/json_text.hpp"
 #include "zebra/util/timer.hpp"
 
 namespace zebra {
@@ -43,6 +44,7 @@ std::vector<LongTask> read_tasks(const std::string& path) {
   std::vector<LongTask> tasks;
   for_each_line(path, [&](std::string_view line, std::int64_t line_no) {
     if (line.find_first_not_of(" \t\r") == std::string_view::npos) return;
+    check_json_depth(line, str_cat("tasks file '", path, "' line ", line_no));
     nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
     ZEBRA_CHECK(!j.is_discarded(), "tasks file '", path, "' line ", line_no, ": not JSON");
     try {

@@ -9,6 +9,7 @@
 #include "zebra/generate/chat_template.hpp"
 #include "zebra/io/model_loader.hpp"
 #include "zebra/train/chat_dataset.hpp"
+#include "zebra/train/trainer.hpp"
 #include "zebra/util/error.hpp"
 
 namespace zebra {
@@ -108,6 +109,9 @@ void add_prepare_command(CLI::App& app) {
       return;
     }
     if (!opt->tokenizer_path.empty()) opt->tokenizer = load_tokenizer_or_model(opt->tokenizer_path);
+    // Ctrl-C ends prepare with an error and no temporaries (the trainer's handler and flag).
+    install_stop_signal_handler();
+    opt->stop_requested = [] { return training_stop_requested().load(); };
     PrepareResult r = prepare_dataset(*opt);
     auto line = [](const char* name, const PrepareSplitStats& s) {
       std::printf("%s: %lld documents, %lld characters, %lld tokens (%.3f chars/token)\n", name,

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "zebra/data/corpus.hpp"
+#include "zebra/util/json_text.hpp"
 
 namespace zebra {
 
@@ -41,6 +42,9 @@ ChatRecord problem(ChatRecordProblem p, std::string detail) {
 ChatRecord parse_chat_record(std::string_view line) {
   if (auto bad = find_invalid_utf8(line)) {
     return problem(ChatRecordProblem::kInvalidUtf8, "invalid UTF-8 at byte " + std::to_string(*bad));
+  }
+  if (json_depth(line).depth > kMaxJsonDepth) {
+    return problem(ChatRecordProblem::kNotJson, str_cat("JSON nested more than ", kMaxJsonDepth, " levels deep"));
   }
   nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) return problem(ChatRecordProblem::kNotJson, "not a JSON object");

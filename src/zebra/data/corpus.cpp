@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "zebra/util/error.hpp"
+#include "zebra/util/json_text.hpp"
 
 namespace zebra {
 namespace fs = std::filesystem;
@@ -217,6 +218,7 @@ void read_jsonl_line(std::string_view line, const std::string& path, std::int64_
     repaired = sanitize_utf8(line, &out.stats().replaced_utf8);
     line = repaired;
   }
+  check_json_depth(line, str_cat("'", path, "' line ", line_no));
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(line.begin(), line.end());
@@ -283,6 +285,7 @@ void read_json_file(ByteStream& stream, const std::string& path, const CorpusOpt
     if (options.strict_utf8) fail("'", path, "': invalid UTF-8 at byte offset ", *bad);
     all = sanitize_utf8(all, &out.stats().replaced_utf8);
   }
+  check_json_depth(all, "'" + path + "'");
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(all);

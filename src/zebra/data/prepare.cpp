@@ -224,6 +224,12 @@ nlohmann::json corpus_json(const CorpusStats& c) {
           {"characters", c.characters}, {"bytes", c.bytes},         {"replaced_invalid_utf8", c.replaced_utf8}};
 }
 
+void check_not_stopped(const PrepareOptions& o) {
+  if (o.stop_requested && o.stop_requested()) {
+    fail("prepare: interrupted; nothing was written under the dataset's names in '", o.out_dir, "'");
+  }
+}
+
 void remove_stale(const fs::path& p, const char* why) {
   std::error_code ec;
   if (fs::exists(p, ec)) {
@@ -309,6 +315,7 @@ PrepareResult prepare_dataset(const PrepareOptions& o) {
       for_each_document(
           o.inputs, copt,
           [&](std::string_view doc) {
+            check_not_stopped(o);
             router.route(index++, doc, [&](Dest d, std::string_view text) {
               if (d == Dest::kTrain) sampler.add_document(text);
             });
@@ -326,6 +333,7 @@ PrepareResult prepare_dataset(const PrepareOptions& o) {
     r.tokenizer_trained = true;
     tok = load_tokenizer(r.tokenizer_file);
   }
+  check_not_stopped(o);  // after training a tokenizer, which cannot be interrupted
   r.seconds_tokenizer = tok_timer.seconds();
   remove_stale(out / (tok->file_name() == "tokenizer.model" ? "tokenizer.bin" : "tokenizer.model"),
                "another tokenizer is used now");
@@ -349,6 +357,7 @@ PrepareResult prepare_dataset(const PrepareOptions& o) {
     for_each_document(
         o.inputs, copt,
         [&](std::string_view doc) {
+          check_not_stopped(o);
           router.route(index++, doc, [&](Dest d, std::string_view text) { chunks.add(d, text); });
           progress.update(r.corpus.documents, chunks.bytes_done(), chunks.tokens_done());
         },
@@ -365,6 +374,7 @@ PrepareResult prepare_dataset(const PrepareOptions& o) {
     for_each_document(
         o.valid_inputs, vopt,
         [&](std::string_view doc) {
+          check_not_stopped(o);
           chunks.add(Dest::kValid, doc);
           progress.update(r.valid_corpus.documents, chunks.bytes_done() - bytes0, chunks.tokens_done() - tokens0);
         },
@@ -373,6 +383,7 @@ PrepareResult prepare_dataset(const PrepareOptions& o) {
     progress.update(r.valid_corpus.documents, chunks.bytes_done() - bytes0, chunks.tokens_done() - tokens0, true);
     ZEBRA_CHECK(r.valid_corpus.documents > 0, "prepare: the --valid inputs contain no non-empty documents");
   }
+  check_not_stopped(o);
   train_writer.finish();
   if (valid_writer) {
     valid_writer->finish();

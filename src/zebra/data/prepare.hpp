@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -41,6 +42,9 @@ struct PrepareOptions {
   // Documents are tokenized in parallel in chunks of about this many bytes; the output order is
   // the input order whatever the thread count.
   std::int64_t chunk_bytes = 16 << 20;
+  // Polled between documents (the CLI: SIGINT or SIGTERM was received): true ends prepare with an error before
+  // anything is written under the dataset's names, removing the temporaries.
+  std::function<bool()> stop_requested;
 };
 
 struct PrepareSplitStats {

@@ -4,6 +4,7 @@
 #include <sentencepiece_trainer.h>
 
 #include <algorithm>
+#include <exception>
 #include <unordered_map>
 
 #include "zebra/data/corpus.hpp"
@@ -50,8 +51,27 @@ std::size_t chunk_length(std::string_view s, std::size_t limit) {
 
 SentencePieceTokenizer::SentencePieceTokenizer(std::string serialized, const std::string& name)
     : sp_(std::make_unique<sentencepiece::SentencePieceProcessor>()), serialized_(std::move(serialized)), name_(name) {
-  auto status = sp_->LoadFromSerializedProto(serialized_);
-  ZEBRA_CHECK(status.ok(), "SentencePiece model '", name, "' could not be loaded: ", status.ToString());
+  sentencepiece::util::Status status;
+  try {
+    status = sp_->LoadFromSerializedProto(serialized_);
+  } catch (const std::exception&) {
+    // The library throws (rather than returning a status) when a model that parses cannot be indexed, e.g. a
+    // zero-length piece (found by the sentencepiece fuzzer; tests/fuzz/regressions/sentencepiece/).
+    fail("'", name, "': not a usable SentencePiece model (the library could not index its pieces: an empty or ",
+         "invalid piece)");
+  }
+  if (!status.ok()) {
+    // The library reports a failed internal check as "./src/file.cc(232) [expression]": a source line, not a
+    // reason. A model that does not even parse is the common case (a wrong or corrupt file).
+    const std::string message = status.error_message();
+    if (message.find("ParseFromArray") != std::string::npos) {
+      fail("'", name, "': not a SentencePiece model (", serialized_.size(),
+           " bytes that do not parse as a serialized SentencePiece ModelProto)");
+    }
+    const bool internal_check = message.find(".cc(") != std::string::npos;
+    fail("'", name, "': not a usable SentencePiece model (",
+         internal_check ? std::string("the library refused its contents") : bounded(message, 200), ")");
+  }
   const int n = sp_->GetPieceSize();
   ZEBRA_CHECK(n > 0, "SentencePiece model '", name, "' has no pieces");
   // Whether the normaliser adds a dummy "▁" (the ModelProto field is behind protobuf headers that
@@ -77,6 +97,7 @@ SentencePieceTokenizer::SentencePieceTokenizer(std::string serialized, const std
     stream_pieces_[static_cast<std::size_t>(id)] = std::move(p);
   }
   detect_newline_boundary();
+  detect_space_boundary();
 }
 
 void SentencePieceTokenizer::detect_newline_boundary() {
@@ -112,17 +133,49 @@ void SentencePieceTokenizer::detect_newline_boundary() {
   newline_is_boundary_ = true;
 }
 
+bool SentencePieceTokenizer::can_cut_at(std::string_view text, std::size_t i) const {
+  if (i == 0 || i >= text.size()) return false;
+  if (text[i] == '\n') return newline_is_boundary_;
+  auto printable = [](char c) { return c > ' ' && c < 0x7F; };
+  return text[i] == ' ' && space_is_boundary_ && printable(text[i - 1]) && i + 1 < text.size() &&
+         printable(text[i + 1]);
+}
+
+void SentencePieceTokenizer::detect_space_boundary() {
+  space_is_boundary_ = false;
+  space_id_ = sp_->PieceToId(std::string(kSpaceSymbol));
+  if (add_dummy_prefix_ && (space_id_ < 0 || space_id_ == sp_->unk_id())) return;
+  // Probes: words of several lengths, runs of spaces and a tab (never cut there), digits and punctuation.
+  for (std::string_view probe : {"ab cd ef gh", "one  two three   four", "x y\tz w.", "a,b c;d 12 345 zebra'S x"}) {
+    std::vector<int> whole;
+    if (!sp_->Encode(probe, &whole).ok()) return;
+    space_is_boundary_ = true;  // provisionally, for can_cut_at()/encode_segment()
+    std::vector<std::int32_t> parts;
+    std::size_t at = 0;
+    bool ok = true;
+    while (at < probe.size() && ok) {
+      std::size_t end = at + 1;
+      while (end < probe.size() && !can_cut_at(probe, end)) ++end;
+      try {
+        auto ids = encode_segment(probe.substr(at, end - at), at == 0);
+        parts.insert(parts.end(), ids.begin(), ids.end());
+      } catch (const Error&) {
+        ok = false;
+      }
+      at = end;
+    }
+    space_is_boundary_ = false;
+    if (!ok || !std::equal(parts.begin(), parts.end(), whole.begin(), whole.end())) return;
+  }
+  space_is_boundary_ = true;
+}
+
 std::vector<std::string_view> SentencePieceTokenizer::segment(std::string_view text, std::size_t target_bytes) const {
   std::vector<std::string_view> out;
-  if (!newline_is_boundary_) {
-    out.push_back(text);
-    return out;
-  }
   std::size_t at = 0;
   while (at < text.size()) {
-    std::size_t end = at + std::max<std::size_t>(target_bytes, 1);
-    end = end >= text.size() ? text.size() : text.find('\n', end);
-    if (end == std::string_view::npos) end = text.size();
+    std::size_t end = std::min(text.size(), at + std::max<std::size_t>(target_bytes, 1));
+    while (end < text.size() && !can_cut_at(text, end)) ++end;
     out.push_back(text.substr(at, end - at));
     at = end;
   }
@@ -136,9 +189,17 @@ std::vector<std::int32_t> SentencePieceTokenizer::encode_segment(std::string_vie
   ZEBRA_CHECK(status.ok(), "SentencePiece tokenizer '", name_, "': encoding failed: ", status.ToString());
   std::size_t skip = 0;
   if (!first && add_dummy_prefix_) {
-    ZEBRA_CHECK(newline_is_boundary_ && !seg.empty() && seg[0] == '\n', "SentencePiece tokenizer '", name_,
-                "': a segment after the first must start with a line break");
-    while (skip < ids.size() && ids[skip] != newline_id_) ++skip;
+    const bool after_newline = newline_is_boundary_ && !seg.empty() && seg[0] == '\n';
+    const bool after_space = space_is_boundary_ && !seg.empty() && seg[0] == ' ';
+    ZEBRA_CHECK(after_newline || after_space, "SentencePiece tokenizer '", name_,
+                "': a segment after the first must start with a line break or a space");
+    if (after_newline) {
+      while (skip < ids.size() && ids[skip] != newline_id_) ++skip;
+    } else {
+      ZEBRA_CHECK(!ids.empty() && ids[0] == space_id_, "SentencePiece tokenizer '", name_,
+                  "': a segment starting with a space does not encode to the dummy prefix first");
+      skip = 1;
+    }
   }
   return std::vector<std::int32_t>(ids.begin() + static_cast<std::ptrdiff_t>(skip), ids.end());
 }

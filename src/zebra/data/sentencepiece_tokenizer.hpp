@@ -35,12 +35,16 @@ class SentencePieceTokenizer : public Tokenizer {
   // encoded separately: no piece spans the cut, so BPE merges and unigram Viterbi paths decompose.
   // True when that holds for this model.
   bool newline_is_boundary() const { return newline_is_boundary_; }
+  // A single line can be as long as the whole text (16 MiB in one line took 26 s and 1.5 GB in one call).
+  // With whitespace split into words (SentencePiece's default), a lone ' ' between two printable ASCII
+  // characters starts a new piece: the text can also be cut before such a space. Checked at load with probes.
+  bool space_is_boundary() const { return space_is_boundary_; }
   // Cuts valid UTF-8 `text` into consecutive segments of about `target_bytes`, each after the first
-  // starting with '\n'; a single segment when !newline_is_boundary().
+  // starting with '\n' or with a lone ' ' (see above); a single segment when neither is a boundary.
   std::vector<std::string_view> segment(std::string_view text, std::size_t target_bytes = 1024) const;
-  // Encodes one segment of valid UTF-8. A segment that is not the first starts with '\n': the dummy
-  // "▁" SentencePiece would put in front of it is dropped (everything before the first <0x0A>).
-  // Concatenating encode_segment over segment(text) equals encode(text).
+  // Encodes one segment of valid UTF-8. A segment that is not the first starts with '\n' or ' ': the dummy
+  // "▁" SentencePiece would put in front of it is dropped (everything before the first <0x0A>, or the one
+  // "▁" piece). Concatenating encode_segment over segment(text) equals encode(text).
   std::vector<std::int32_t> encode_segment(std::string_view segment, bool first) const;
   // SentencePiece's own decoding: control tokens (BOS/EOS) vanish, "<unk>" becomes " ⁇ ", runs of
   // byte pieces become their bytes (an invalid byte sequence becomes U+FFFD), "▁" becomes ' ', and
@@ -68,13 +72,18 @@ class SentencePieceTokenizer : public Tokenizer {
   SentencePieceTokenizer(std::string serialized, const std::string& name);
   void check_id(std::int32_t id) const;
   void detect_newline_boundary();
+  void detect_space_boundary();
+  // Whether segment() may cut `text` just before byte `i`.
+  bool can_cut_at(std::string_view text, std::size_t i) const;
 
   std::unique_ptr<sentencepiece::SentencePieceProcessor> sp_;
   std::string serialized_;
   std::string name_;
   bool add_dummy_prefix_ = true;
   bool newline_is_boundary_ = false;
-  std::int32_t newline_id_ = -1;            // the <0x0A> byte piece
+  std::int32_t newline_id_ = -1;  // the <0x0A> byte piece
+  bool space_is_boundary_ = false;
+  std::int32_t space_id_ = -1;              // the "▁" piece
   std::vector<std::string> stream_pieces_;  // piece(id) precomputed
 };
 

@@ -9,6 +9,7 @@
 #include "zebra/data/spm_vocab_tokenizer.hpp"
 #include "zebra/util/atomic_file.hpp"
 #include "zebra/util/error.hpp"
+#include "zebra/util/json_text.hpp"
 
 namespace zebra {
 
@@ -23,36 +24,10 @@ constexpr std::size_t kMaxMerges = std::size_t{1} << 25;
 // HF ByteLevel's own regex (use_regex = true) is GPT-2's.
 constexpr std::string_view kGpt2Pre = "gpt-2";
 
-// Deepest nesting of arrays and objects, scanning outside strings; stops early past `limit`, so
-// that nlohmann (whose DOM and destructor cost grows with depth) never sees a hostile file.
-std::size_t nesting_depth(std::string_view s, std::size_t limit) {
-  std::size_t depth = 0, deepest = 0;
-  bool in_string = false;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    const char c = s[i];
-    if (in_string) {
-      if (c == '\\')
-        ++i;
-      else if (c == '"')
-        in_string = false;
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      deepest = std::max(deepest, ++depth);
-      if (deepest > limit) return deepest;
-    } else if ((c == ']' || c == '}') && depth > 0) {
-      --depth;
-    }
-  }
-  return deepest;
-}
-
 json parse_bounded(std::string_view text, const std::string& name) {
   ZEBRA_CHECK(text.size() <= kMaxFileBytes, "'", name, "': ", text.size(), " bytes (expected at most ", kMaxFileBytes,
               ")");
-  const std::size_t depth = nesting_depth(text, kMaxDepth);
-  ZEBRA_CHECK(depth <= kMaxDepth, "'", name, "': JSON nested deeper than ", kMaxDepth,
-              " levels (a tokenizer.json nests about 6)");
+  check_json_depth(text, "'" + name + "'", kMaxDepth);
   try {
     return json::parse(text);
   } catch (const json::exception& e) {
@@ -65,7 +40,7 @@ class Reader {
  public:
   explicit Reader(const std::string& name) : name_(name) {}
   [[noreturn]] void bad(const std::string& field, const json& value, const std::string& expected) const {
-    fail("'", name_, "': field ", field, " is ", bounded(value.dump(), 80), " (expected ", expected, ")");
+    fail("'", name_, "': field ", field, " is ", shown_json(value), " (expected ", expected, ")");
   }
   const json& object(const json& parent, const std::string& key, const std::string& field) const {
     auto it = parent.find(key);

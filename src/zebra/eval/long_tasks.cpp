@@ -9,6 +9,7 @@
 #include "zebra/data/corpus.hpp"
 #include "zebra/eval/passkey.hpp"
 #include "zebra/util/error.hpp"
+#include "zebra/util/json_text.hpp"
 #include "zebra/util/rng.hpp"
 
 namespace zebra {
@@ -39,6 +40,7 @@ std::vector<Book> read_books(const std::vector<std::string>& files) {
   for (const std::string& file : expand_corpus_inputs(files)) {
     for_each_line(file, [&](std::string_view line, std::int64_t line_no) {
       if (line.find_first_not_of(" \t\r") == std::string_view::npos) return;
+      check_json_depth(line, str_cat("books: ", file, ":", line_no));
       nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
       ZEBRA_CHECK(!j.is_discarded() && j.is_object() && j.contains("text") && j["text"].is_string(), "books: ", file,
                   ":", line_no, ": expected a JSON object with a string \"text\"");

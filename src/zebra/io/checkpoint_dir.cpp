@@ -10,6 +10,7 @@
 
 #include "zebra/util/atomic_file.hpp"
 #include "zebra/util/error.hpp"
+#include "zebra/util/json_text.hpp"
 #include "zebra/util/log.hpp"
 
 namespace zebra {
@@ -114,11 +115,16 @@ struct WeightSource {
   }
 };
 
-// A shard name from an index file must be a plain file name inside the directory.
+// A shard name from an index file must be a plain file name inside the directory, no longer than a file name
+// can be (NAME_MAX; longer, std::filesystem would throw its own error on the first look at it).
 void check_shard_name(const std::string& index_path, const std::string& name) {
+  constexpr std::size_t kMaxFileName = 255;
   if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos ||
       name.find('\\') != std::string::npos || name.find('\0') != std::string::npos) {
-    fail("'", index_path, "': shard file name '", name, "' is not a plain file name in the model directory");
+    fail("'", index_path, "': shard file name '", bounded(name), "' is not a plain file name in the model directory");
+  }
+  if (name.size() > kMaxFileName) {
+    fail("'", index_path, "': shard file name '", bounded(name), "' is longer than ", kMaxFileName, " bytes");
   }
 }
 
@@ -138,7 +144,9 @@ WeightSource open_weights(const std::string& dir) {
     fail("model directory '", dir, "': neither model.safetensors nor model.safetensors.index.json found", hint);
   }
   const std::string ipath = index.string();
-  json j = json::parse(read_file(ipath), nullptr, /*allow_exceptions=*/false);
+  const std::string index_text = read_file(ipath);
+  check_json_depth(index_text, "'" + ipath + "'");
+  json j = json::parse(index_text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) fail("'", ipath, "': not valid JSON");
   if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object()) {
     fail("'", ipath, "': expected an object with a 'weight_map' object {tensor name: shard file}");
@@ -147,7 +155,8 @@ WeightSource open_weights(const std::string& dir) {
   std::set<std::string> shard_names;
   for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
     if (!it.value().is_string()) {
-      fail("'", ipath, "': weight_map['", it.key(), "']: expected a file name, found ", it.value().dump());
+      fail("'", ipath, "': weight_map['", bounded(it.key()), "']: expected a file name, found ",
+           shown_json(it.value()));
     }
     std::string shard = it.value().get<std::string>();
     check_shard_name(ipath, shard);
@@ -158,7 +167,11 @@ WeightSource open_weights(const std::string& dir) {
   std::map<std::string, std::size_t> shard_index;
   for (const std::string& shard : shard_names) {
     fs::path p = fs::path(dir) / shard;
-    if (!fs::exists(p)) fail("'", ipath, "' lists shard '", shard, "', which is missing from '", dir, "'");
+    std::error_code ec;
+    if (!fs::exists(p, ec)) {
+      fail("'", ipath, "' lists shard '", bounded(shard), "', which is missing from '", dir, "'",
+           ec ? " (" + ec.message() + ")" : std::string());
+    }
     shard_index[shard] = src.files.size();
     src.files.push_back(SafetensorsFile::open(p.string()));
   }
@@ -173,7 +186,8 @@ WeightSource open_weights(const std::string& dir) {
   }
   for (const auto& [name, shard] : weight_map) {
     if (!src.files[shard_index[shard]].contains(name)) {
-      fail("'", ipath, "': weight_map puts tensor '", name, "' in '", shard, "', which does not hold it");
+      fail("'", ipath, "': weight_map puts tensor '", bounded(name), "' in '", bounded(shard),
+           "', which does not hold it");
     }
   }
   return src;
@@ -191,7 +205,9 @@ bool harmless_extra(const std::string& name) { return name.ends_with("rotary_emb
 ModelConfig resolve_config(const std::string& dir, const WeightSource& src, const LoadModelOptions& options) {
   const std::string cpath = (fs::path(dir) / "config.json").string();
   if (!fs::exists(cpath)) fail("model directory '", dir, "': config.json not found");
-  json j = json::parse(read_file(cpath), nullptr, /*allow_exceptions=*/false);
+  const std::string config_text = read_file(cpath);
+  check_json_depth(config_text, "'" + cpath + "'");
+  json j = json::parse(config_text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) fail("'", cpath, "': not valid JSON (expected a config object)");
   ModelConfig config;
   try {
@@ -241,13 +257,29 @@ void check_tensor_names(const std::string& dir, const WeightSource& src, const M
   }
 }
 
+// Every tensor has the shape the config implies, checked before anything is allocated: a config.json that
+// claims a huge vocab_size next to a small embedding is refused by name, not by std::bad_alloc.
+void check_tensor_shapes(const WeightSource& src, const ModelConfig& config, const ParamLayout& layout) {
+  for (const TensorInfo& t : layout.tensors) {
+    const SafetensorsFile* f = src.find(t.name);
+    const TensorEntry& e = f->entry(t.name);
+    if (e.shape == t.shape) continue;
+    fail("'", f->path(), "', tensor '", t.name, "': expected shape ", shape_string(t.shape), ", found ",
+         shape_string(e.shape), " (config.json: vocab_size ", config.vocab_size, ", hidden_size ", config.d_model,
+         ", intermediate_size ", config.ffn_dim, ", head_dim ", config.head_dim, ")");
+  }
+}
+
 }  // namespace
 
 ParameterSet<float> load_model_dir(const std::string& dir, const LoadModelOptions& options) {
   WeightSource src = open_weights(dir);
   ModelConfig config = resolve_config(dir, src, options);
+  config.resolve();
+  const ParamLayout layout = make_param_layout(config);
+  check_tensor_names(dir, src, config, layout);
+  check_tensor_shapes(src, config, layout);
   ParameterSet<float> params(config);
-  check_tensor_names(dir, src, config, params.layout);
   for (const TensorInfo& t : params.layout.tensors) {
     const SafetensorsFile* f = src.find(t.name);
     f->read(t.name, params.tensor(t), t.shape);
@@ -284,11 +316,10 @@ WeightStore load_model_dir_weights(const std::string& dir, const LoadModelOption
   store.config.resolve();
   const ParamLayout layout = make_param_layout(store.config);
   check_tensor_names(dir, src, store.config, layout);
+  check_tensor_shapes(src, store.config, layout);
   for (const TensorInfo& t : layout.tensors) {
     const SafetensorsFile* f = src.find(t.name);
     const TensorEntry& e = f->entry(t.name);
-    ZEBRA_CHECK(e.shape == t.shape, "'", f->path(), "', tensor '", t.name, "': expected shape ", shape_string(t.shape),
-                ", found ", shape_string(e.shape));
     StoredTensor out;
     out.name = t.name;
     out.shape = t.shape;

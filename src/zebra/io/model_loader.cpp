@@ -37,8 +37,11 @@ ModelConfig gguf_config(const GgufFile& f, const std::optional<ModelAdjustment>&
 // fp32 parameters from a GGUF (training, conversion): every tensor dequantised.
 ParameterSet<float> load_gguf_params(const std::string& path, const std::optional<ModelAdjustment>& pattern) {
   const GgufFile f = GgufFile::open(path);
-  ParameterSet<float> params(gguf_config(f, pattern));
-  for (const GgufModelTensor& t : gguf_model_tensors(f, params.config)) {
+  const ModelConfig config = gguf_config(f, pattern);
+  // The tensors are checked against the file before the parameters are allocated from the config.
+  const std::vector<GgufModelTensor> tensors = gguf_model_tensors(f, config);
+  ParameterSet<float> params(config);
+  for (const GgufModelTensor& t : tensors) {
     const TensorInfo* info = params.layout.find(t.name);
     ZEBRA_CHECK(info != nullptr, "GGUF '", path, "': tensor '", t.gguf_name, "' has no place in the model");
     const WeightMatrix m = t.matrix();

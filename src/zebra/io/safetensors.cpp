@@ -14,6 +14,7 @@
 #include <set>
 
 #include "zebra/util/error.hpp"
+#include "zebra/util/json_text.hpp"
 
 namespace zebra {
 
@@ -22,8 +23,11 @@ static_assert(std::endian::native == std::endian::little, "safetensors I/O assum
 using json = nlohmann::json;
 
 std::string shape_string(const std::vector<std::int64_t>& shape) {
+  // A shape read from a file may have any number of dimensions: show at most 8 in an error.
+  constexpr std::size_t kShown = 8;
   std::string s = "[";
-  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  for (std::size_t i = 0; i < shape.size() && i < kShown; ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  if (shape.size() > kShown) s += str_cat(", ... (", shape.size(), " dimensions)");
   return s + "]";
 }
 
@@ -48,7 +52,7 @@ std::uint64_t json_non_negative(const json& v, const std::string& where) {
     if (i < 0) fail(where, ": expected a non-negative integer, found ", i);
     return static_cast<std::uint64_t>(i);
   }
-  fail(where, ": expected a non-negative integer, found ", v.dump());
+  fail(where, ": expected a non-negative integer, found ", shown_json(v));
 }
 
 }  // namespace
@@ -84,6 +88,7 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
     return true;
   };
   const char* hbegin = reinterpret_cast<const char*>(f.file_.data() + 8);
+  check_json_depth(std::string_view(hbegin, header_len), where + ": header");
   json header;
   try {
     header = json::parse(hbegin, hbegin + header_len, on_event);
@@ -106,13 +111,13 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
       if (!v.is_object()) fail(where, ": __metadata__: expected an object of strings, found ", v.type_name());
       for (auto m = v.begin(); m != v.end(); ++m) {
         if (!m.value().is_string()) {
-          fail(where, ": __metadata__ entry '", m.key(), "': expected a string, found ", m.value().dump());
+          fail(where, ": __metadata__ entry '", m.key(), "': expected a string, found ", shown_json(m.value()));
         }
         f.metadata_[m.key()] = m.value().get<std::string>();
       }
       continue;
     }
-    const std::string tw = where + ", tensor '" + name + "'";
+    const std::string tw = where + ", tensor '" + bounded(name) + "'";
     if (name.empty()) fail(where, ": a tensor has an empty name");
     if (!v.is_object()) fail(tw, ": expected an object {dtype, shape, data_offsets}, found ", v.type_name());
     if (!v.contains("dtype") || !v["dtype"].is_string()) fail(tw, ": missing or non-string 'dtype'");
@@ -133,7 +138,7 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
         if (dname == o.name) esize = o.size;
       }
       if (esize == 0) {
-        fail(tw, ": unknown dtype '", dname, "' (known: F32, F16, BF16, F64, BOOL, U8, I8, F8_E4M3, F8_E5M2, ",
+        fail(tw, ": unknown dtype '", bounded(dname), "' (known: F32, F16, BF16, F64, BOOL, U8, I8, F8_E4M3, F8_E5M2, ",
              "I16, U16, I32, U32, I64, U64)");
       }
       e.convertible = false;
@@ -147,11 +152,11 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
         fail(tw, ": shape[", i, "] = ", d, " is too large");
       }
       e.shape.push_back(static_cast<std::int64_t>(d));
-      if (__builtin_mul_overflow(numel, d, &numel)) fail(tw, ": shape ", shape.dump(), " overflows 64 bits");
+      if (__builtin_mul_overflow(numel, d, &numel)) fail(tw, ": shape ", shown_json(shape), " overflows 64 bits");
     }
     std::uint64_t nbytes = 0;
     if (__builtin_mul_overflow(numel, static_cast<std::uint64_t>(esize), &nbytes)) {
-      fail(tw, ": shape ", shape.dump(), " overflows 64 bits in bytes");
+      fail(tw, ": shape ", shown_json(shape), " overflows 64 bits in bytes");
     }
     const std::uint64_t begin = json_non_negative(v["data_offsets"][0], tw + ": data_offsets[0]");
     const std::uint64_t end = json_non_negative(v["data_offsets"][1], tw + ": data_offsets[1]");

@@ -9,6 +9,7 @@
 #include "zebra/ops/mask.hpp"
 #include "zebra/util/atomic_file.hpp"
 #include "zebra/util/error.hpp"
+#include "zebra/util/json_text.hpp"
 
 namespace zebra {
 
@@ -582,6 +583,7 @@ ModelConfig load_config(const std::string& path) {
   std::string file = path;
   if (std::filesystem::is_directory(path)) file = (std::filesystem::path(path) / "config.json").string();
   std::string text = read_file(file);
+  check_json_depth(text, "'" + file + "'");
   json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) fail("'", file, "': not valid JSON (expected a config object)");
   try {

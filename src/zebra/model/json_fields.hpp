@@ -7,16 +7,13 @@
 #include <string>
 
 #include "zebra/util/error.hpp"
+#include "zebra/util/json_text.hpp"
 
 namespace zebra::json_fields {
 
 inline bool has(const nlohmann::json& j, const char* key) { return j.contains(key) && !j.at(key).is_null(); }
 
-// The value as JSON text, cut to a length fit for an error message.
-inline std::string shown(const nlohmann::json& v) {
-  std::string s = v.dump();
-  return s.size() > 80 ? s.substr(0, 80) + "..." : s;
-}
+inline std::string shown(const nlohmann::json& v) { return shown_json(v); }
 
 inline std::int64_t get_int(const nlohmann::json& j, const char* key, std::int64_t fallback, const char* prefix = "") {
   if (!has(j, key)) return fallback;
@@ -47,7 +44,6 @@ inline std::string get_string(const nlohmann::json& j, const char* key, const st
   return v.get<std::string>();
 }
 
-// A string for an error message, cut to a bounded length.
-inline std::string shown(const std::string& s) { return s.size() > 80 ? s.substr(0, 80) + "..." : s; }
+inline std::string shown(const std::string& s) { return bounded(s); }
 
 }  // namespace zebra::json_fields

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "zebra/util/error.hpp"
+#include "zebra/util/memory.hpp"
 
 namespace zebra {
 
@@ -29,6 +30,26 @@ void add_tensor(ParamLayout& layout, std::string name, std::vector<std::int64_t>
   t.decay = !is_norm && !is_embedding;
   layout.total += numel;
   layout.tensors.push_back(std::move(t));
+}
+
+// A config may come from an untrusted file: parameters this machine cannot hold are refused before the
+// allocation (which would otherwise end in std::bad_alloc or the OOM killer), naming the largest tensor and the
+// config fields that size it.
+void check_fits_in_memory(const ModelConfig& c, const ParamLayout& layout, std::size_t element_bytes) {
+  const std::int64_t available = available_memory_bytes();
+  if (available <= 0 || layout.tensors.empty()) return;  // unknown: let the allocation decide
+  const double bytes = static_cast<double>(layout.total) * static_cast<double>(element_bytes);
+  if (bytes <= static_cast<double>(available)) return;
+  const TensorInfo* largest = &layout.tensors[0];
+  for (const TensorInfo& t : layout.tensors) {
+    if (t.numel > largest->numel) largest = &t;
+  }
+  std::string dims;
+  for (std::size_t i = 0; i < largest->shape.size(); ++i) dims += str_cat(i ? " x " : "", largest->shape[i]);
+  fail("the model's ", layout.total, " parameters need ", bytes / 1e9, " GB, more than the ",
+       static_cast<double>(available) / 1e9, " GB of memory available (largest tensor '", largest->name, "' [", dims,
+       "]; config fields vocab_size ", c.vocab_size, ", hidden_size ", c.d_model, ", intermediate_size ", c.ffn_dim,
+       ", num_hidden_layers ", c.n_layers, ")");
 }
 
 }  // namespace
@@ -90,7 +111,9 @@ ParamViews<T> make_views(const ModelConfig& c, const ParamLayout& layout, T* bas
 }
 
 template <typename T>
-ParameterSet<T>::ParameterSet(const ModelConfig& c) : config(c), layout(make_param_layout(c)), data(layout.total) {
+ParameterSet<T>::ParameterSet(const ModelConfig& c) : config(c), layout(make_param_layout(c)) {
+  check_fits_in_memory(config, layout, sizeof(T));
+  data.resize(layout.total);
   views = make_views(config, layout, data.data());
 }
 

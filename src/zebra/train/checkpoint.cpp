@@ -8,6 +8,7 @@
 #include "zebra/io/safetensors.hpp"
 #include "zebra/util/atomic_file.hpp"
 #include "zebra/util/error.hpp"
+#include "zebra/util/json_text.hpp"
 
 namespace zebra {
 
@@ -19,6 +20,9 @@ constexpr const char* kStateTensors = "trainer_state.safetensors";
 constexpr const char* kStateJson = "trainer_state.json";
 constexpr const char* kStateFormat = "zebra-trainer-state";
 constexpr int kStateVersion = 1;
+// Bound on step and tokens_seen: the trainer adds to both every step, and the metrics carry them as JSON numbers
+// that plots read as doubles (exact up to 2^53). A real run stays far below (10^15 tokens is 2^50).
+constexpr std::int64_t kMaxCounter = std::int64_t{1} << 53;
 
 std::int64_t get_i64(const nlohmann::json& j, const char* key, const std::string& file) {
   if (!j.contains(key) || !j.at(key).is_number_integer()) {
@@ -64,37 +68,47 @@ void save_checkpoint(const std::string& dir, const ParameterSet<float>& params, 
   save_model_dir(dir, params, options);
 }
 
-Checkpoint load_checkpoint(const std::string& dir) {
-  const std::string json_path = (fs::path(dir) / kStateJson).string();
-  const std::string tensors_path = (fs::path(dir) / kStateTensors).string();
-  if (!fs::exists(json_path)) fail("'", dir, "': no ", kStateJson, " (expected a zebra training checkpoint)");
-  Checkpoint ck;
-  const std::string text = read_file(json_path);
+TrainerState parse_trainer_state(std::string_view text, const std::string& json_path) {
+  check_json_depth(text, "'" + json_path + "'");
   nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) fail("'", json_path, "': not valid JSON (expected a zebra trainer state)");
   if (!j.contains("format") || j["format"] != kStateFormat) {
     fail("'", json_path, "': field 'format' is not \"", kStateFormat, "\"");
   }
   if (get_i64(j, "version", json_path) != kStateVersion) {
-    fail("'", json_path, "': version ", j["version"].dump(), ", expected ", kStateVersion);
+    fail("'", json_path, "': version ", shown_json(j["version"]), ", expected ", kStateVersion);
   }
-  ck.state.step = get_i64(j, "step", json_path);
-  ck.state.tokens_seen = get_i64(j, "tokens_seen", json_path);
-  if (ck.state.step < 0 || ck.state.tokens_seen < 0) fail("'", json_path, "': negative step or tokens_seen");
+  TrainerState state;
+  state.step = get_i64(j, "step", json_path);
+  state.tokens_seen = get_i64(j, "tokens_seen", json_path);
+  for (const auto& [key, value] :
+       {std::pair<const char*, std::int64_t>{"step", state.step}, {"tokens_seen", state.tokens_seen}}) {
+    if (value < 0 || value > kMaxCounter) {
+      fail("'", json_path, "': field '", key, "' is ", value, ", expected an integer in [0, 2^53]");
+    }
+  }
   if (!j.contains("batcher")) fail("'", json_path, "': field 'batcher' missing");
   try {
-    ck.state.batcher.long_batcher = batcher_state_from_json(j["batcher"]);
+    state.batcher.long_batcher = batcher_state_from_json(j["batcher"]);
     if (j.contains("short_batcher")) {
-      ck.state.batcher.short_batcher = batcher_state_from_json(j["short_batcher"]);
+      state.batcher.short_batcher = batcher_state_from_json(j["short_batcher"]);
       const auto it = j.find("kind_rng_state");
       if (it == j.end() || !it->is_number_unsigned()) fail("field 'kind_rng_state' missing or not an unsigned integer");
-      ck.state.batcher.kind_rng_state = it->get<std::uint64_t>();
+      state.batcher.kind_rng_state = it->get<std::uint64_t>();
     }
   } catch (const Error& e) {
     fail("'", json_path, "': ", e.what());
   }
-  ck.state.run = j.value("run", nlohmann::json::object());
+  state.run = j.value("run", nlohmann::json::object());
+  return state;
+}
 
+Checkpoint load_checkpoint(const std::string& dir) {
+  const std::string json_path = (fs::path(dir) / kStateJson).string();
+  const std::string tensors_path = (fs::path(dir) / kStateTensors).string();
+  if (!fs::exists(json_path)) fail("'", dir, "': no ", kStateJson, " (expected a zebra training checkpoint)");
+  Checkpoint ck;
+  ck.state = parse_trainer_state(read_file(json_path), json_path);
   ck.params = load_model_dir(dir);
   SafetensorsFile st = SafetensorsFile::open(tensors_path);
   ck.m.resize(ck.params.layout.total);

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "zebra/data/mixture_batcher.hpp"
@@ -34,6 +35,8 @@ void save_checkpoint(const std::string& dir, const ParameterSet<float>& params, 
                      const AlignedBuffer<float>& v, const TrainerState& state, const std::string& tokenizer_file);
 
 Checkpoint load_checkpoint(const std::string& dir);
+// The trainer_state.json part of a checkpoint: `text` as read from `json_path` (which errors name).
+TrainerState parse_trainer_state(std::string_view text, const std::string& json_path);
 
 // "checkpoint-00000100" for step 100.
 std::string checkpoint_name(std::int64_t step);

@@ -117,6 +117,7 @@ double distributed_update(Communicator& comm, Transformer<float>& model, Optimiz
               "distributed_update: the optimizer's moments are not this rank's shard");
   reduce_scatter_sum(comm, g, n);
   const double norm = sharded_grad_norm(comm, g, n);
+  check_gradient_norm(norm, optimizer.steps_taken() + 1);
   optimizer.update(model.params(), model.grads(), lr, clip_factor(norm, optimizer.options().grad_clip, 1.0));
   all_gather(comm, model.params().data.data(), n);
   return norm;

@@ -9,6 +9,7 @@
 
 #include "zebra/util/atomic_file.hpp"
 #include "zebra/util/error.hpp"
+#include "zebra/util/json_text.hpp"
 
 namespace zebra {
 
@@ -19,6 +20,7 @@ MetricsWriter::MetricsWriter(const std::string& path, std::int64_t keep_up_to_st
     std::ifstream in(path);
     std::string line, kept;
     while (std::getline(in, line)) {
+      if (json_depth(line).depth > kMaxJsonDepth) continue;  // not a line zebra wrote
       nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
       if (j.is_discarded() || !j.is_object()) continue;  // a line cut by a crash
       if (j.value("step", std::int64_t{0}) <= keep_up_to_step) kept += line + "\n";
@@ -62,6 +64,7 @@ void plot_loss_curves(const std::vector<std::string>& metrics_paths, const std::
     std::string line;
     std::int64_t n_train = 0, n_eval = 0;
     while (std::getline(in, line)) {
+      if (json_depth(line).depth > kMaxJsonDepth) continue;
       nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
       if (j.is_discarded() || !j.is_object() || !j.contains("tokens")) continue;
       if (j.contains("loss")) {

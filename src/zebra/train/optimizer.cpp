@@ -30,6 +30,13 @@ double global_grad_norm(const float* grads, std::size_t n) {
   return std::sqrt(total);
 }
 
+void check_gradient_norm(double norm, std::int64_t step) {
+  // A NaN or infinite gradient would poison every parameter and both moments for good: refuse it with all of
+  // them as they were, so that the last state (and checkpoint) stays usable.
+  ZEBRA_CHECK(std::isfinite(norm), "training stopped: the gradient norm is ", norm, " at optimizer step ", step,
+              " (parameters and optimizer moments left unchanged); lower the learning rate or check the data");
+}
+
 double clip_factor(double norm, double grad_clip, double grad_scale) {
   return grad_clip > 0.0 && norm > grad_clip ? grad_scale * (grad_clip / norm) : grad_scale;
 }
@@ -45,6 +52,7 @@ double Optimizer::step(ParameterSet<float>& params, const AlignedBuffer<float>& 
   ZEBRA_CHECK(range_.begin == 0 && range_.end == layout_->total,
               "Optimizer::step needs the moments of every parameter; a sharded optimizer takes update()");
   const double norm = grad_scale * global_grad_norm(grads.data(), grads.size());
+  check_gradient_norm(norm, step_ + 1);
   update(params, grads, lr, clip_factor(norm, options_.grad_clip, grad_scale));
   return norm;
 }

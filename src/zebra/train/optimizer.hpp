@@ -25,6 +25,8 @@ double global_grad_norm(const float* grads, std::size_t n);
 // The block sums of squares of grads[begin, end) (begin a multiple of kGradNormBlock): concatenated over
 // consecutive ranges and added in order they give exactly global_grad_norm's sum (train/data_parallel.hpp).
 std::vector<double> grad_square_blocks(const float* grads, std::size_t begin, std::size_t end);
+// Throws (naming the step) when the gradient norm is NaN or infinite, before anything is updated.
+void check_gradient_norm(double norm, std::int64_t step);
 // The factor a step multiplies the gradients by: grad_scale, times grad_clip / norm when norm exceeds it.
 double clip_factor(double norm, double grad_clip, double grad_scale);
 

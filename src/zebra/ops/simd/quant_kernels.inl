@@ -57,6 +57,13 @@ typedef long long V4di __attribute__((vector_size(32)));
 typedef float V8sf __attribute__((vector_size(32)));
 typedef float V16sf __attribute__((vector_size(64)));
 typedef int V16si __attribute__((vector_size(64)));
+// Lanes of v picked by idx (mod 16): GCC's generic shuffle; clang has none with a variable index vector.
+#if defined(__clang__)
+#define ZEBRA_SHUFFLE16(v, idx) \
+  reinterpret_cast<V16sf>(_mm512_permutexvar_ps(reinterpret_cast<__m512i>(idx), reinterpret_cast<__m512>(v)))
+#else
+#define ZEBRA_SHUFFLE16(v, idx) __builtin_shuffle(v, idx)
+#endif
 
 inline float hsum512(__m512 v) {
   const V16sf x = reinterpret_cast<V16sf>(v);
@@ -337,7 +344,7 @@ inline VWin load_f32_window(const float* src, std::int64_t n) {
 // Lane k of v in every lane (a single block's scale).
 inline __m256 lane_of(VWin v, std::int64_t k) {
   const V16si idx = V16si{} + static_cast<int>(k);
-  const V16sf all = __builtin_shuffle(v, idx);
+  const V16sf all = ZEBRA_SHUFFLE16(v, idx);
   return reinterpret_cast<__m256>(__builtin_shufflevector(all, all, 0, 1, 2, 3, 4, 5, 6, 7));
 }
 inline float sum_window(VWin v) { return hsum512(reinterpret_cast<__m512>(v)); }
@@ -411,7 +418,7 @@ template <class F, int NB>
         const V16si idx = pair0 + static_cast<int>(b - w0);
         for (int i = 0; i < NB; ++i) {
           const __m512i aq = _mm512_loadu_si512(act[i].qs + 32 * b);
-          const __m512 scale = reinterpret_cast<__m512>(__builtin_shuffle(reinterpret_cast<V16sf>(svv[i]), idx));
+          const __m512 scale = reinterpret_cast<__m512>(ZEBRA_SHUFFLE16(reinterpret_cast<V16sf>(svv[i]), idx));
           acc[i][0] = _mm512_fmadd_ps(to_ps(dot_quants2<Q8_0Format>(wq, aq)), scale, acc[i][0]);
         }
       }
@@ -426,9 +433,9 @@ template <class F, int NB>
           const __m512i a23 = _mm512_loadu_si512(act[i].qs + 32 * b + 64);
           const V16sf s = reinterpret_cast<V16sf>(svv[i]);
           acc[i][0] = _mm512_fmadd_ps(to_ps(dot_quants2<Q4_0Format>(lo, a01)),
-                                      reinterpret_cast<__m512>(__builtin_shuffle(s, idx0)), acc[i][0]);
+                                      reinterpret_cast<__m512>(ZEBRA_SHUFFLE16(s, idx0)), acc[i][0]);
           acc[i][1] = _mm512_fmadd_ps(to_ps(dot_quants2<Q4_0Format>(hi, a23)),
-                                      reinterpret_cast<__m512>(__builtin_shuffle(s, idx1)), acc[i][1]);
+                                      reinterpret_cast<__m512>(ZEBRA_SHUFFLE16(s, idx1)), acc[i][1]);
         }
       }
       if (b + 2 <= end) {  // the row's last pair: 32 bytes, byte i = value i | value i + 32
@@ -437,7 +444,7 @@ template <class F, int NB>
         const V16si idx = pair0 + static_cast<int>(b - w0);
         for (int i = 0; i < NB; ++i) {
           const __m512i aq = _mm512_loadu_si512(act[i].qs + 32 * b);
-          const __m512 scale = reinterpret_cast<__m512>(__builtin_shuffle(reinterpret_cast<V16sf>(svv[i]), idx));
+          const __m512 scale = reinterpret_cast<__m512>(ZEBRA_SHUFFLE16(reinterpret_cast<V16sf>(svv[i]), idx));
           acc[i][0] = _mm512_fmadd_ps(to_ps(dot_quants2<Q4_0Format>(wq, aq)), scale, acc[i][0]);
         }
         b += 2;

@@ -23,10 +23,22 @@
 
 // Regions of code compiled for one instruction set. AVX-512: the subset the kernels use (Skylake-X and later,
 // Zen 4 and later).
+#if defined(__clang__)
+// clang (the fuzz build, scripts/fuzz.sh) has no GCC target pragmas: the same regions as an attribute on every
+// function in them.
+#define ZEBRA_SIMD_BEGIN_AVX2 \
+  _Pragma("clang attribute push(__attribute__((target(\"avx2,fma,f16c\"))), apply_to = function)")
+// clang-format off
+#define ZEBRA_SIMD_BEGIN_AVX512 \
+  _Pragma("clang attribute push(__attribute__((target(\"avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c\"))), apply_to = function)")
+// clang-format on
+#define ZEBRA_SIMD_END _Pragma("clang attribute pop")
+#else
 #define ZEBRA_SIMD_BEGIN_AVX2 _Pragma("GCC push_options") _Pragma("GCC target(\"avx2,fma,f16c\")")
 #define ZEBRA_SIMD_BEGIN_AVX512 \
   _Pragma("GCC push_options") _Pragma("GCC target(\"avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c\")")
 #define ZEBRA_SIMD_END _Pragma("GCC pop_options")
+#endif
 
 // Avx512LayoutOnAvx2Traits passes 64-byte vectors between functions compiled without AVX-512, whose calling
 // convention GCC warns may differ between compilers (-Wpsabi, reported where templates are instantiated, so
