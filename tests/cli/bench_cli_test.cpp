@@ -15,15 +15,7 @@ using test::run_zebra;
 
 class BenchCli : public test::CliTest {
  protected:
-  // A 4-layer model of vocabulary 300 (pattern GLGL, window 16) that runs a step in milliseconds.
-  std::string tiny_config() {
-    const std::string file = path("config.json");
-    std::ofstream config(file);
-    config << R"({"vocab_size": 300, "hidden_size": 32, "num_hidden_layers": 4, "num_attention_heads": 4,
-                  "num_key_value_heads": 2, "intermediate_size": 64, "max_position_embeddings": 128,
-                  "group_size": 2, "sliding_window": 16})";
-    return file;
-  }
+  std::string tiny_config() { return test::write_tiny_config(dir_); }
   // Runs `zebra ARGS --json FILE` and returns what it wrote (a parse error fails the test when it wrote nothing).
   nlohmann::json run_json(const std::string& args, const std::string& file) {
     const auto r = run_zebra(args + " --json " + path(file));

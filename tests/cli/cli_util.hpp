@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "test_paths.hpp"
@@ -19,9 +20,10 @@ struct CommandResult {
   std::string output;  // stdout and stderr together
 };
 
-inline CommandResult run_zebra(const std::string& args) {
+// A shell command line (mpirun, pipelines), stdout and stderr together.
+inline CommandResult run_command(const std::string& command) {
   CommandResult r;
-  const std::string cmd = std::string(ZEBRA_BINARY) + " " + args + " 2>&1";
+  const std::string cmd = command + " 2>&1";
   std::FILE* pipe = ::popen(cmd.c_str(), "r");
   if (!pipe) return r;
   std::array<char, 4096> buf{};
@@ -30,6 +32,19 @@ inline CommandResult run_zebra(const std::string& args) {
   const int status = ::pclose(pipe);
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return r;
+}
+
+inline CommandResult run_zebra(const std::string& args) { return run_command(std::string(ZEBRA_BINARY) + " " + args); }
+
+// The small model of the training CLI tests, written to DIR/config.json (returned): 4 layers of width 32 (pattern
+// GLGL, window 16), GQA 4/2 heads, vocabulary 300, 128 positions; a step takes milliseconds.
+inline std::string write_tiny_config(const std::filesystem::path& dir) {
+  const std::filesystem::path file = dir / "config.json";
+  std::ofstream config(file);
+  config << R"({"vocab_size": 300, "hidden_size": 32, "num_hidden_layers": 4, "num_attention_heads": 4,
+                "num_key_value_heads": 2, "intermediate_size": 64, "max_position_embeddings": 128,
+                "group_size": 2, "sliding_window": 16})";
+  return file.string();
 }
 
 // A fixture whose tests each get a fresh folder, zebra_<suite>_<pid> under the system's temporary folder,

@@ -28,11 +28,7 @@ class TrainCli : public test::CliTest {
     }
     corpus << "bad bytes: \xff\xfe end\n";
     corpus.close();
-    std::ofstream config(dir_ / "config.json");
-    config << R"({"vocab_size": 300, "hidden_size": 32, "num_hidden_layers": 4, "num_attention_heads": 4,
-                  "num_key_value_heads": 2, "intermediate_size": 64, "max_position_embeddings": 128,
-                  "group_size": 2, "sliding_window": 16})";
-    config.close();
+    test::write_tiny_config(dir_);
     auto r = run_zebra("prepare " + (dir_ / "corpus.txt").string() + " -o " + (dir_ / "data").string() +
                        " --vocab-size 300 --valid-fraction 0.1 --quiet");
     ASSERT_EQ(r.exit_code, 0) << r.output;

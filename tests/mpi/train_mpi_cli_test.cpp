@@ -34,18 +34,6 @@ std::string mpirun(int ranks) {
          std::to_string(ranks) + " " + ZEBRA_BINARY;
 }
 
-test::CommandResult run_command(const std::string& cmd) {
-  test::CommandResult r;
-  std::FILE* pipe = ::popen((cmd + " 2>&1").c_str(), "r");
-  if (!pipe) return r;
-  char buf[4096];
-  std::size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) r.output.append(buf, n);
-  const int status = ::pclose(pipe);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
-
 // The "loss" of every step line of a run's metrics.jsonl, as written (so that equal strings mean equal bits).
 std::vector<std::string> losses_of(const fs::path& run) {
   std::ifstream in(run / "metrics.jsonl");
@@ -84,11 +72,7 @@ class TrainMpi : public test::CliTest {
       corpus << "In the beginning was the word, and the word was " << (i % 7) << " times spoken.\n";
     }
     corpus.close();
-    std::ofstream config(dir_ / "config.json");
-    config << R"({"vocab_size": 300, "hidden_size": 32, "num_hidden_layers": 4, "num_attention_heads": 4,
-                  "num_key_value_heads": 2, "intermediate_size": 64, "max_position_embeddings": 128,
-                  "group_size": 2, "sliding_window": 16})";
-    config.close();
+    test::write_tiny_config(dir_);
     auto r = test::run_zebra("prepare " + path("corpus.txt") + " -o " + path("data") +
                              " --vocab-size 300 --valid-fraction 0.1 --quiet");
     ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -109,17 +93,17 @@ class TrainMpi : public test::CliTest {
 TEST_F(TrainMpi, DataParallelEqualsAccumulationAndIsBitReproducible) {
   auto one = test::run_zebra(args("one", 6) + " --grad-accum 2");
   ASSERT_EQ(one.exit_code, 0) << one.output;
-  auto two = run_command(mpirun(2) + args("two", 6));
+  auto two = test::run_command(mpirun(2) + args("two", 6));
   ASSERT_EQ(two.exit_code, 0) << two.output;
   EXPECT_NE(two.output.find("data parallel"), std::string::npos) << two.output;
   expect_losses_near(losses_of(dir_ / "two"), losses_of(dir_ / "one"));
-  auto again = run_command(mpirun(2) + args("again", 6));
+  auto again = test::run_command(mpirun(2) + args("again", 6));
   ASSERT_EQ(again.exit_code, 0) << again.output;
   EXPECT_EQ(losses_of(dir_ / "again"), losses_of(dir_ / "two"));
   EXPECT_EQ(file_bytes(dir_ / "again/checkpoint-00000006/model.safetensors"),
             file_bytes(dir_ / "two/checkpoint-00000006/model.safetensors"));
   // The sharded optimizer does the same arithmetic: the same bits.
-  auto sharded = run_command(mpirun(2) + args("sharded", 6) + " --shard-optimizer");
+  auto sharded = test::run_command(mpirun(2) + args("sharded", 6) + " --shard-optimizer");
   ASSERT_EQ(sharded.exit_code, 0) << sharded.output;
   EXPECT_EQ(losses_of(dir_ / "sharded"), losses_of(dir_ / "two"));
   EXPECT_EQ(file_bytes(dir_ / "sharded/checkpoint-00000006/trainer_state.safetensors"),
@@ -127,10 +111,10 @@ TEST_F(TrainMpi, DataParallelEqualsAccumulationAndIsBitReproducible) {
 }
 
 TEST_F(TrainMpi, ResumesWithTheSameAndAnotherNumberOfRanks) {
-  auto whole = run_command(mpirun(2) + args("whole", 6) + " --save-every 3 --keep 0");
+  auto whole = test::run_command(mpirun(2) + args("whole", 6) + " --save-every 3 --keep 0");
   ASSERT_EQ(whole.exit_code, 0) << whole.output;
   // The same ranks: bit-identical to the uninterrupted run.
-  auto same = run_command(mpirun(2) + resume("whole/checkpoint-00000003", "same", 6));
+  auto same = test::run_command(mpirun(2) + resume("whole/checkpoint-00000003", "same", 6));
   ASSERT_EQ(same.exit_code, 0) << same.output;
   EXPECT_EQ(file_bytes(dir_ / "same/checkpoint-00000006/model.safetensors"),
             file_bytes(dir_ / "whole/checkpoint-00000006/model.safetensors"));
@@ -138,7 +122,7 @@ TEST_F(TrainMpi, ResumesWithTheSameAndAnotherNumberOfRanks) {
   EXPECT_EQ(losses_of(dir_ / "same"), std::vector<std::string>(w.begin() + 3, w.end()));
   // Three ranks from the two ranks' checkpoint (with sharded moments, re-cut): steps of 3 micro-batches from
   // where the data stopped, as one process accumulating 2 and then 3 micro-batches does.
-  auto three = run_command(mpirun(3) + resume("whole/checkpoint-00000003", "three", 6) + " --shard-optimizer");
+  auto three = test::run_command(mpirun(3) + resume("whole/checkpoint-00000003", "three", 6) + " --shard-optimizer");
   ASSERT_EQ(three.exit_code, 0) << three.output;
   auto ref_first = test::run_zebra(args("ref", 6) + " --grad-accum 2 --save-every 3 --keep 0");
   ASSERT_EQ(ref_first.exit_code, 0) << ref_first.output;
@@ -152,7 +136,7 @@ TEST_F(TrainMpi, ContextParallelEqualsOneProcess) {
   ASSERT_EQ(one.exit_code, 0) << one.output;
   for (int ranks : {2, 3}) {
     const std::string out = "cp" + std::to_string(ranks);
-    auto cp = run_command(mpirun(ranks) + args(out, 4) + " --doc-mask --parallel context");
+    auto cp = test::run_command(mpirun(ranks) + args(out, 4) + " --doc-mask --parallel context");
     ASSERT_EQ(cp.exit_code, 0) << cp.output;
     EXPECT_NE(cp.output.find("context parallel"), std::string::npos) << cp.output;
     expect_losses_near(losses_of(dir_ / out), losses_of(dir_ / "one"));
@@ -161,8 +145,8 @@ TEST_F(TrainMpi, ContextParallelEqualsOneProcess) {
 
 TEST_F(TrainMpi, AFailingRankEndsTheJobNamingIt) {
   // 50 is no multiple of 3: every rank refuses, and the job ends instead of waiting.
-  auto r = run_command(mpirun(3) + " train --data " + path("data") + " --config " + path("config.json") + " -o " +
-                       path("bad") + " --steps 2 -T 50 --parallel context --no-plot");
+  auto r = test::run_command(mpirun(3) + " train --data " + path("data") + " --config " + path("config.json") + " -o " +
+                             path("bad") + " --steps 2 -T 50 --parallel context --no-plot");
   EXPECT_NE(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("error on rank"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("multiple of the number of ranks"), std::string::npos) << r.output;
@@ -187,7 +171,7 @@ TEST_F(TrainMpi, AKilledRankEndsTheJob) {
     training = file_bytes(log).find("step ") != std::string::npos;
   }
   ASSERT_TRUE(training) << file_bytes(log);
-  auto ranks = run_command("pgrep -P " + std::to_string(launcher) + " -f 'zebra train'");
+  auto ranks = test::run_command("pgrep -P " + std::to_string(launcher) + " -f 'zebra train'");
   std::vector<pid_t> pids;
   std::istringstream in(ranks.output);
   for (long p; in >> p;) pids.push_back(static_cast<pid_t>(p));
