@@ -88,38 +88,38 @@ Communicator Communicator::world() {
   return c;
 }
 
-Communicator::Ticket Communicator::isend(const void* data, std::size_t bytes, int to, int tag) {
-  ZEBRA_CHECK(mpi_ && to >= 0 && to < size_ && to != rank_, "Communicator::isend: no rank ", to, " to send to");
-  const char* p = static_cast<const char*>(data);
-  // At least one message, so that an empty one still pairs with its receive.
-  const Ticket t{pending_->requests.size(), 0};
+// Posts a message of `bytes` as pieces of at most kMaxPiece, at least one, so that an empty message still pairs
+// with its receive; `post` is MPI_Isend or MPI_Irecv over (piece, count).
+template <typename Post>
+Communicator::Ticket post_pieces(std::vector<MPI_Request>& requests, std::size_t bytes, const char* call, Post post) {
+  const std::size_t first = requests.size();
   std::size_t off = 0;
   do {
     const int n = static_cast<int>(std::min(kMaxPiece, bytes - off));
     MPI_Request r{};
-    check(MPI_Isend(p + off, n, MPI_BYTE, to, tag, MPI_COMM_WORLD, &r), "MPI_Isend");
-    pending_->requests.push_back(r);
+    check(post(off, n, &r), call);
+    requests.push_back(r);
     off += static_cast<std::size_t>(n);
   } while (off < bytes);
+  return Communicator::Ticket{first, requests.size()};
+}
+
+Communicator::Ticket Communicator::isend(const void* data, std::size_t bytes, int to, int tag) {
+  ZEBRA_CHECK(mpi_ && to >= 0 && to < size_ && to != rank_, "Communicator::isend: no rank ", to, " to send to");
+  const char* p = static_cast<const char*>(data);
   bytes_sent_ += static_cast<std::int64_t>(bytes);
-  return Ticket{t.first, pending_->requests.size()};
+  return post_pieces(pending_->requests, bytes, "MPI_Isend", [&](std::size_t off, int n, MPI_Request* r) {
+    return MPI_Isend(p + off, n, MPI_BYTE, to, tag, MPI_COMM_WORLD, r);
+  });
 }
 
 Communicator::Ticket Communicator::irecv(void* data, std::size_t bytes, int from, int tag) {
   ZEBRA_CHECK(mpi_ && from >= 0 && from < size_ && from != rank_, "Communicator::irecv: no rank ", from,
               " to receive from");
   char* p = static_cast<char*>(data);
-  // At least one message, so that an empty one still pairs with its receive.
-  const Ticket t{pending_->requests.size(), 0};
-  std::size_t off = 0;
-  do {
-    const int n = static_cast<int>(std::min(kMaxPiece, bytes - off));
-    MPI_Request r{};
-    check(MPI_Irecv(p + off, n, MPI_BYTE, from, tag, MPI_COMM_WORLD, &r), "MPI_Irecv");
-    pending_->requests.push_back(r);
-    off += static_cast<std::size_t>(n);
-  } while (off < bytes);
-  return Ticket{t.first, pending_->requests.size()};
+  return post_pieces(pending_->requests, bytes, "MPI_Irecv", [&](std::size_t off, int n, MPI_Request* r) {
+    return MPI_Irecv(p + off, n, MPI_BYTE, from, tag, MPI_COMM_WORLD, r);
+  });
 }
 
 void Communicator::wait(const Ticket& t) {
